@@ -1,1 +1,288 @@
 // SPDX-License-Identifier: GPL-2.0
+/*
+ * dm-stream copier: see stream-copier.h.
+ */
+#include <linux/bitmap.h>
+#include <linux/device-mapper.h>
+#include <linux/dm-io.h>
+#include <linux/dm-kcopyd.h>
+#include <linux/jiffies.h>
+#include <linux/slab.h>
+
+#include "stream-copier.h"
+#include "stream-metadata.h"
+
+#define DM_MSG_PREFIX "stream copier"
+
+/* Jobs kept in reserve so that copies make progress under memory pressure. */
+#define MIN_JOBS	64
+
+static struct kmem_cache *_job_cache;
+
+static sector_t region_to_sector(struct stream_copier *c, unsigned long region)
+{
+	return (sector_t)region << c->region_shift;
+}
+
+/* The sectors of [region, region + nr), the last region clipped to the target. */
+static sector_t run_sectors(struct stream_copier *c, unsigned long region, unsigned long nr)
+{
+	sector_t start = region_to_sector(c, region);
+
+	return min_t(sector_t, region_to_sector(c, region + nr), c->target_len) - start;
+}
+
+/*---------------------------------------------------------------------------*/
+/* The tree of jobs, keyed by first region; jobs never overlap. */
+static void jobs_insert(struct stream_copier *c, struct stream_job *job)
+{
+	struct rb_node **p = &c->jobs.rb_node, *parent = NULL;
+
+	while (*p) {
+		struct stream_job *j = rb_entry(*p, struct stream_job, node);
+
+		parent = *p;
+		p = job->region < j->region ? &(*p)->rb_left : &(*p)->rb_right;
+	}
+	rb_link_node(&job->node, parent, p);
+	rb_insert_color(&job->node, &c->jobs);
+}
+
+struct stream_job *stream_copier_find(struct stream_copier *c, unsigned long region)
+{
+	struct rb_node *n = c->jobs.rb_node;
+
+	if (!test_bit(region, c->busy))
+		return NULL;
+
+	while (n) {
+		struct stream_job *j = rb_entry(n, struct stream_job, node);
+
+		if (region < j->region)
+			n = n->rb_left;
+		else if (region >= j->region + j->nr)
+			n = n->rb_right;
+		else
+			return j;
+	}
+	return NULL;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Jobs */
+static struct stream_job *job_alloc(struct stream_copier *c, unsigned long region,
+				    unsigned long nr)
+{
+	struct stream_job *job;
+
+	/* Never wait: the worker that would free a job may be the caller. */
+	job = mempool_alloc(&c->job_pool, GFP_NOWAIT);
+	if (!job)
+		return NULL;
+	memset(job, 0, sizeof(*job));
+	job->copier = c;
+	job->region = region;
+	job->nr = nr;
+	bio_list_init(&job->waiters);
+	INIT_LIST_HEAD(&job->list);
+
+	bitmap_set(c->busy, region, nr);
+	jobs_insert(c, job);
+	c->nr_jobs++;
+	return job;
+}
+
+void stream_copier_job_done(struct stream_job *job, int error)
+{
+	struct stream_copier *c = job->copier;
+	unsigned long flags;
+
+	job->error = error;
+	spin_lock_irqsave(&c->lock, flags);
+	list_add_tail(&job->list, &c->completed);
+	spin_unlock_irqrestore(&c->lock, flags);
+	c->wake(c->wake_context);
+}
+
+static void copy_done(int read_err, unsigned long write_err, void *context)
+{
+	stream_copier_job_done(context, (read_err || write_err) ? -EIO : 0);
+}
+
+static void issue_copy(struct stream_copier *c, struct stream_job *job)
+{
+	struct dm_io_region from, to;
+
+	from.bdev = c->origin;
+	from.sector = region_to_sector(c, job->region);
+	from.count = run_sectors(c, job->region, job->nr);
+	to = from;
+	to.bdev = c->dest;
+
+	job->tries++;
+	dm_kcopyd_copy(c->kc, &from, 1, &to, 0, copy_done, job);
+}
+
+struct stream_job *stream_copier_copy(struct stream_copier *c, unsigned long region,
+				      unsigned long nr, bool background)
+{
+	struct stream_job *job = job_alloc(c, region, nr);
+
+	if (!job)
+		return NULL;
+	job->background = background;
+	if (background)
+		c->background_regions += nr;
+	WRITE_ONCE(c->copying_regions, c->copying_regions + nr);
+	issue_copy(c, job);
+	return job;
+}
+
+struct stream_job *stream_copier_claim(struct stream_copier *c, unsigned long region,
+				       struct bio *bio)
+{
+	struct stream_job *job = job_alloc(c, region, 1);
+
+	if (!job)
+		return NULL;
+	job->overwrite = true;
+	job->bio = bio;
+	return job;
+}
+
+void stream_copier_retry(struct stream_copier *c, struct stream_job *job)
+{
+	list_del_init(&job->list);
+	issue_copy(c, job);
+}
+
+void stream_copier_take_completed(struct stream_copier *c, struct list_head *list)
+{
+	spin_lock_irq(&c->lock);
+	list_splice_tail_init(&c->completed, list);
+	spin_unlock_irq(&c->lock);
+}
+
+void stream_copier_release(struct stream_copier *c, struct stream_job *job)
+{
+	rb_erase(&job->node, &c->jobs);
+	bitmap_clear(c->busy, job->region, job->nr);
+	if (job->background)
+		c->background_regions -= job->nr;
+	if (!job->overwrite)
+		WRITE_ONCE(c->copying_regions, c->copying_regions - job->nr);
+	c->nr_jobs--;
+	mempool_free(job, &c->job_pool);
+}
+
+/*---------------------------------------------------------------------------*/
+/* The cursor */
+unsigned long stream_copier_next_run(struct stream_copier *c, unsigned long max,
+				     unsigned long *region)
+{
+	unsigned long r = c->cursor, end;
+
+	for (;;) {
+		r = stream_md_next_uncopied(c->md, r);
+		if (r >= c->nr_regions) {
+			c->cursor = c->nr_regions;
+			return 0;
+		}
+		if (!test_bit(r, c->busy))
+			break;
+		r = find_next_zero_bit(c->busy, c->nr_regions, r);
+	}
+
+	/* Merge uncopied, unowned neighbours into one run. */
+	end = min(r + max, c->nr_regions);
+	end = stream_md_next_copied(c->md, r, end);
+	end = find_next_bit(c->busy, end, r);
+
+	*region = r;
+	c->cursor = end;
+	return end - r;
+}
+
+/*---------------------------------------------------------------------------*/
+/*
+ * Rate limit: a token bucket holding at most a quarter second of copying
+ * (and at least one run), in units of sectors * HZ so integer division
+ * loses nothing.
+ */
+unsigned long stream_copier_throttle(struct stream_copier *c, unsigned int rate,
+				     sector_t sectors)
+{
+	u64 per_sec = (u64)rate * 2;	/* sectors per second */
+	unsigned long now = jiffies;
+	unsigned long elapsed;
+	s64 cap;
+
+	if (!rate)
+		return 0;
+
+	elapsed = min_t(unsigned long, now - c->last_refill, HZ);
+	c->last_refill = now;
+	cap = max_t(s64, per_sec * HZ / 4, (s64)sectors * HZ);
+	c->tokens = min_t(s64, c->tokens + (s64)elapsed * per_sec, cap);
+
+	if (c->tokens < 0)
+		return max_t(unsigned long, 1, div64_u64(-c->tokens, per_sec) + 1);
+
+	/* Go into debt: the next run waits until it is paid back. */
+	c->tokens -= (s64)sectors * HZ;
+	return 0;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Set up and tear down */
+int stream_copier_init(struct stream_copier *c)
+{
+	int r;
+
+	c->busy = bitmap_zalloc(c->nr_regions, GFP_KERNEL);
+	if (!c->busy)
+		return -ENOMEM;
+
+	r = mempool_init_slab_pool(&c->job_pool, MIN_JOBS, _job_cache);
+	if (r)
+		goto bad_pool;
+
+	c->kc = dm_kcopyd_client_create(NULL);
+	if (IS_ERR(c->kc)) {
+		r = PTR_ERR(c->kc);
+		goto bad_kcopyd;
+	}
+
+	c->jobs = RB_ROOT;
+	INIT_LIST_HEAD(&c->retry);
+	INIT_LIST_HEAD(&c->completed);
+	spin_lock_init(&c->lock);
+	c->last_refill = jiffies;
+	return 0;
+
+bad_kcopyd:
+	mempool_exit(&c->job_pool);
+bad_pool:
+	bitmap_free(c->busy);
+	return r;
+}
+
+/* Called with no job in flight. */
+void stream_copier_exit(struct stream_copier *c)
+{
+	WARN_ON(c->nr_jobs);
+	dm_kcopyd_client_destroy(c->kc);
+	mempool_exit(&c->job_pool);
+	bitmap_free(c->busy);
+}
+
+int __init stream_copier_module_init(void)
+{
+	_job_cache = KMEM_CACHE(stream_job, 0);
+	return _job_cache ? 0 : -ENOMEM;
+}
+
+void stream_copier_module_exit(void)
+{
+	kmem_cache_destroy(_job_cache);
+}

@@ -33,6 +33,10 @@
 
 #include <linux/types.h>
 
+#ifndef __KERNEL__
+#define __packed __attribute__((packed))
+#endif
+
 #define STREAM_MAGIC			0x4d525453544d44ULL	/* "DMTSTRM" */
 #define STREAM_BITMAP_MAGIC		0x504d4254U		/* "TBMP" */
 #define STREAM_VERSION			1
@@ -44,17 +48,17 @@
 #define STREAM_BITMAP_CSUM_XOR		0x2d81f4a6U
 
 #define STREAM_SB_BLOCK			0
-#define STREAM_BITMAP_HDR_SIZE		16
+#define STREAM_BITMAP_HDR_SIZE		24
 #define STREAM_BITS_PER_BLOCK		((STREAM_BLOCK_SIZE - STREAM_BITMAP_HDR_SIZE) * 8)
 
 /* Region size limits, in 512-byte sectors. */
 #define STREAM_MIN_REGION_SECTORS	8U
 #define STREAM_MAX_REGION_SECTORS	2097152U
 /* At most 2^31 regions. */
-#define STREAM_MAX_REGIONS		(1ULL << 31)
+#define STREAM_MAX_REGIONS		0x80000000ULL
 
 /* Superblock flags. */
-#define STREAM_SB_FLAG_NEEDS_CHECK	(1U << 0)
+#define STREAM_SB_FLAG_NEEDS_CHECK	0x1U
 
 struct stream_superblock_disk {
 	__le32 csum;		/* over bytes [4, STREAM_BLOCK_SIZE) */
@@ -76,11 +80,12 @@ struct stream_superblock_disk {
 	/* The last committed transaction. */
 	__le64 transaction_id;
 	__le64 nr_copied;	/* regions marked copied in that transaction */
-} __attribute__((packed));
+} __packed;
 
 struct stream_bitmap_disk {
 	__le32 csum;		/* over bytes [4, STREAM_BLOCK_SIZE) */
 	__le32 magic;		/* STREAM_BITMAP_MAGIC */
+	__le64 blocknr;		/* where this slot lives on the device */
 	__le64 transaction_id;	/* the transaction this slot was written in */
 	/*
 	 * STREAM_BITS_PER_BLOCK bits follow, little-endian bit order: bit n of
@@ -88,7 +93,7 @@ struct stream_bitmap_disk {
 	 * block r / STREAM_BITS_PER_BLOCK. Bits past nr_regions are zero.
 	 */
 	__u8 bits[];
-} __attribute__((packed));
+} __packed;
 
 /* Where bitmap block @index, slot @slot, lives on the metadata device. */
 static inline __u64 stream_bitmap_location(__u64 index, unsigned int slot)

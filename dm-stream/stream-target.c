@@ -1,32 +1,1174 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * dm-stream: a copy-on-write destination over a read-only origin, streamed
- * in the background. (Skeleton: constructor argument count only.)
+ * in the background.
+ *
+ * Reads of regions not yet copied go to the origin, everything else to the
+ * destination. Writes to uncopied regions copy the region first (unless the
+ * write covers it). A worker copies the remaining regions with dm-kcopyd.
+ * Which regions are copied is persisted in a bitmap on the metadata device
+ * (stream-metadata.c).
+ *
+ * All state changes happen in one worker (an ordered workqueue): map()
+ * either remaps a bio at once or defers it there.
  */
+#include <linux/blkdev.h>
 #include <linux/device-mapper.h>
+#include <linux/jiffies.h>
+#include <linux/log2.h>
 #include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+
+#include "stream-copier.h"
+#include "stream-format.h"
+#include "stream-metadata.h"
 
 #define DM_MSG_PREFIX "stream"
 
+/*---------------------------------------------------------------------------*/
+/* Limits and defaults */
+/* Background regions in flight; measured with bench/ (see the rst). */
+#define DEFAULT_MAX_INFLIGHT	64
+#define MAX_MAX_INFLIGHT	1024
+/* Neighbouring regions merged into one kcopyd job: up to 1 MiB. */
+#define MERGE_SECTORS		2048
+/* Background commit period when something changed. */
+#define COMMIT_PERIOD		HZ
+/* A failed copy is tried this many times in all, with doubling delays. */
+#define MAX_COPY_TRIES		4
+#define RETRY_DELAY		(HZ / 10)
+/* Wait before trying again when a job cannot be allocated. */
+#define NOMEM_DELAY		(HZ / 10)
+
+enum stream_mode {
+	MODE_RW,	/* normal */
+	MODE_RO,	/* metadata cannot be written: no new copies */
+	MODE_FAIL,	/* metadata lost: every bio fails */
+};
+
+/* Bits in stream_c.flags. */
+enum {
+	STREAM_SUSPENDED,	/* no background copies: suspending or not resumed */
+	STREAM_PAUSED,		/* the user paused background copies */
+	STREAM_STALLED,		/* a pass ended with copy errors */
+	STREAM_RESTART,		/* start a new pass from region 0 */
+	STREAM_COMMIT_NOW,	/* commit at the next worker run */
+	STREAM_COMPLETE,	/* completion was committed and announced */
+	STREAM_DISCARD_PASSDOWN,
+};
+
+struct stream_c {
+	struct dm_target *ti;
+	struct dm_dev *meta_dev;
+	struct dm_dev *dest_dev;
+	struct dm_dev *origin_dev;
+
+	sector_t region_size;
+	unsigned int region_shift;
+	unsigned long nr_regions;
+
+	struct stream_metadata *md;
+	struct stream_copier copier;
+
+	unsigned long flags;
+	unsigned int rate;		/* KiB/s, 0 = unlimited */
+	unsigned int max_inflight;	/* background regions */
+	enum stream_mode mode;
+	unsigned long copy_errors;	/* regions given up after retries */
+
+	spinlock_t lock;		/* protects deferred */
+	struct bio_list deferred;
+
+	/* Worker only. */
+	struct bio_list flushes;	/* complete after a commit */
+	struct bio_list commit_then_submit;
+	struct bio_list commit_then_end;
+	struct bio_list nomem;		/* retry when a job can be allocated */
+	unsigned long last_commit;
+	unsigned long next_wake;	/* 0 or the jiffies the worker wants to run at */
+	bool pass_errors;
+
+	struct workqueue_struct *wq;
+	struct work_struct worker;
+	struct delayed_work waker;
+	wait_queue_head_t drain;	/* postsuspend waits here for jobs to end */
+};
+
+/* Per-bio data: the overwrite job a bio carries, if any. */
+struct stream_bio {
+	struct stream_job *job;
+};
+
+/*---------------------------------------------------------------------------*/
+/* Bio helpers */
+static unsigned long bio_region(struct stream_c *sc, struct bio *bio)
+{
+	return dm_target_offset(sc->ti, bio->bi_iter.bi_sector) >> sc->region_shift;
+}
+
+static sector_t region_sectors(struct stream_c *sc, unsigned long region)
+{
+	sector_t start = (sector_t)region << sc->region_shift;
+
+	return min(sc->region_size, sc->ti->len - start);
+}
+
+static bool bio_covers_region(struct stream_c *sc, struct bio *bio)
+{
+	sector_t offset = dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+
+	return !(offset & (sc->region_size - 1)) &&
+	       bio_sectors(bio) == region_sectors(sc, bio_region(sc, bio));
+}
+
+static void remap(struct stream_c *sc, struct bio *bio, struct dm_dev *dev)
+{
+	bio_set_dev(bio, dev->bdev);
+	bio->bi_iter.bi_sector = dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+}
+
+static void submit_to_dest(struct stream_c *sc, struct bio *bio)
+{
+	remap(sc, bio, sc->dest_dev);
+	submit_bio_noacct(bio);
+}
+
+static void end_bios(struct bio_list *bios, blk_status_t status)
+{
+	struct bio *bio;
+
+	while ((bio = bio_list_pop(bios))) {
+		bio->bi_status = status;
+		bio_endio(bio);
+	}
+}
+
+static bool is_flush(struct bio *bio)
+{
+	return (bio->bi_opf & REQ_PREFLUSH) && !bio_sectors(bio);
+}
+
+static void wake_worker(void *context)
+{
+	struct stream_c *sc = context;
+
+	queue_work(sc->wq, &sc->worker);
+}
+
+static void defer_bio(struct stream_c *sc, struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&sc->lock, flags);
+	bio_list_add(&sc->deferred, bio);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	wake_worker(sc);
+}
+
+/* Ask the worker to run again at @when (jiffies) at the latest. */
+static void want_wake(struct stream_c *sc, unsigned long when)
+{
+	if (!sc->next_wake || time_before(when, sc->next_wake))
+		sc->next_wake = when;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Modes and commits */
+static const char *mode_name(enum stream_mode mode)
+{
+	switch (mode) {
+	case MODE_RW:
+		return "rw";
+	case MODE_RO:
+		return "ro";
+	default:
+		return "fail";
+	}
+}
+
+static void set_mode(struct stream_c *sc, enum stream_mode mode)
+{
+	if (mode <= sc->mode)
+		return;
+	DMERR("%s: switching to %s mode", dm_device_name(dm_table_get_md(sc->ti->table)),
+	      mode_name(mode));
+	/* Pairs with READ_ONCE() in stream_map() and stream_status(). */
+	WRITE_ONCE(sc->mode, mode);
+	dm_table_event(sc->ti->table);
+}
+
+/*
+ * Makes every region copied in core durable: flush the destination, then
+ * write the bitmap and the superblock. A metadata failure degrades the mode
+ * (rw -> ro, ro -> fail); a destination flush failure only fails this commit.
+ */
+static int commit(struct stream_c *sc)
+{
+	int r;
+
+	if (sc->mode == MODE_FAIL)
+		return -EIO;
+
+	r = stream_md_pre_commit(sc->md);
+	if (r)
+		goto metadata_failed;
+
+	r = blkdev_issue_flush(sc->dest_dev->bdev);
+	if (r) {
+		DMERR_LIMIT("destination flush failed (%d): metadata not written", r);
+		stream_md_abort_commit(sc->md);
+		return r;
+	}
+
+	r = stream_md_commit(sc->md);
+	if (r)
+		goto metadata_failed;
+	sc->last_commit = jiffies;
+	return 0;
+
+metadata_failed:
+	DMERR_LIMIT("writing metadata failed (%d)", r);
+	stream_md_abort_commit(sc->md);
+	set_mode(sc, sc->mode == MODE_RW ? MODE_RO : MODE_FAIL);
+	return r;
+}
+
+static void mark_copied(struct stream_c *sc, unsigned long region, unsigned long nr)
+{
+	stream_md_set_copied(sc->md, region, nr);
+	if (sc->mode == MODE_RW)
+		want_wake(sc, sc->last_commit + COMMIT_PERIOD);
+}
+
+/*
+ * Commits when a flush or FUA bio waits for it, when asked to, or when
+ * something changed and the last commit is a period old.
+ */
+static void maybe_commit(struct stream_c *sc)
+{
+	bool changed = stream_md_changed(sc->md);
+	bool waiting = !bio_list_empty(&sc->flushes) ||
+		       !bio_list_empty(&sc->commit_then_submit) ||
+		       !bio_list_empty(&sc->commit_then_end);
+	bool committed = false;
+	blk_status_t status;
+	struct bio *bio;
+	int r = 0;
+
+	if (test_and_clear_bit(STREAM_COMMIT_NOW, &sc->flags))
+		waiting = true;
+	if (!waiting && !(changed && sc->mode == MODE_RW &&
+			  time_after_eq(jiffies, sc->last_commit + COMMIT_PERIOD)))
+		return;
+
+	if (changed) {
+		r = commit(sc);
+		committed = !r;
+	} else if (sc->mode == MODE_FAIL) {
+		r = -EIO;
+	}
+	status = errno_to_blk_status(r);
+
+	while ((bio = bio_list_pop(&sc->flushes))) {
+		if (r) {
+			bio->bi_status = status;
+			bio_endio(bio);
+		} else if (committed) {
+			/* The commit flushed the destination. */
+			bio_endio(bio);
+		} else {
+			submit_to_dest(sc, bio);
+		}
+	}
+	while ((bio = bio_list_pop(&sc->commit_then_submit))) {
+		if (r) {
+			bio->bi_status = status;
+			bio_endio(bio);
+		} else {
+			submit_to_dest(sc, bio);
+		}
+	}
+	while ((bio = bio_list_pop(&sc->commit_then_end))) {
+		if (r)
+			bio->bi_status = status;
+		bio_endio(bio);
+	}
+}
+
+/*---------------------------------------------------------------------------*/
+/* Bios deferred to the worker */
+static void process_bio(struct stream_c *sc, struct bio *bio);
+
+/*
+ * Discards: whole uncopied regions are marked copied without copying (their
+ * old content is no longer wanted); regions owned by a job are left to it;
+ * partial regions are left alone. The discard itself goes to the
+ * destination when passdown is on: for uncopied parts of it that is
+ * harmless, since they are read from the origin and a copy rewrites them.
+ */
+static void process_discard(struct stream_c *sc, struct bio *bio)
+{
+	sector_t start = dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+	sector_t end = start + bio_sectors(bio);
+	unsigned long r = DIV_ROUND_UP_SECTOR_T(start, sc->region_size);
+	unsigned long last = end == sc->ti->len ? sc->nr_regions : end >> sc->region_shift;
+
+	while (sc->mode == MODE_RW && r < last) {
+		unsigned long run;
+
+		r = stream_md_next_uncopied(sc->md, r);
+		if (r >= last)
+			break;
+		if (test_bit(r, sc->copier.busy)) {
+			r++;
+			continue;
+		}
+		run = min(stream_md_next_copied(sc->md, r, last),
+			  find_next_bit(sc->copier.busy, last, r)) - r;
+		mark_copied(sc, r, run);
+		r += run;
+	}
+
+	if (test_bit(STREAM_DISCARD_PASSDOWN, &sc->flags) &&
+	    bdev_max_discard_sectors(sc->dest_dev->bdev))
+		submit_to_dest(sc, bio);
+	else
+		bio_endio(bio);
+}
+
+/* A write (or FUA write) to a region that is copied now. */
+static void write_copied(struct stream_c *sc, struct bio *bio)
+{
+	if ((bio->bi_opf & REQ_FUA) && stream_md_changed(sc->md))
+		bio_list_add(&sc->commit_then_submit, bio);
+	else
+		submit_to_dest(sc, bio);
+}
+
+static void process_write(struct stream_c *sc, struct bio *bio)
+{
+	unsigned long region = bio_region(sc, bio);
+	struct stream_bio *pb;
+	struct stream_job *job;
+
+	if (stream_md_is_copied(sc->md, region)) {
+		write_copied(sc, bio);
+		return;
+	}
+
+	job = stream_copier_find(&sc->copier, region);
+	if (job) {
+		bio_list_add(&job->waiters, bio);
+		return;
+	}
+
+	/* A new copy needs a new bit, which ro mode cannot commit. */
+	if (sc->mode != MODE_RW) {
+		bio_io_error(bio);
+		return;
+	}
+
+	if (bio_covers_region(sc, bio)) {
+		job = stream_copier_claim(&sc->copier, region, bio);
+		if (job) {
+			pb = dm_per_bio_data(bio, sizeof(*pb));
+			pb->job = job;
+			submit_to_dest(sc, bio);
+			return;
+		}
+	} else {
+		job = stream_copier_copy(&sc->copier, region, 1, false);
+		if (job) {
+			bio_list_add(&job->waiters, bio);
+			return;
+		}
+	}
+	bio_list_add(&sc->nomem, bio);
+	want_wake(sc, jiffies + NOMEM_DELAY);
+}
+
+static void process_bio(struct stream_c *sc, struct bio *bio)
+{
+	if (sc->mode == MODE_FAIL)
+		bio_io_error(bio);
+	else if (is_flush(bio))
+		bio_list_add(&sc->flushes, bio);
+	else if (bio_op(bio) == REQ_OP_DISCARD)
+		process_discard(sc, bio);
+	else
+		process_write(sc, bio);
+}
+
+static void process_deferred(struct stream_c *sc)
+{
+	struct bio_list bios = BIO_EMPTY_LIST;
+	struct bio *bio;
+
+	bio_list_merge(&bios, &sc->nomem);
+	bio_list_init(&sc->nomem);
+
+	spin_lock_irq(&sc->lock);
+	bio_list_merge(&bios, &sc->deferred);
+	bio_list_init(&sc->deferred);
+	spin_unlock_irq(&sc->lock);
+
+	while ((bio = bio_list_pop(&bios)))
+		process_bio(sc, bio);
+}
+
+/*---------------------------------------------------------------------------*/
+/* Finished jobs */
+static void release_job(struct stream_c *sc, struct stream_job *job, blk_status_t status)
+{
+	struct bio_list waiters = job->waiters;
+	struct bio *bio;
+
+	stream_copier_release(&sc->copier, job);
+	if (status) {
+		end_bios(&waiters, status);
+		return;
+	}
+	while ((bio = bio_list_pop(&waiters)))
+		process_bio(sc, bio);
+}
+
+static void overwrite_done(struct stream_c *sc, struct stream_job *job)
+{
+	struct bio *bio = job->bio;
+
+	if (!job->error) {
+		mark_copied(sc, job->region, 1);
+		if (bio->bi_opf & REQ_FUA) {
+			/* Durable data, but its bit is not committed yet. */
+			bio_list_add(&sc->commit_then_end, bio);
+			bio = NULL;
+		}
+	}
+	if (bio)
+		bio_endio(bio);
+	release_job(sc, job, BLK_STS_OK);
+}
+
+static void copy_failed(struct stream_c *sc, struct stream_job *job)
+{
+	bool suspending = test_bit(STREAM_SUSPENDED, &sc->flags);
+
+	/* A background copy nobody waits for is dropped at suspend. */
+	if (job->background && suspending && bio_list_empty(&job->waiters)) {
+		release_job(sc, job, BLK_STS_OK);
+		return;
+	}
+
+	if (job->tries < MAX_COPY_TRIES && sc->mode == MODE_RW) {
+		job->retry_at = jiffies + (RETRY_DELAY << (job->tries - 1));
+		list_add_tail(&job->list, &sc->copier.retry);
+		return;
+	}
+
+	DMERR_LIMIT("copy of regions %lu-%lu failed %u times: left uncopied",
+		    job->region, job->region + job->nr - 1, job->tries);
+	WRITE_ONCE(sc->copy_errors, sc->copy_errors + job->nr);
+	if (job->background)
+		sc->pass_errors = true;
+	release_job(sc, job, BLK_STS_IOERR);
+}
+
+static void process_completed(struct stream_c *sc)
+{
+	struct stream_job *job, *tmp;
+	LIST_HEAD(list);
+
+	stream_copier_take_completed(&sc->copier, &list);
+	list_for_each_entry_safe(job, tmp, &list, list) {
+		list_del_init(&job->list);
+		if (job->overwrite) {
+			overwrite_done(sc, job);
+		} else if (job->error) {
+			copy_failed(sc, job);
+		} else {
+			mark_copied(sc, job->region, job->nr);
+			release_job(sc, job, BLK_STS_OK);
+		}
+	}
+}
+
+static void process_retries(struct stream_c *sc)
+{
+	struct stream_job *job, *tmp;
+
+	list_for_each_entry_safe(job, tmp, &sc->copier.retry, list) {
+		if (job->background && test_bit(STREAM_SUSPENDED, &sc->flags) &&
+		    bio_list_empty(&job->waiters)) {
+			list_del_init(&job->list);
+			release_job(sc, job, BLK_STS_OK);
+		} else if (time_after_eq(jiffies, job->retry_at)) {
+			stream_copier_retry(&sc->copier, job);
+		} else {
+			want_wake(sc, job->retry_at);
+		}
+	}
+}
+
+/*---------------------------------------------------------------------------*/
+/* Background streaming */
+static bool streaming_allowed(struct stream_c *sc)
+{
+	return sc->mode == MODE_RW &&
+	       !test_bit(STREAM_SUSPENDED, &sc->flags) &&
+	       !test_bit(STREAM_PAUSED, &sc->flags) &&
+	       !test_bit(STREAM_STALLED, &sc->flags);
+}
+
+/* The cursor reached the end. Returns true to scan again from region 0. */
+static bool end_of_pass(struct stream_c *sc)
+{
+	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
+		return false;
+
+	if (sc->pass_errors) {
+		DMERR("%s: streaming stopped: some regions could not be copied",
+		      dm_device_name(dm_table_get_md(sc->ti->table)));
+		set_bit(STREAM_STALLED, &sc->flags);
+		dm_table_event(sc->ti->table);
+		return false;
+	}
+	sc->copier.cursor = 0;
+	return true;
+}
+
+static void start_copies(struct stream_c *sc)
+{
+	struct stream_copier *c = &sc->copier;
+	unsigned long merge = max_t(unsigned long, 1, MERGE_SECTORS >> sc->region_shift);
+	unsigned int max_inflight = READ_ONCE(sc->max_inflight);
+	bool wrapped = false;
+
+	if (test_and_clear_bit(STREAM_RESTART, &sc->flags)) {
+		c->cursor = 0;
+		sc->pass_errors = false;
+	}
+
+	while (streaming_allowed(sc) && c->background_regions < max_inflight) {
+		unsigned long region, nr, wait;
+
+		nr = stream_copier_next_run(c, min(merge, max_inflight - c->background_regions),
+					    &region);
+		if (!nr) {
+			if (wrapped || !end_of_pass(sc))
+				break;
+			wrapped = true;
+			continue;
+		}
+
+		wait = stream_copier_throttle(c, READ_ONCE(sc->rate),
+					      region_sectors(sc, region) +
+					      ((sector_t)(nr - 1) << sc->region_shift));
+		if (wait || !stream_copier_copy(c, region, nr, true)) {
+			c->cursor = region;
+			want_wake(sc, jiffies + (wait ? wait : NOMEM_DELAY));
+			break;
+		}
+	}
+}
+
+static void check_complete(struct stream_c *sc)
+{
+	if (test_bit(STREAM_COMPLETE, &sc->flags) ||
+	    stream_md_nr_copied(sc->md) != sc->nr_regions || sc->mode != MODE_RW)
+		return;
+
+	if (stream_md_changed(sc->md) && commit(sc))
+		return;
+	set_bit(STREAM_COMPLETE, &sc->flags);
+	DMINFO("%s: every region is copied", dm_device_name(dm_table_get_md(sc->ti->table)));
+	dm_table_event(sc->ti->table);
+}
+
+/*---------------------------------------------------------------------------*/
+/* The worker */
+static void do_worker(struct work_struct *ws)
+{
+	struct stream_c *sc = container_of(ws, struct stream_c, worker);
+
+	sc->next_wake = 0;
+
+	process_completed(sc);
+	process_retries(sc);
+	process_deferred(sc);
+	maybe_commit(sc);
+	start_copies(sc);
+	check_complete(sc);
+
+	if (!READ_ONCE(sc->copier.nr_jobs))
+		wake_up(&sc->drain);
+	if (sc->next_wake)
+		mod_delayed_work(sc->wq, &sc->waker,
+				 time_after(sc->next_wake, jiffies) ? sc->next_wake - jiffies : 0);
+}
+
+static void do_waker(struct work_struct *ws)
+{
+	struct stream_c *sc = container_of(to_delayed_work(ws), struct stream_c, waker);
+
+	queue_work(sc->wq, &sc->worker);
+}
+
+/*---------------------------------------------------------------------------*/
+/* Target methods: map, end_io, status */
+static int stream_map(struct dm_target *ti, struct bio *bio)
+{
+	struct stream_c *sc = ti->private;
+	struct stream_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	unsigned long region;
+
+	pb->job = NULL;
+
+	/* Pairs with WRITE_ONCE() in set_mode(). */
+	if (READ_ONCE(sc->mode) == MODE_FAIL)
+		return DM_MAPIO_KILL;
+
+	if ((bio->bi_opf & REQ_PREFLUSH) || bio_op(bio) == REQ_OP_DISCARD) {
+		defer_bio(sc, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+
+	/*
+	 * A set bit means the region's data is on the destination: the
+	 * worker sets it only after the copy or the covering write completed.
+	 * A stale clear bit only sends us the slow way.
+	 */
+	region = bio_region(sc, bio);
+	if (bio_data_dir(bio) == READ) {
+		/* The origin is immutable: read it even while a copy runs. */
+		remap(sc, bio, stream_md_is_copied(sc->md, region) ?
+			       sc->dest_dev : sc->origin_dev);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	if (!(bio->bi_opf & REQ_FUA) && stream_md_is_copied(sc->md, region)) {
+		remap(sc, bio, sc->dest_dev);
+		return DM_MAPIO_REMAPPED;
+	}
+
+	defer_bio(sc, bio);
+	return DM_MAPIO_SUBMITTED;
+}
+
+static int stream_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *error)
+{
+	struct stream_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct stream_job *job = pb->job;
+
+	if (!job)
+		return DM_ENDIO_DONE;
+
+	/* An overwrite: the worker marks the region, then ends the bio. */
+	pb->job = NULL;
+	stream_copier_job_done(job, blk_status_to_errno(*error));
+	return DM_ENDIO_INCOMPLETE;
+}
+
+static void emit_opt_args(struct stream_c *sc, char *result, unsigned int maxlen,
+			  unsigned int *sz_out)
+{
+	unsigned int sz = *sz_out;
+	bool paused = test_bit(STREAM_PAUSED, &sc->flags);
+	bool no_passdown = !test_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
+	unsigned int rate = READ_ONCE(sc->rate);
+	unsigned int max_inflight = READ_ONCE(sc->max_inflight);
+	unsigned int count = paused + no_passdown + (rate ? 2 : 0) +
+			     (max_inflight != DEFAULT_MAX_INFLIGHT ? 2 : 0);
+
+	DMEMIT("%u", count);
+	if (paused)
+		DMEMIT(" paused");
+	if (rate)
+		DMEMIT(" rate %u", rate);
+	if (max_inflight != DEFAULT_MAX_INFLIGHT)
+		DMEMIT(" max_inflight %u", max_inflight);
+	if (no_passdown)
+		DMEMIT(" no_discard_passdown");
+	*sz_out = sz;
+}
+
+static const char *state_name(struct stream_c *sc)
+{
+	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
+		return "complete";
+	if (test_bit(STREAM_PAUSED, &sc->flags))
+		return "paused";
+	return "streaming";
+}
+
+/*
+ * Status (never blocks: it only reads counters).
+ *
+ * INFO:
+ *   <metadata block size> <used>/<total metadata blocks> <region size>
+ *   <copied>/<total regions> <regions copying> <state> <mode> <copy errors>
+ *   <#opt args> <opt args>*
+ *
+ *   metadata block size: in sectors (8).
+ *   regions copying: regions with a kcopyd copy in flight.
+ *   state: streaming, paused or complete.
+ *   mode: rw, ro (metadata cannot be written) or fail.
+ *   copy errors: regions whose copy failed every retry and were left uncopied.
+ *   opt args: the optional arguments in force, as in the table line.
+ *   "Fail" alone when the target has failed.
+ *
+ * TABLE: the constructor line, with the optional arguments in force.
+ *
+ * IMA: key=value; pairs.
+ */
+static void stream_status(struct dm_target *ti, status_type_t type, unsigned int status_flags,
+			  char *result, unsigned int maxlen)
+{
+	struct stream_c *sc = ti->private;
+	enum stream_mode mode = READ_ONCE(sc->mode);
+	unsigned int sz = 0;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		if (mode == MODE_FAIL) {
+			DMEMIT("Fail");
+			break;
+		}
+		DMEMIT("%u %llu/%llu %llu %lu/%lu %lu %s %s %lu ",
+		       STREAM_BLOCK_SECTORS,
+		       stream_md_used_blocks(sc->md), stream_md_total_blocks(sc->md),
+		       (unsigned long long)sc->region_size,
+		       stream_md_nr_copied(sc->md), sc->nr_regions,
+		       READ_ONCE(sc->copier.copying_regions),
+		       state_name(sc), mode_name(mode), READ_ONCE(sc->copy_errors));
+		emit_opt_args(sc, result, maxlen, &sz);
+		break;
+
+	case STATUSTYPE_TABLE:
+		DMEMIT("%s %s %s %llu ", sc->meta_dev->name, sc->dest_dev->name,
+		       sc->origin_dev->name, (unsigned long long)sc->region_size);
+		emit_opt_args(sc, result, maxlen, &sz);
+		break;
+
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",metadata_device=%s,destination_device=%s,origin_device=%s",
+		       sc->meta_dev->name, sc->dest_dev->name, sc->origin_dev->name);
+		DMEMIT(",region_size=%llu,paused=%c,rate=%u,max_inflight=%u",
+		       (unsigned long long)sc->region_size,
+		       test_bit(STREAM_PAUSED, &sc->flags) ? 'y' : 'n',
+		       READ_ONCE(sc->rate), READ_ONCE(sc->max_inflight));
+		DMEMIT(",discard_passdown=%c,mode=%s;",
+		       test_bit(STREAM_DISCARD_PASSDOWN, &sc->flags) ? 'y' : 'n',
+		       mode_name(mode));
+		break;
+	}
+}
+
+/*---------------------------------------------------------------------------*/
+/* Constructor argument parsing */
+static int parse_number(const char *arg, unsigned long long min, unsigned long long max,
+			unsigned long long *value)
+{
+	char dummy;
+
+	if (!arg || sscanf(arg, "%llu%c", value, &dummy) != 1 || arg[0] == '-' ||
+	    *value < min || *value > max)
+		return -EINVAL;
+	return 0;
+}
+
+static int parse_rate(const char *arg, unsigned int *rate)
+{
+	unsigned long long v;
+
+	if (parse_number(arg, 0, UINT_MAX, &v))
+		return -EINVAL;
+	*rate = v;
+	return 0;
+}
+
+static int parse_max_inflight(const char *arg, unsigned int *max_inflight)
+{
+	unsigned long long v;
+
+	if (parse_number(arg, 1, MAX_MAX_INFLIGHT, &v))
+		return -EINVAL;
+	*max_inflight = v;
+	return 0;
+}
+
+static int parse_opt_args(struct dm_arg_set *as, struct stream_c *sc, char **error)
+{
+	static const struct dm_arg _args[] = {
+		{0, 6, "Invalid number of optional arguments"},
+	};
+	unsigned int argc;
+	const char *arg;
+	int r;
+
+	/* No optional arguments at all. */
+	if (!as->argc)
+		return 0;
+
+	r = dm_read_arg_group(_args, as, &argc, error);
+	if (r)
+		return r;
+
+	while (argc) {
+		arg = dm_shift_arg(as);
+		argc--;
+
+		if (!strcasecmp(arg, "paused")) {
+			set_bit(STREAM_PAUSED, &sc->flags);
+		} else if (!strcasecmp(arg, "no_discard_passdown")) {
+			clear_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
+		} else if (!strcasecmp(arg, "rate")) {
+			if (!argc || parse_rate(dm_shift_arg(as), &sc->rate)) {
+				*error = "Invalid rate: expected KiB/s as an unsigned 32-bit number";
+				return -EINVAL;
+			}
+			argc--;
+		} else if (!strcasecmp(arg, "max_inflight")) {
+			if (!argc || parse_max_inflight(dm_shift_arg(as), &sc->max_inflight)) {
+				*error = "Invalid max_inflight: expected 1 to 1024 regions";
+				return -EINVAL;
+			}
+			argc--;
+		} else {
+			*error = "Unknown optional argument";
+			return -EINVAL;
+		}
+	}
+
+	if (as->argc) {
+		*error = "Too many arguments: trailing words after the optional arguments";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_region_size(struct stream_c *sc, const char *arg, char **error)
+{
+	unsigned long long v;
+
+	if (parse_number(arg, STREAM_MIN_REGION_SECTORS, STREAM_MAX_REGION_SECTORS, &v) ||
+	    !is_power_of_2(v)) {
+		*error = "Invalid region size: expected a power of two from 8 to 2097152 sectors";
+		return -EINVAL;
+	}
+	sc->region_size = v;
+	sc->region_shift = __ffs(v);
+	return 0;
+}
+
+static int get_devices(struct stream_c *sc, struct dm_arg_set *as, char **error)
+{
+	struct dm_target *ti = sc->ti;
+	int r;
+
+	r = dm_get_device(ti, dm_shift_arg(as), FMODE_READ | FMODE_WRITE, &sc->meta_dev);
+	if (r) {
+		*error = "Error opening metadata device";
+		return r;
+	}
+	r = dm_get_device(ti, dm_shift_arg(as), FMODE_READ | FMODE_WRITE, &sc->dest_dev);
+	if (r) {
+		*error = "Error opening destination device";
+		return r;
+	}
+	r = dm_get_device(ti, dm_shift_arg(as), FMODE_READ, &sc->origin_dev);
+	if (r) {
+		*error = "Error opening origin device";
+		return r;
+	}
+
+	if (sc->meta_dev->bdev == sc->dest_dev->bdev ||
+	    sc->meta_dev->bdev == sc->origin_dev->bdev ||
+	    sc->dest_dev->bdev == sc->origin_dev->bdev) {
+		*error = "The metadata, destination and origin devices must all differ";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_geometry(struct stream_c *sc, char **error)
+{
+	struct dm_target *ti = sc->ti;
+	struct dm_dev *devs[] = { sc->meta_dev, sc->dest_dev, sc->origin_dev };
+	unsigned long long nr_regions;
+	unsigned int i;
+
+	if (bdev_nr_sectors(sc->origin_dev->bdev) < ti->len) {
+		*error = "Origin device is shorter than the target";
+		return -EINVAL;
+	}
+	if (bdev_nr_sectors(sc->dest_dev->bdev) < ti->len) {
+		*error = "Destination device is shorter than the target";
+		return -EINVAL;
+	}
+	for (i = 0; i < ARRAY_SIZE(devs); i++) {
+		if (sc->region_size % (bdev_logical_block_size(devs[i]->bdev) >> SECTOR_SHIFT)) {
+			*error = "Region size is not a multiple of a device's logical block size";
+			return -EINVAL;
+		}
+	}
+
+	nr_regions = DIV_ROUND_UP_ULL(ti->len, sc->region_size);
+	if (nr_regions > STREAM_MAX_REGIONS || nr_regions > ULONG_MAX) {
+		*error = "Too many regions: use a larger region size";
+		return -EINVAL;
+	}
+	sc->nr_regions = nr_regions;
+	return 0;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Constructor and destructor */
+static void put_devices(struct stream_c *sc)
+{
+	if (sc->origin_dev)
+		dm_put_device(sc->ti, sc->origin_dev);
+	if (sc->dest_dev)
+		dm_put_device(sc->ti, sc->dest_dev);
+	if (sc->meta_dev)
+		dm_put_device(sc->ti, sc->meta_dev);
+}
+
+static int init_copier(struct stream_c *sc)
+{
+	struct stream_copier *c = &sc->copier;
+
+	c->origin = sc->origin_dev->bdev;
+	c->dest = sc->dest_dev->bdev;
+	c->md = sc->md;
+	c->target_len = sc->ti->len;
+	c->region_size = sc->region_size;
+	c->region_shift = sc->region_shift;
+	c->nr_regions = sc->nr_regions;
+	c->wake = wake_worker;
+	c->wake_context = sc;
+	return stream_copier_init(c);
+}
+
+/*
+ * stream <metadata dev> <destination dev> <origin dev> <region size>
+ *        [<#opt args> <opt arg>*]
+ */
 static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
+	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct stream_geometry geo;
+	struct stream_c *sc;
+	int r;
+
 	if (argc < 4) {
 		ti->error = "Invalid argument count: expected <metadata dev> <destination dev> <origin dev> <region size> [<#opt args> <opt arg>*]";
 		return -EINVAL;
 	}
-	ti->error = "Not implemented yet";
-	return -EINVAL;
+
+	sc = kzalloc(sizeof(*sc), GFP_KERNEL);
+	if (!sc) {
+		ti->error = "Cannot allocate the target context";
+		return -ENOMEM;
+	}
+	sc->ti = ti;
+	sc->max_inflight = DEFAULT_MAX_INFLIGHT;
+	set_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
+	/* No background copies before the first resume. */
+	set_bit(STREAM_SUSPENDED, &sc->flags);
+
+	r = get_devices(sc, &as, &ti->error);
+	if (r)
+		goto bad_devices;
+	r = parse_region_size(sc, dm_shift_arg(&as), &ti->error);
+	if (r)
+		goto bad_devices;
+	r = parse_opt_args(&as, sc, &ti->error);
+	if (r)
+		goto bad_devices;
+	r = check_geometry(sc, &ti->error);
+	if (r)
+		goto bad_devices;
+
+	geo.region_size = sc->region_size;
+	geo.target_size = ti->len;
+	geo.origin_size = bdev_nr_sectors(sc->origin_dev->bdev);
+	geo.dest_size = bdev_nr_sectors(sc->dest_dev->bdev);
+	geo.nr_regions = sc->nr_regions;
+	sc->md = stream_md_open(sc->meta_dev->bdev, &geo, &ti->error);
+	if (IS_ERR(sc->md)) {
+		r = PTR_ERR(sc->md);
+		goto bad_devices;
+	}
+	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
+		set_bit(STREAM_COMPLETE, &sc->flags);
+
+	r = init_copier(sc);
+	if (r) {
+		ti->error = "Cannot set up the copier";
+		goto bad_copier;
+	}
+
+	sc->wq = alloc_ordered_workqueue("dm-" DM_MSG_PREFIX, WQ_MEM_RECLAIM);
+	if (!sc->wq) {
+		ti->error = "Cannot allocate the workqueue";
+		r = -ENOMEM;
+		goto bad_wq;
+	}
+	INIT_WORK(&sc->worker, do_worker);
+	INIT_DELAYED_WORK(&sc->waker, do_waker);
+	init_waitqueue_head(&sc->drain);
+	spin_lock_init(&sc->lock);
+	bio_list_init(&sc->deferred);
+	bio_list_init(&sc->flushes);
+	bio_list_init(&sc->commit_then_submit);
+	bio_list_init(&sc->commit_then_end);
+	bio_list_init(&sc->nomem);
+	sc->last_commit = jiffies;
+
+	r = dm_set_target_max_io_len(ti, sc->region_size);
+	if (r) {
+		ti->error = "Cannot set the maximum I/O size";
+		goto bad_io_len;
+	}
+	ti->num_flush_bios = 1;
+	ti->flush_supported = true;
+	ti->num_discard_bios = 1;
+	ti->discards_supported = true;
+	ti->per_io_data_size = sizeof(struct stream_bio);
+	ti->private = sc;
+	return 0;
+
+bad_io_len:
+	destroy_workqueue(sc->wq);
+bad_wq:
+	stream_copier_exit(&sc->copier);
+bad_copier:
+	stream_md_close(sc->md);
+bad_devices:
+	put_devices(sc);
+	kfree(sc);
+	return r;
 }
 
 static void stream_dtr(struct dm_target *ti)
 {
+	struct stream_c *sc = ti->private;
+
+	/* The device was suspended (or never resumed): no job is in flight. */
+	cancel_delayed_work_sync(&sc->waker);
+	flush_workqueue(sc->wq);
+	if (sc->mode == MODE_RW && stream_md_changed(sc->md) && commit(sc))
+		DMERR("final metadata commit failed");
+	destroy_workqueue(sc->wq);
+	stream_copier_exit(&sc->copier);
+	stream_md_close(sc->md);
+	put_devices(sc);
+	kfree(sc);
 }
 
-static int stream_map(struct dm_target *ti, struct bio *bio)
+/*---------------------------------------------------------------------------*/
+/* Suspend and resume */
+static void stream_presuspend(struct dm_target *ti)
 {
-	return DM_MAPIO_KILL;
+	struct stream_c *sc = ti->private;
+
+	/* Stop starting background copies; bios in flight still get theirs. */
+	set_bit(STREAM_SUSPENDED, &sc->flags);
+	wake_worker(sc);
 }
 
+static void stream_postsuspend(struct dm_target *ti)
+{
+	struct stream_c *sc = ti->private;
+
+	/* dm waited for our bios; now wait for the copies they did not need. */
+	wait_event(sc->drain, !READ_ONCE(sc->copier.nr_jobs));
+
+	set_bit(STREAM_COMMIT_NOW, &sc->flags);
+	queue_work(sc->wq, &sc->worker);
+	flush_workqueue(sc->wq);
+	cancel_delayed_work_sync(&sc->waker);
+}
+
+static void stream_resume(struct dm_target *ti)
+{
+	struct stream_c *sc = ti->private;
+
+	clear_bit(STREAM_SUSPENDED, &sc->flags);
+	wake_worker(sc);
+}
+
+/*---------------------------------------------------------------------------*/
+/* Limits and devices */
+static void stream_io_hints(struct dm_target *ti, struct queue_limits *limits)
+{
+	struct stream_c *sc = ti->private;
+	u64 io_opt_sectors = limits->io_opt >> SECTOR_SHIFT;
+
+	if (io_opt_sectors < sc->region_size || do_div(io_opt_sectors, sc->region_size)) {
+		blk_limits_io_min(limits, sc->region_size << SECTOR_SHIFT);
+		blk_limits_io_opt(limits, sc->region_size << SECTOR_SHIFT);
+	}
+
+	/* Discards are ours to interpret, whatever the devices support. */
+	limits->discard_granularity = sc->region_size << SECTOR_SHIFT;
+	limits->max_discard_sectors = round_down(UINT_MAX >> SECTOR_SHIFT, sc->region_size);
+	limits->max_hw_discard_sectors = limits->max_discard_sectors;
+}
+
+static int stream_iterate_devices(struct dm_target *ti, iterate_devices_callout_fn fn,
+				  void *data)
+{
+	struct stream_c *sc = ti->private;
+	int r;
+
+	r = fn(ti, sc->dest_dev, 0, ti->len, data);
+	if (!r)
+		r = fn(ti, sc->origin_dev, 0, ti->len, data);
+	return r;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Messages (never block) */
+static int stream_message(struct dm_target *ti, unsigned int argc, char **argv,
+			  char *result, unsigned int maxlen)
+{
+	struct stream_c *sc = ti->private;
+	unsigned int value;
+
+	if (argc == 1 && !strcasecmp(argv[0], "pause")) {
+		set_bit(STREAM_PAUSED, &sc->flags);
+	} else if (argc == 1 && !strcasecmp(argv[0], "continue")) {
+		clear_bit(STREAM_PAUSED, &sc->flags);
+		if (test_and_clear_bit(STREAM_STALLED, &sc->flags))
+			set_bit(STREAM_RESTART, &sc->flags);
+	} else if (argc == 2 && !strcasecmp(argv[0], "rate")) {
+		if (parse_rate(argv[1], &value)) {
+			DMERR("invalid rate '%s': expected KiB/s", argv[1]);
+			return -EINVAL;
+		}
+		WRITE_ONCE(sc->rate, value);
+	} else if (argc == 2 && !strcasecmp(argv[0], "max_inflight")) {
+		if (parse_max_inflight(argv[1], &value)) {
+			DMERR("invalid max_inflight '%s': expected 1 to %u",
+			      argv[1], MAX_MAX_INFLIGHT);
+			return -EINVAL;
+		}
+		WRITE_ONCE(sc->max_inflight, value);
+	} else {
+		DMERR("unsupported message '%s' with %u argument(s): expected pause, continue, rate <KiB/s> or max_inflight <N>",
+		      argc ? argv[0] : "", argc ? argc - 1 : 0);
+		return -EINVAL;
+	}
+
+	wake_worker(sc);
+	return 0;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Module */
 static struct target_type stream_target = {
 	.name = "stream",
 	.version = {1, 0, 0},
@@ -34,20 +1176,41 @@ static struct target_type stream_target = {
 	.ctr = stream_ctr,
 	.dtr = stream_dtr,
 	.map = stream_map,
+	.end_io = stream_end_io,
+	.presuspend = stream_presuspend,
+	.postsuspend = stream_postsuspend,
+	.resume = stream_resume,
+	.status = stream_status,
+	.message = stream_message,
+	.io_hints = stream_io_hints,
+	.iterate_devices = stream_iterate_devices,
 };
 
 static int __init dm_stream_init(void)
 {
-	return dm_register_target(&stream_target);
+	int r;
+
+	r = stream_copier_module_init();
+	if (r)
+		return r;
+
+	r = dm_register_target(&stream_target);
+	if (r) {
+		DMERR("register failed %d", r);
+		stream_copier_module_exit();
+	}
+	return r;
 }
 
 static void __exit dm_stream_exit(void)
 {
 	dm_unregister_target(&stream_target);
+	stream_copier_module_exit();
 }
 
 module_init(dm_stream_init);
 module_exit(dm_stream_exit);
 
 MODULE_DESCRIPTION(DM_NAME " target streaming an origin into a copy-on-write destination");
+MODULE_AUTHOR("dm-stream developers");
 MODULE_LICENSE("GPL");

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * dm-stream copier: region copy jobs on dm-kcopyd, the scan cursor, merging
+ * of neighbouring regions and the rate limit.
+ *
+ * Concurrency contract: every function here except stream_copier_job_done()
+ * is called from the target's worker only (or from ctr/dtr when no worker
+ * runs) and takes no locks of the caller's; none of them blocks, except
+ * stream_copier_exit(). stream_copier_job_done() may run in any context
+ * (kcopyd callback, bio end_io) and only takes the copier's completion
+ * spinlock.
+ */
+#ifndef DM_STREAM_COPIER_H
+#define DM_STREAM_COPIER_H
+
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/list.h>
+#include <linux/mempool.h>
+#include <linux/rbtree.h>
+#include <linux/spinlock.h>
+
+struct stream_metadata;
+struct dm_kcopyd_client;
+
+/* A job owns a run of regions: a copy, or a whole-region overwrite. */
+struct stream_job {
+	struct rb_node node;		/* in copier->jobs, keyed by region */
+	struct list_head list;		/* on copier->completed or ->retry */
+	struct stream_copier *copier;
+	unsigned long region;
+	unsigned long nr;
+	bool background;		/* started by the cursor, not by a bio */
+	bool overwrite;			/* no copy: a bio writes the whole region */
+	unsigned int tries;
+	unsigned long retry_at;		/* jiffies */
+	int error;
+	struct bio *bio;		/* the overwriting bio */
+	struct bio_list waiters;	/* bios to replay when the job ends */
+};
+
+struct stream_copier {
+	struct dm_kcopyd_client *kc;
+	struct block_device *origin;
+	struct block_device *dest;
+	struct stream_metadata *md;
+	sector_t target_len;
+	sector_t region_size;
+	unsigned int region_shift;
+	unsigned long nr_regions;
+
+	void (*wake)(void *context);	/* called when a job completes */
+	void *wake_context;
+
+	/* Worker only. */
+	unsigned long *busy;		/* regions owned by a job */
+	struct rb_root jobs;
+	struct list_head retry;
+	unsigned long cursor;
+	unsigned long nr_jobs;
+	unsigned long background_regions;	/* in flight */
+	s64 tokens;			/* sectors * HZ */
+	unsigned long last_refill;
+
+	/* Read locklessly by status. */
+	unsigned long copying_regions;
+
+	spinlock_t lock;		/* protects completed */
+	struct list_head completed;
+
+	mempool_t job_pool;
+};
+
+int stream_copier_module_init(void);
+void stream_copier_module_exit(void);
+
+/* Fill in the fields above "Worker only" first. */
+int stream_copier_init(struct stream_copier *c);
+void stream_copier_exit(struct stream_copier *c);
+
+struct stream_job *stream_copier_find(struct stream_copier *c, unsigned long region);
+
+/*
+ * Starts a copy of [region, region + nr) or, with @bio, claims one region
+ * for a bio that overwrites it whole (the caller submits the bio). Returns
+ * NULL when no memory is available without blocking: try again later.
+ */
+struct stream_job *stream_copier_copy(struct stream_copier *c, unsigned long region,
+				      unsigned long nr, bool background);
+struct stream_job *stream_copier_claim(struct stream_copier *c, unsigned long region,
+				       struct bio *bio);
+/* Issues the copy of a job again (after an error). */
+void stream_copier_retry(struct stream_copier *c, struct stream_job *job);
+/* Any context: a job's copy or bio finished with @error. */
+void stream_copier_job_done(struct stream_job *job, int error);
+/* Moves the finished jobs to @list. */
+void stream_copier_take_completed(struct stream_copier *c, struct list_head *list);
+/* Forgets a finished job: its regions become free for new jobs. */
+void stream_copier_release(struct stream_copier *c, struct stream_job *job);
+
+/*
+ * The next run of at most @max regions that are neither copied nor owned by
+ * a job, scanning from the cursor to the end of the device. Returns its
+ * length (0 at the end) and its first region in *@region.
+ */
+unsigned long stream_copier_next_run(struct stream_copier *c, unsigned long max,
+				     unsigned long *region);
+
+/*
+ * Token bucket: returns 0 and takes tokens when @sectors may be copied now
+ * at @rate KiB/s (0 = unlimited), else the jiffies to wait.
+ */
+unsigned long stream_copier_throttle(struct stream_copier *c, unsigned int rate,
+				     sector_t sectors);
+
+#endif /* DM_STREAM_COPIER_H */
