@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# dm-stream: out-of-tree build, install and test entry points.
+#
+#   make                 build dm-stream/dm-stream.ko (and tools/dmstream when
+#                        tools/Makefile exists)
+#   make KDIR=<dir>      build against another kernel build tree
+#   make W=1 / make C=2  extra warnings / run sparse (passed on to kbuild)
+#   make install         install the module under extra/ and the tool under
+#                        $(PREFIX)/sbin; honours DESTDIR and INSTALL_MOD_PATH
+#   make deps            install Debian packages and fetch the guest kernel
+#   make check [T=name]  boot a QEMU guest once and run the selftests
+#                        (T=test_module_01 runs one test; TIMEOUT=<s> sets the
+#                        overall guest timeout)
+#   make clean
+
+SHELL := /bin/bash
+
+# The ABI that Debian's linux-headers-amd64 points at. The guest boots this
+# kernel, so `make check` always builds against its headers.
+DEBIAN_ABI = $(shell scripts/deps.sh --abi 2>/dev/null)
+DEBIAN_KDIR = $(if $(DEBIAN_ABI),/usr/src/linux-headers-$(DEBIAN_ABI))
+
+RUNNING_KDIR := /lib/modules/$(shell uname -r)/build
+KDIR ?= $(if $(wildcard $(RUNNING_KDIR)),$(RUNNING_KDIR),$(DEBIAN_KDIR))
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+INSTALL_MOD_PATH ?= $(DESTDIR)
+INSTALL_MOD_DIR ?= extra
+
+HAVE_TOOLS := $(wildcard tools/Makefile)
+
+# The release the module is built for (its vermagic), e.g. 6.1.0-56-amd64.
+KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
+	$(KDIR)/include/generated/utsrelease.h 2>/dev/null)
+
+# Distribution header packages carry no signing key: install unsigned then,
+# instead of letting sign-file print SSL errors for every module.
+SIGN_KEY = $(wildcard $(KDIR)/certs/signing_key.pem $(KDIR)/output/signing_key.pem)
+
+.PHONY: all modules tools install modules_install tools_install clean \
+	deps check help kdir-check
+
+all: modules tools
+
+kdir-check:
+	@if [ -z "$(KDIR)" ] || [ ! -d "$(KDIR)" ]; then \
+		echo "No kernel build tree (KDIR='$(KDIR)'): run 'make deps' or pass KDIR=<dir>" >&2; \
+		exit 1; \
+	fi
+
+modules: kdir-check
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+
+tools:
+ifneq ($(HAVE_TOOLS),)
+	$(MAKE) -C tools
+endif
+
+install: modules_install tools_install
+
+# kbuild skips depmod without a System.map (header packages have none): run
+# it for a live install; a staged one (DESTDIR) leaves it to the packager.
+modules_install: modules
+	$(MAKE) -C $(KDIR) M=$(CURDIR) INSTALL_MOD_DIR=$(INSTALL_MOD_DIR) \
+		$(if $(INSTALL_MOD_PATH),INSTALL_MOD_PATH=$(INSTALL_MOD_PATH)) \
+		$(if $(SIGN_KEY),,CONFIG_MODULE_SIG_ALL=) \
+		modules_install
+ifeq ($(INSTALL_MOD_PATH),)
+	depmod -a $(KRELEASE)
+endif
+
+tools_install: tools
+	@if [ -x tools/dmstream ]; then \
+		echo "  INSTALL $(DESTDIR)$(PREFIX)/sbin/dmstream"; \
+		install -D -m 0755 tools/dmstream $(DESTDIR)$(PREFIX)/sbin/dmstream; \
+	fi
+
+clean:
+	@if [ -n "$(KDIR)" ] && [ -d "$(KDIR)" ]; then \
+		$(MAKE) -C $(KDIR) M=$(CURDIR) clean; \
+	fi
+ifneq ($(HAVE_TOOLS),)
+	$(MAKE) -C tools clean
+endif
+	rm -rf selftests/out
+
+deps:
+	scripts/deps.sh
+
+# deps.sh --check returns at once when nothing is missing. The build is a
+# sub-make against the guest kernel's headers (unless KDIR was given), with
+# the ABI read only after deps.sh has installed them.
+check:
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@$(MAKE) --no-print-directory all \
+		$(if $(filter file,$(origin KDIR)),KDIR=/usr/src/linux-headers-$$(scripts/deps.sh --abi))
+	@selftests/run_tests.sh $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(T)
+
+help:
+	@sed -n '3,/^$$/s/^# \{0,1\}//p' Makefile
