@@ -239,7 +239,8 @@ int stream_copier_init(struct stream_copier *c)
 {
 	int r;
 
-	c->busy = bitmap_zalloc(c->nr_regions, GFP_KERNEL);
+	/* One bit per region: up to 256 MiB, so not necessarily contiguous. */
+	c->busy = kvcalloc(BITS_TO_LONGS(c->nr_regions), sizeof(unsigned long), GFP_KERNEL);
 	if (!c->busy)
 		return -ENOMEM;
 
@@ -263,7 +264,7 @@ int stream_copier_init(struct stream_copier *c)
 bad_kcopyd:
 	mempool_exit(&c->job_pool);
 bad_pool:
-	bitmap_free(c->busy);
+	kvfree(c->busy);
 	return r;
 }
 
@@ -273,7 +274,7 @@ void stream_copier_exit(struct stream_copier *c)
 	WARN_ON(c->nr_jobs);
 	dm_kcopyd_client_destroy(c->kc);
 	mempool_exit(&c->job_pool);
-	bitmap_free(c->busy);
+	kvfree(c->busy);
 }
 
 int __init stream_copier_module_init(void)

@@ -540,9 +540,16 @@ static bool end_of_pass(struct stream_c *sc)
 static void start_copies(struct stream_c *sc)
 {
 	struct stream_copier *c = &sc->copier;
-	unsigned long merge = max_t(unsigned long, 1, MERGE_SECTORS >> sc->region_shift);
 	unsigned int max_inflight = READ_ONCE(sc->max_inflight);
+	unsigned int rate = READ_ONCE(sc->rate);
+	sector_t merge_sectors = MERGE_SECTORS;
+	unsigned long merge;
 	bool wrapped = false;
+
+	/* Under a rate limit, runs no larger than the bucket keep copying smooth. */
+	if (rate)
+		merge_sectors = min_t(sector_t, merge_sectors, (sector_t)rate / 2);
+	merge = max_t(unsigned long, 1, merge_sectors >> sc->region_shift);
 
 	if (test_and_clear_bit(STREAM_RESTART, &sc->flags)) {
 		c->cursor = 0;
@@ -561,8 +568,7 @@ static void start_copies(struct stream_c *sc)
 			continue;
 		}
 
-		wait = stream_copier_throttle(c, READ_ONCE(sc->rate),
-					      region_sectors(sc, region) +
+		wait = stream_copier_throttle(c, rate, region_sectors(sc, region) +
 					      ((sector_t)(nr - 1) << sc->region_shift));
 		if (wait || !stream_copier_copy(c, region, nr, true)) {
 			c->cursor = region;
