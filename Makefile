@@ -12,6 +12,9 @@
 #   make check [T=name]  boot a QEMU guest once and run the selftests
 #                        (T=test_module_01 runs one test; TIMEOUT=<s> sets the
 #                        overall guest timeout)
+#   make bench [BENCH_ARGS="--size 512 ..."]
+#                        stream in a guest beside dm-clone, dd and linear;
+#                        tables in bench/out/ (see bench/README.md)
 #   make clean
 
 SHELL := /bin/bash
@@ -40,7 +43,7 @@ KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
 SIGN_KEY = $(wildcard $(KDIR)/certs/signing_key.pem $(KDIR)/output/signing_key.pem)
 
 .PHONY: all modules tools install modules_install tools_install clean \
-	deps check help kdir-check
+	deps check bench help kdir-check
 
 all: modules tools
 
@@ -97,6 +100,10 @@ check:
 	@$(MAKE) --no-print-directory all \
 		$(if $(filter file,$(origin KDIR)),KDIR=/usr/src/linux-headers-$$(scripts/deps.sh --abi))
 	@selftests/run_tests.sh $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(T)
+
+# bench/run.sh builds the module against the guest kernel's headers itself.
+bench:
+	@bench/run.sh $(BENCH_ARGS)
 
 help:
 	@sed -n '3,/^$$/s/^# \{0,1\}//p' Makefile

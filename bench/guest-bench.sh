@@ -1,0 +1,350 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# In-guest part of the dm-stream benchmark (started by bench/run.sh through
+# selftests/run-guest; runs as root in a chroot of the host root, at the repo
+# root, with dm-mod, dm-bufio and loop loaded and DM_DISABLE_UDEV=1).
+#
+# One origin loop device filled once with random data, one destination and one
+# metadata loop device (all tmpfs-backed files under $BENCH_WORKDIR).  For each
+# configuration and repetition (interleaved, order rotated per repetition):
+# zero the destination and the metadata, drop caches, copy, check with cmp that
+# the destination equals the origin (otherwise the run is invalid).
+#
+# Configurations:
+#   dd            dd bs=1M iflag=direct oflag=direct origin -> destination
+#   linear        the same dd, reading through a `linear` dm device over the origin
+#                 (timed from table creation to the end of dd)
+#   clone         dm-clone, default settings
+#   clone-tuned   dm-clone, hydration_threshold/hydration_batch_size $BENCH_CLONE_TUNED
+#   stream        dm-stream, default settings
+#   stream-mi<N>  dm-stream with max_inflight N, for N in $BENCH_INFLIGHT
+#   stream-poll   (only when named in BENCH_CONFIGS) dm-stream, default settings,
+#                 completion detected by polling like dm-clone: shows what the
+#                 polling costs
+# Target runs are timed from `dmsetup create` until the status says the copy is
+# complete: dm-stream state `complete` (waiting on the dm event counter with
+# `dmsetup wait`), dm-clone hydrated == total (status polled every $BENCH_POLL s
+# with --noflush, since a flushing status makes dm-clone commit its metadata).
+#
+# Usage: bench/guest-bench.sh [--out DIR]
+# Environment (defaults): BENCH_SIZE_MIB (256), BENCH_REGION (128 sectors),
+#   BENCH_REPS (3), BENCH_INFLIGHT ("16 256"), BENCH_CLONE_TUNED ("256 64"),
+#   BENCH_CONFIGS (all of the above), BENCH_RUN_TIMEOUT (120 s per run),
+#   BENCH_POLL (0.05), BENCH_WORKDIR (/tmp/dmstream-bench), DMCLONE_KO (path
+#   of dm-clone.ko if the clone target is not loaded yet), DMSTREAM_KO
+#   (dm-stream/dm-stream.ko, insmod'ed only if the stream target is missing).
+# Output: DIR/runs.csv (one line per run; valid = 1, 0 or skip), DIR/env.txt, DIR/dmesg.txt; every
+# CSV line is also printed on stdout prefixed with "BENCH ".
+# Exit status: 0 when every run that could be attempted was valid, 1 otherwise,
+# 2 on setup failure.
+
+set -u
+
+OUT=${BENCH_OUT:-bench/out}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--out) OUT=$2; shift 2 ;;
+	-h|--help) sed -n '3,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) echo "guest-bench: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+
+SIZE_MIB=${BENCH_SIZE_MIB:-256}
+REGION=${BENCH_REGION:-128}
+REPS=${BENCH_REPS:-3}
+INFLIGHT=${BENCH_INFLIGHT-16 256}
+CLONE_TUNED=${BENCH_CLONE_TUNED:-256 64}
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-120}
+POLL=${BENCH_POLL:-0.05}
+WORK=${BENCH_WORKDIR:-/tmp/dmstream-bench}
+STREAM_KO=${DMSTREAM_KO:-dm-stream/dm-stream.ko}
+CLONE_KO=${DMCLONE_KO:-}
+META_MIB=8
+SECTORS=$((SIZE_MIB * 2048))
+PFX=bench
+
+log() { echo "guest-bench: $*" >&2; }
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+mkdir -p "$OUT" || { log "cannot create $OUT"; exit 2; }
+CSV=$OUT/runs.csv
+echo "config,rep,seconds,mib_per_s,valid,note" > "$CSV" || exit 2
+
+record() {	# config rep seconds valid note
+	local mibs=""
+	if [ -n "$3" ] && [ "$4" = 1 ]; then
+		mibs=$(awk -v s="$3" -v m="$SIZE_MIB" 'BEGIN { if (s > 0) printf "%.1f", m / s }')
+	fi
+	local line="$1,$2,$3,$mibs,$4,${5//,/;}"
+	echo "$line" >> "$CSV"
+	echo "BENCH $line"
+}
+
+# ---------------------------------------------------------------- setup
+
+cleanup() {
+	local d
+	for d in $(dmsetup ls 2>/dev/null | awk -v p="$PFX-" 'index($1, p) == 1 { print $1 }'); do
+		dmsetup remove --retry "$d" >/dev/null 2>&1
+	done
+	for d in ${ORIG:-} ${DEST:-} ${META:-}; do
+		losetup -d "$d" 2>/dev/null
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+have_target() { dmsetup targets 2>/dev/null | awk '{ print $1 }' | grep -qx "$1"; }
+
+{
+	echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+	echo "kernel: $(uname -r) ($(uname -v))"
+	echo "cpus: $(nproc)"
+	echo "mem: $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo)"
+	echo "size_mib: $SIZE_MIB"
+	echo "region_sectors: $REGION"
+	echo "reps: $REPS"
+	echo "clone_tuned: $CLONE_TUNED"
+	echo "inflight: $INFLIGHT"
+	[ -n "${BENCH_REV:-}" ] && echo "dm-stream: $BENCH_REV"
+	[ -n "${BENCH_HOST:-}" ] && echo "host: $BENCH_HOST"
+} > "$OUT/env.txt"
+
+for m in dm-mod dm-bufio loop dm-persistent-data; do
+	modprobe "$m" 2>/dev/null || log "modprobe $m failed"
+done
+
+CLONE_OK=1
+if ! have_target clone; then
+	if [ -n "$CLONE_KO" ] && [ -f "$CLONE_KO" ]; then
+		insmod "$CLONE_KO" || log "insmod $CLONE_KO failed"
+	fi
+	have_target clone || { CLONE_OK=0; log "no clone target: dm-clone runs skipped"; }
+fi
+STREAM_OK=1
+if ! have_target stream; then
+	if [ -f "$STREAM_KO" ]; then
+		insmod "$STREAM_KO" || log "insmod $STREAM_KO failed"
+	fi
+	have_target stream || { STREAM_OK=0; log "no stream target: dm-stream runs skipped"; }
+fi
+dmsetup targets | sed 's/^/target: /' >> "$OUT/env.txt"
+
+avail_mib=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
+need_mib=$((2 * SIZE_MIB + META_MIB + 128))
+if [ "$avail_mib" -lt "$need_mib" ]; then
+	log "not enough memory: $avail_mib MiB available, $need_mib MiB needed (use --mem or a smaller BENCH_SIZE_MIB)"
+	exit 2
+fi
+
+rm -rf "$WORK"
+mkdir -p "$WORK" || exit 2
+if ! mountpoint -q /tmp && [ "$WORK" = /tmp/dmstream-bench ]; then
+	mount -t tmpfs -o size=$((need_mib))m benchtmp "$WORK" || exit 2
+fi
+log "filling the origin with $SIZE_MIB MiB of random data"
+t0=$(now)
+dd if=/dev/urandom of="$WORK/origin.img" bs=1M count="$SIZE_MIB" status=none || exit 2
+log "  $(elapsed "$t0" "$(now)") s"
+truncate -s "${SIZE_MIB}M" "$WORK/dest.img" || exit 2
+truncate -s "${META_MIB}M" "$WORK/meta.img" || exit 2
+ORIG=$(losetup -f --show "$WORK/origin.img") &&
+DEST=$(losetup -f --show "$WORK/dest.img") &&
+META=$(losetup -f --show "$WORK/meta.img") || { log "losetup failed"; exit 2; }
+echo "devices: origin=$ORIG dest=$DEST meta=$META (tmpfs-backed loop)" >> "$OUT/env.txt"
+
+prepare() {
+	dd if=/dev/zero of="$WORK/dest.img" bs=1M count="$SIZE_MIB" conv=notrunc status=none
+	dd if=/dev/zero of="$WORK/meta.img" bs=1M count="$META_MIB" conv=notrunc status=none
+	blockdev --flushbufs "$ORIG" "$DEST" "$META" 2>/dev/null
+	sync
+	echo 3 > /proc/sys/vm/drop_caches
+}
+
+verify() { cmp -s "$WORK/origin.img" "$WORK/dest.img"; }
+
+# ---------------------------------------------------------------- waiting
+
+# The status fields after "<start> <len> <target>".
+status_of() { dmsetup status "$@" 2>/dev/null | cut -d' ' -f4-; }
+
+# dm-stream: wait on the event counter until state is complete.
+# Prints the final status; returns 0 on complete, 1 on failure, 2 on timeout.
+wait_stream() {
+	local name=$1 deadline=$2 ev st left
+	while :; do
+		ev=$(dmsetup info -c --noheadings -o events "$name" 2>/dev/null | tr -d ' ')
+		st=$(status_of "$name")
+		case $(echo "$st" | awk '{ print $6 " " $7 }') in
+		complete*) echo "$st"; return 0 ;;
+		*" fail"|*" ro") echo "$st"; return 1 ;;
+		esac
+		case $st in Fail*|"") echo "$st"; return 1 ;; esac
+		left=$(awk -v d="$deadline" -v n="$EPOCHREALTIME" 'BEGIN { l = d - n; print (l > 0) ? int(l) + 1 : 0 }')
+		[ "$left" -gt 0 ] || { echo "$st"; return 2; }
+		timeout "$left" dmsetup wait "$name" "${ev:-0}" >/dev/null 2>&1
+	done
+}
+
+# dm-stream, polling like dm-clone (for the stream-poll config).
+wait_stream_poll() {
+	local name=$1 deadline=$2 st
+	while :; do
+		st=$(status_of --noflush "$name")
+		case $st in Fail*|"") echo "$st"; return 1 ;; esac
+		case $(echo "$st" | awk '{ print $6 " " $7 }') in
+		complete*) echo "$st"; return 0 ;;
+		*" fail"|*" ro") echo "$st"; return 1 ;;
+		esac
+		if awk -v d="$deadline" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n > d) }'; then
+			echo "$st"; return 2
+		fi
+		sleep "$POLL"
+	done
+}
+
+# dm-clone: poll "<hydrated>/<total regions>" (4th status field).
+wait_clone() {
+	local name=$1 deadline=$2 st h
+	while :; do
+		st=$(status_of --noflush "$name")
+		case $st in Fail*|"") echo "$st"; return 1 ;; esac
+		h=$(echo "$st" | awk '{ print $4 }')
+		[ "${h%/*}" = "${h#*/}" ] && { echo "$st"; return 0; }
+		case $st in *" ro"|*" Fail") echo "$st"; return 1 ;; esac
+		if awk -v d="$deadline" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n > d) }'; then
+			echo "$st"; return 2
+		fi
+		sleep "$POLL"
+	done
+}
+
+# ---------------------------------------------------------------- runs
+
+run_dd() {	# rep
+	local t0 t1 ok=1 note=""
+	t0=$(now)
+	timeout "$RUN_TIMEOUT" dd if="$ORIG" of="$DEST" bs=1M count="$SIZE_MIB" \
+		iflag=direct oflag=direct status=none || { ok=0; note="dd failed"; }
+	t1=$(now)
+	[ $ok = 1 ] && ! verify && { ok=0; note="destination differs from origin"; }
+	record dd "$1" "$(elapsed "$t0" "$t1")" "$ok" "$note"
+}
+
+run_linear() {	# rep
+	local name=$PFX-linear t0 t1 ok=1 note=""
+	t0=$(now)
+	if dmsetup create "$name" --table "0 $SECTORS linear $ORIG 0"; then
+		timeout "$RUN_TIMEOUT" dd if="/dev/mapper/$name" of="$DEST" bs=1M \
+			count="$SIZE_MIB" iflag=direct oflag=direct status=none ||
+			{ ok=0; note="dd failed"; }
+		t1=$(now)
+		dmsetup remove --retry "$name"
+	else
+		t1=$(now); ok=0; note="dmsetup create failed"
+	fi
+	[ $ok = 1 ] && ! verify && { ok=0; note="destination differs from origin"; }
+	record linear "$1" "$(elapsed "$t0" "$t1")" "$ok" "$note"
+}
+
+# run_target config rep kind table-args
+run_target() {
+	local cfg=$1 rep=$2 kind=$3 args=$4 name=$PFX-$1 t0 t1 st rc ok=1 note="" deadline
+	t0=$(now)
+	deadline=$(awk -v t="$t0" -v d="$RUN_TIMEOUT" 'BEGIN { printf "%.3f", t + d }')
+	if ! dmsetup create "$name" --table "0 $SECTORS $kind $META $DEST $ORIG $REGION${args:+ $args}"; then
+		record "$cfg" "$rep" "" 0 "dmsetup create failed: $(dmesg | grep -E "table: .*: $kind: |$kind: " | tail -n 1 | sed 's/^\[[ 0-9.]*\] //' | cut -c1-160)"
+		return 1
+	fi
+	if [ "$cfg" = stream-poll ]; then
+		st=$(wait_stream_poll "$name" "$deadline"); rc=$?
+	elif [ "$kind" = stream ]; then
+		st=$(wait_stream "$name" "$deadline"); rc=$?
+	else
+		st=$(wait_clone "$name" "$deadline"); rc=$?
+	fi
+	t1=$(now)
+	case $rc in
+	0) ;;
+	1) ok=0; note="target failed: $st" ;;
+	*) ok=0; note="timeout after ${RUN_TIMEOUT}s: $st" ;;
+	esac
+	dmsetup remove --retry "$name" >/dev/null 2>&1 ||
+		{ ok=0; note="${note:+$note; }remove failed"; dmsetup remove --force "$name" >/dev/null 2>&1; }
+	if [ $ok = 1 ] && ! verify; then
+		ok=0; note="destination differs from origin (final status: $st)"
+	fi
+	[ "$kind" = stream ] && [ $ok = 1 ] && [ "$(echo "$st" | awk '{ print $8 }')" != 0 ] &&
+		note="copy errors: $(echo "$st" | awk '{ print $8 }')"
+	record "$cfg" "$rep" "$(elapsed "$t0" "$t1")" "$ok" "$note"
+	[ $ok = 1 ]
+}
+
+declare -A ARGS KIND
+CONFIGS_ALL="dd linear"
+if [ $CLONE_OK = 1 ]; then
+	set -- $CLONE_TUNED
+	KIND[clone]=clone; ARGS[clone]=""
+	KIND[clone-tuned]=clone; ARGS[clone-tuned]="0 4 hydration_threshold $1 hydration_batch_size $2"
+	CONFIGS_ALL+=" clone clone-tuned"
+fi
+if [ $STREAM_OK = 1 ]; then
+	KIND[stream]=stream; ARGS[stream]=""
+	CONFIGS_ALL+=" stream"
+	KIND[stream-poll]=stream; ARGS[stream-poll]=""
+	for n in $INFLIGHT; do
+		KIND[stream-mi$n]=stream; ARGS[stream-mi$n]="2 max_inflight $n"
+		CONFIGS_ALL+=" stream-mi$n"
+	done
+fi
+CONFIGS=${BENCH_CONFIGS:-$CONFIGS_ALL}
+for c in $CONFIGS; do echo "config: $c ${KIND[$c]:-} ${ARGS[$c]:-}" >> "$OUT/env.txt"; done
+[ $CLONE_OK = 1 ] || { record clone 0 "" skip "clone target unavailable"; record clone-tuned 0 "" skip "clone target unavailable"; }
+[ $STREAM_OK = 1 ] || record stream 0 "" skip "stream target unavailable"
+
+declare -A BROKEN
+list=($CONFIGS)
+n=${#list[@]}
+fail=0
+dmesg_start=$(dmesg | wc -l)
+t_all=$(now)
+for ((rep = 1; rep <= REPS; rep++)); do
+	for ((i = 0; i < n; i++)); do
+		cfg=${list[(i + rep - 1) % n]}
+		if [ -n "${BROKEN[$cfg]:-}" ]; then
+			record "$cfg" "$rep" "" skip "skipped: an earlier run of it failed"
+			continue
+		fi
+		prepare
+		case $cfg in
+		dd) run_dd "$rep" || fail=1 ;;
+		linear) run_linear "$rep" || fail=1 ;;
+		*)
+			if [ -z "${KIND[$cfg]:-}" ]; then
+				log "unknown or unavailable config $cfg"; continue
+			fi
+			if ! run_target "$cfg" "$rep" "${KIND[$cfg]}" "${ARGS[$cfg]}"; then
+				fail=1
+				# A target that fails or hangs once is not retried: keep
+				# the total time bounded.
+				BROKEN[$cfg]=1
+			fi
+			;;
+		esac
+	done
+done
+log "all runs: $(elapsed "$t_all" "$(now)") s"
+awk -F, 'NR > 1 && $5 == 0 { bad = 1 } END { exit !bad }' "$CSV" && fail=1
+
+dmesg > "$OUT/dmesg.txt"
+if dmesg | tail -n +"$((dmesg_start + 1))" |
+	grep -E 'BUG:|WARNING:|Oops|KASAN:|circular locking|general protection|Call Trace' > "$OUT/dmesg-bad.txt"; then
+	log "kernel reported problems during the bench (see dmesg-bad.txt)"
+	echo "dmesg: PROBLEMS (see dmesg-bad.txt)" >> "$OUT/env.txt"
+	fail=1
+else
+	rm -f "$OUT/dmesg-bad.txt"
+fi
+exit $fail

@@ -1,0 +1,156 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# bench/run.sh - stream a few hundred MiB with dm-stream, side by side with
+# dm-clone, a raw dd copy and dd through a linear device, in one guest boot.
+#
+# Usage: bench/run.sh [OPTIONS]
+#
+#   --size MIB        data to copy (default 256; the guest needs about
+#                     2 * MIB + 150 MiB of free RAM for its tmpfs devices)
+#   --reps N          repetitions of every configuration (default 3, interleaved)
+#   --inflight LIST   dm-stream max_inflight values to sweep besides the
+#                     default (default "16 256"; "" for none)
+#   --clone-tuned "T B"  dm-clone hydration_threshold and hydration_batch_size
+#                     of its tuned run (default "256 64")
+#   --configs LIST    run only these (dd linear clone clone-tuned stream
+#                     stream-mi<N>, and stream-poll: dm-stream timed by polling
+#                     its status like dm-clone instead of waiting for its event)
+#   --region SECTORS  region size for both targets (default 128 = 64 KiB)
+#   --mem SIZE        guest RAM (default 3G)
+#   --timeout SEC     guest timeout (default 900)
+#   --out DIR         results directory (default bench/out)
+#   --no-build        do not run `make modules` first
+#   --idle-wait SEC   wait up to SEC s (default 600) for other QEMU guests on
+#                     this host to finish before booting; 0 to not wait
+#   -h, --help        this text
+#
+# Steps: build dm-stream (make modules, against the guest kernel's headers),
+# build dm-clone from Debian's linux-source into the cache
+# (bench/build-dm-clone.sh), boot the guest once (selftests/run-guest) running
+# bench/guest-bench.sh, then bench/summarize.py.  If dm-clone cannot be built
+# or dm-stream does not load, the other configurations still run.
+#
+# Output in DIR: results.md (tables: medians, MiB/s, ratios, max_inflight
+# sweep), results.csv (one line per configuration), runs.csv (every run),
+# env.txt, dmesg.txt, console.log.
+#
+# Exit status: 0 when every attempted run was valid (destination == origin)
+# and dmesg stayed clean, 1 otherwise, 2 on setup errors.
+
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$REPO" || exit 2
+
+usage() { sed -n '3,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+die() { echo "bench: $*" >&2; exit 2; }
+
+size=256 reps=3 inflight="16 256" clone_tuned="256 64" configs="" region=128
+mem=3G timeout=900 out=$REPO/bench/out build=1 idle_wait=600
+while [ $# -gt 0 ]; do
+	case $1 in
+	--size) size=${2:?}; shift 2 ;;
+	--reps) reps=${2:?}; shift 2 ;;
+	--inflight) inflight=${2?}; shift 2 ;;
+	--clone-tuned) clone_tuned=${2:?}; shift 2 ;;
+	--configs) configs=${2:?}; shift 2 ;;
+	--region) region=${2:?}; shift 2 ;;
+	--mem) mem=${2:?}; shift 2 ;;
+	--timeout) timeout=${2:?}; shift 2 ;;
+	--out) out=${2:?}; shift 2 ;;
+	--no-build) build=0; shift ;;
+	--idle-wait) idle_wait=${2:?}; shift 2 ;;
+	-h|--help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+[[ $size =~ ^[0-9]+$ && $size -gt 0 ]] || die "bad --size '$size'"
+[[ $reps =~ ^[0-9]+$ && $reps -gt 0 ]] || die "bad --reps '$reps'"
+[[ $region =~ ^[0-9]+$ ]] || die "bad --region '$region'"
+
+scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh || die "scripts/deps.sh failed"
+abi=$(scripts/deps.sh --abi) || die "cannot derive the kernel ABI"
+
+if [ $build = 1 ]; then
+	make --no-print-directory modules KDIR="/usr/src/linux-headers-$abi" >&2 ||
+		echo "bench: building dm-stream failed: the dm-stream runs will be skipped" >&2
+fi
+
+clone_ko=$(KABI=$abi bench/build-dm-clone.sh) ||
+	{ clone_ko=""; echo "bench: building dm-clone failed: the dm-clone runs will be skipped" >&2; }
+
+mkdir -p "$out" || die "cannot create $out"
+out=$(cd "$out" && pwd -P)
+rm -f "$out"/{runs.csv,results.md,results.csv,env.txt,dmesg.txt,dmesg-bad.txt}
+
+# What was measured: the commit (noting local changes to dm-stream/) and a
+# hash of the module; the host and QEMU.
+rev=$(git log -1 --format='%h %s' 2>/dev/null | cut -c1-72)
+git diff --quiet HEAD -- dm-stream 2>/dev/null || rev="$rev (+ uncommitted changes)"
+[ -f dm-stream/dm-stream.ko ] &&
+	rev="$rev, dm-stream.ko sha1 $(sha1sum dm-stream/dm-stream.ko | cut -c1-12)"
+host="$(nproc) CPUs, $(qemu-system-x86_64 --version 2>/dev/null | head -n1)"
+
+# Timings under TCG depend on the host's CPUs: other guests (selftests) skew
+# them.  Wait for a quiet host, then sample it while the bench runs; the
+# summary flags a busy host.
+other_guests() {	# QEMU processes other than the bench's own guest
+	local p n=0
+	for p in $(pgrep -x qemu-system-x86 2>/dev/null); do
+		tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null |
+			grep -q -- "dmstream.out=$out " || n=$((n + 1))
+	done
+	echo $n
+}
+if [ "$idle_wait" -gt 0 ] && [ "$(other_guests)" -gt 0 ]; then
+	echo "bench: waiting up to ${idle_wait}s for $(other_guests) other QEMU guest(s) to finish" >&2
+	end=$(( $(date +%s) + idle_wait ))
+	while [ "$(other_guests)" -gt 0 ] && [ "$(date +%s)" -lt "$end" ]; do
+		sleep 5
+	done
+	[ "$(other_guests)" -eq 0 ] ||
+		echo "bench: host still busy with $(other_guests) other guest(s): timings will be noisy" >&2
+fi
+(
+	max=0
+	while :; do
+		n=$(other_guests)
+		[ $n -gt $max ] && max=$n
+		echo "$max $(cut -d' ' -f1 /proc/loadavg)" > "$out/.host-load"
+		sleep 2
+	done
+) &
+sampler=$!
+trap 'kill $sampler 2>/dev/null' EXIT
+
+t0=$(date +%s)
+selftests/run-guest --quiet --timeout "$timeout" --mem "$mem" --out "$out" \
+	-e "BENCH_SIZE_MIB=$size" -e "BENCH_REPS=$reps" -e "BENCH_INFLIGHT=$inflight" \
+	-e "BENCH_CLONE_TUNED=$clone_tuned" -e "BENCH_CONFIGS=$configs" \
+	-e "BENCH_REGION=$region" -e "DMCLONE_KO=$clone_ko" \
+	-e "BENCH_REV=$rev" -e "BENCH_HOST=$host" \
+	-e "DMSTREAM_KO=$REPO/dm-stream/dm-stream.ko" \
+	-- bash bench/guest-bench.sh --out "$out"
+rc=$?
+kill $sampler 2>/dev/null
+read -r busy load1 < "$out/.host-load" 2>/dev/null || busy=0
+rm -f "$out/.host-load"
+if [ -f "$out/env.txt" ]; then
+	echo "host_busy: $busy other QEMU guest(s) at most during the bench; load average at the end $load1 (host has $(nproc) CPUs)" >> "$out/env.txt"
+fi
+echo "bench: guest finished with status $rc after $(( $(date +%s) - t0 )) s" >&2
+# The guest's own log lines (stderr goes to the console).
+grep -E '^(guest-bench|BENCH) ' "$out/console.log" >&2 || true
+
+if [ ! -s "$out/runs.csv" ] || [ "$(wc -l < "$out/runs.csv")" -lt 2 ]; then
+	echo "bench: no results (console: $out/console.log)" >&2
+	exit 2
+fi
+python3 bench/summarize.py "$out" || exit 2
+echo "bench: results in $out/results.md and $out/results.csv" >&2
+case $rc in
+0) exit 0 ;;
+1) exit 1 ;;
+*) exit 2 ;;
+esac

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Summarise bench/guest-bench.sh output: medians, MiB/s and ratios.
+
+Usage: bench/summarize.py DIR
+Reads DIR/runs.csv and DIR/env.txt; writes DIR/results.csv (one line per
+configuration) and DIR/results.md (the tables), and prints the markdown.
+"""
+
+import csv
+import os
+import statistics
+import sys
+
+DESCR = {
+    "dd": "dd bs=1M iflag=direct oflag=direct (raw copy)",
+    "linear": "dd through a `linear` dm device over the origin",
+    "clone": "dm-clone, default (hydration_threshold 1, batch 1)",
+    "clone-tuned": "dm-clone, hydration_threshold {t} hydration_batch_size {b}",
+    "stream": "dm-stream, default settings (max_inflight 64)",
+    "stream-poll": "dm-stream, default settings, completion polled like dm-clone",
+}
+
+
+def read_env(path):
+    env = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.rstrip("\n").partition(": ")
+                env.setdefault(k, v)
+    except OSError:
+        pass
+    return env
+
+
+def describe(cfg, env):
+    if cfg.startswith("stream-mi"):
+        return "dm-stream, max_inflight %s" % cfg[len("stream-mi"):]
+    if cfg == "clone-tuned":
+        t, b = (env.get("clone_tuned", "? ?").split() + ["?", "?"])[:2]
+        return DESCR[cfg].format(t=t, b=b)
+    return DESCR.get(cfg, cfg)
+
+
+def fmt(x, spec=".2f"):
+    return "-" if x is None else format(x, spec)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    out = sys.argv[1]
+    env = read_env(os.path.join(out, "env.txt"))
+    size = float(env.get("size_mib", "256"))
+    runs = {}
+    order = []
+    with open(os.path.join(out, "runs.csv")) as f:
+        for r in csv.DictReader(f):
+            cfg = r["config"]
+            if cfg not in runs:
+                runs[cfg] = {"ok": [], "bad": 0, "skip": 0, "notes": []}
+                order.append(cfg)
+            e = runs[cfg]
+            if r["valid"] == "1":
+                e["ok"].append(float(r["seconds"]))
+            elif r["valid"] == "skip":
+                e["skip"] += 1
+            else:
+                e["bad"] += 1
+            if r["note"] and r["note"] not in e["notes"]:
+                e["notes"].append(r["note"])
+
+    # Put the configurations in a stable order.
+    rank = ["dd", "linear", "clone", "clone-tuned", "stream", "stream-poll"]
+    order.sort(key=lambda c: (rank.index(c) if c in rank else len(rank),
+                              int(c[9:]) if c.startswith("stream-mi") and c[9:].isdigit() else 0))
+
+    med = {}
+    for cfg in order:
+        ok = runs[cfg]["ok"]
+        med[cfg] = statistics.median(ok) if ok else None
+
+    def mibs(cfg):
+        m = med.get(cfg)
+        return size / m if m else None
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    rows = []
+    for cfg in order:
+        e = runs[cfg]
+        rows.append({
+            "config": cfg,
+            "description": describe(cfg, env),
+            "valid_runs": len(e["ok"]),
+            "invalid_runs": e["bad"],
+            "median_s": fmt(med[cfg], ".3f") if med[cfg] else "",
+            "min_s": fmt(min(e["ok"]), ".3f") if e["ok"] else "",
+            "max_s": fmt(max(e["ok"]), ".3f") if e["ok"] else "",
+            "mib_per_s": fmt(mibs(cfg), ".1f") if mibs(cfg) else "",
+            "throughput_vs_dd": fmt(ratio(mibs(cfg), mibs("dd")), ".2f") if ratio(mibs(cfg), mibs("dd")) else "",
+            "notes": "; ".join(e["notes"]),
+        })
+    with open(os.path.join(out, "results.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()) if rows else ["config"])
+        w.writeheader()
+        w.writerows(rows)
+
+    md = []
+    md.append("# dm-stream benchmark\n")
+    md.append("- date: %s" % env.get("date", "?"))
+    md.append("- guest kernel: %s" % env.get("kernel", "?"))
+    md.append("- guest: %s CPUs, %s (QEMU TCG)" % (env.get("cpus", "?"), env.get("mem", "?")))
+    md.append("- data: %s MiB of random data, tmpfs-backed loop devices, region %s sectors, "
+              "%s repetitions interleaved; median of valid runs"
+              % (env.get("size_mib", "?"), env.get("region_sectors", "?"), env.get("reps", "?")))
+    if "dm-stream" in env:
+        md.append("- dm-stream: %s" % env["dm-stream"])
+    if "host" in env:
+        md.append("- host: %s" % env["host"])
+    if "host_busy" in env:
+        busy = env["host_busy"]
+        if busy.split()[0] not in ("0", "-1"):
+            md.append("- **host busy: %s: timings are skewed, rerun on a quiet host**" % busy)
+        else:
+            md.append("- host load: %s" % busy)
+    if "dmesg" in env:
+        md.append("- **dmesg: %s**" % env["dmesg"])
+    md.append("")
+    md.append("| config | what | valid/runs | median s | min s | max s | MiB/s | vs raw dd |")
+    md.append("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        md.append("| %s | %s | %d/%d | %s | %s | %s | %s | %s |" % (
+            r["config"], r["description"], r["valid_runs"],
+            r["valid_runs"] + r["invalid_runs"], r["median_s"] or "-", r["min_s"] or "-",
+            r["max_s"] or "-", r["mib_per_s"] or "-", r["throughput_vs_dd"] or "-"))
+    md.append("")
+    md.append("## Ratios (medians)\n")
+    md.append("| ratio | value |")
+    md.append("|---|---|")
+    for label, val in [
+        ("dm-stream time / dm-clone time (default)", ratio(med.get("stream"), med.get("clone"))),
+        ("dm-stream time / dm-clone time (tuned)", ratio(med.get("stream"), med.get("clone-tuned"))),
+        ("dm-stream MiB/s / raw dd MiB/s", ratio(mibs("stream"), mibs("dd"))),
+        ("dm-stream MiB/s / linear dd MiB/s", ratio(mibs("stream"), mibs("linear"))),
+        ("dm-clone tuned MiB/s / raw dd MiB/s", ratio(mibs("clone-tuned"), mibs("dd"))),
+        ("linear dd MiB/s / raw dd MiB/s", ratio(mibs("linear"), mibs("dd"))),
+    ]:
+        md.append("| %s | %s |" % (label, fmt(val)))
+    sweep = [c for c in order if c.startswith("stream-mi")]
+    if sweep:
+        md.append("")
+        md.append("## dm-stream max_inflight sweep\n")
+        md.append("| max_inflight | valid/runs | median s | MiB/s | time vs default |")
+        md.append("|---|---|---|---|---|")
+        pts = [("64 (default)", "stream")] + [(c[9:], c) for c in sweep]
+        pts.sort(key=lambda p: int(p[0].split()[0]) if p[0].split()[0].isdigit() else 0)
+        for label, c in pts:
+            e = runs.get(c, {"ok": [], "bad": 0})
+            md.append("| %s | %d/%d | %s | %s | %s |" % (
+                label, len(e["ok"]), len(e["ok"]) + e["bad"], fmt(med.get(c), ".3f"),
+                fmt(mibs(c), ".1f"), fmt(ratio(med.get(c), med.get("stream")))))
+    notes = [(c, n) for c in order for n in runs[c]["notes"]]
+    if notes:
+        md.append("")
+        md.append("## Notes\n")
+        for c, n in notes:
+            md.append("- %s: %s" % (c, n))
+    text = "\n".join(md) + "\n"
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(text)
+    sys.stdout.write(text)
+
+
+if __name__ == "__main__":
+    main()
