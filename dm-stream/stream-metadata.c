@@ -19,7 +19,22 @@
 
 #define WORDS_PER_BLOCK	(STREAM_BITS_PER_BLOCK / BITS_PER_LONG)
 
+/*
+ * Open metadata, by device. A table reload constructs the new instance
+ * while the old one still runs: both must use the same in-core bitmap, or
+ * the new one would start from a superblock that misses the old one's last
+ * changes. Protected by open_lock.
+ */
+static DEFINE_MUTEX(open_lock);
+static LIST_HEAD(open_list);
+
 struct stream_metadata {
+	/* On open_list, shared by the table instances of one dm device. */
+	struct list_head list;
+	dev_t dev;
+	const void *owner;
+	unsigned int refs;
+
 	struct dm_bufio_client *bufio;
 	struct stream_geometry geo;
 	u64 nr_bitmap_blocks;
@@ -313,9 +328,11 @@ static int open_or_format(struct stream_metadata *md, const char **error)
 	return r;
 }
 
-struct stream_metadata *stream_md_open(struct block_device *bdev,
-				       const struct stream_geometry *geo,
-				       char **error)
+static void md_destroy(struct stream_metadata *md);
+
+static struct stream_metadata *md_create(struct block_device *bdev,
+					 const struct stream_geometry *geo,
+					 char **error)
 {
 	unsigned long words;
 	struct stream_metadata *md;
@@ -370,11 +387,55 @@ struct stream_metadata *stream_md_open(struct block_device *bdev,
 	return md;
 
 bad:
-	stream_md_close(md);
+	md_destroy(md);
 	return ERR_PTR(r);
 }
 
+struct stream_metadata *stream_md_open(struct block_device *bdev,
+				       const struct stream_geometry *geo,
+				       const void *owner, char **error)
+{
+	struct stream_metadata *md;
+
+	mutex_lock(&open_lock);
+	list_for_each_entry(md, &open_list, list) {
+		if (md->dev != bdev->bd_dev)
+			continue;
+		if (md->owner != owner) {
+			*error = "Metadata device is in use by another stream device";
+			md = ERR_PTR(-EBUSY);
+		} else if (memcmp(&md->geo, geo, sizeof(*geo))) {
+			*error = "Metadata device is in use with another geometry: suspend and remove first";
+			md = ERR_PTR(-EBUSY);
+		} else {
+			md->refs++;
+		}
+		goto out;
+	}
+
+	md = md_create(bdev, geo, error);
+	if (!IS_ERR(md)) {
+		md->dev = bdev->bd_dev;
+		md->owner = owner;
+		md->refs = 1;
+		list_add(&md->list, &open_list);
+	}
+out:
+	mutex_unlock(&open_lock);
+	return md;
+}
+
 void stream_md_close(struct stream_metadata *md)
+{
+	mutex_lock(&open_lock);
+	if (!--md->refs) {
+		list_del(&md->list);
+		md_destroy(md);
+	}
+	mutex_unlock(&open_lock);
+}
+
+static void md_destroy(struct stream_metadata *md)
 {
 	if (md->bufio)
 		dm_bufio_client_destroy(md->bufio);

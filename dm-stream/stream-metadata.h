@@ -7,7 +7,12 @@
  *
  * Concurrency contract:
  * - stream_md_open() and stream_md_close() run in the constructor and the
- *   destructor. They block on I/O.
+ *   destructor. They block on I/O and take a global mutex. Opening a device
+ *   that is already open for the same @owner (the dm device: a table
+ *   reload) returns the same, reference-counted object, so the new table
+ *   sees the old one's in-core bitmap; the callers make sure that only one
+ *   instance's worker runs at a time (the old one is suspended before the
+ *   new one resumes).
  * - stream_md_set_copied(), stream_md_pre_commit() and stream_md_commit()
  *   must be serialised by the caller: the target calls them from its single
  *   worker only. They take no locks. set_copied never blocks; pre_commit and
@@ -51,7 +56,7 @@ struct stream_geometry {
  */
 struct stream_metadata *stream_md_open(struct block_device *bdev,
 				       const struct stream_geometry *geo,
-				       char **error);
+				       const void *owner, char **error);
 void stream_md_close(struct stream_metadata *md);
 
 bool stream_md_is_copied(struct stream_metadata *md, unsigned long region);

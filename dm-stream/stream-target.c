@@ -526,6 +526,13 @@ static bool end_of_pass(struct stream_c *sc)
 	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
 		return false;
 
+	/*
+	 * Judge the pass, and scan again, only once its last copies ended:
+	 * rescanning the whole bitmap at every completion would be wasted.
+	 */
+	if (sc->copier.background_regions)
+		return false;
+
 	if (sc->pass_errors) {
 		DMERR("%s: streaming stopped: some regions could not be copied",
 		      dm_device_name(dm_table_get_md(sc->ti->table)));
@@ -964,7 +971,7 @@ static int init_copier(struct stream_c *sc)
 static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 {
 	struct dm_arg_set as = { .argc = argc, .argv = argv };
-	struct stream_geometry geo;
+	struct stream_geometry geo = {};
 	struct stream_c *sc;
 	int r;
 
@@ -1002,7 +1009,8 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	geo.origin_size = bdev_nr_sectors(sc->origin_dev->bdev);
 	geo.dest_size = bdev_nr_sectors(sc->dest_dev->bdev);
 	geo.nr_regions = sc->nr_regions;
-	sc->md = stream_md_open(sc->meta_dev->bdev, &geo, &ti->error);
+	sc->md = stream_md_open(sc->meta_dev->bdev, &geo, dm_table_get_md(ti->table),
+				&ti->error);
 	if (IS_ERR(sc->md)) {
 		r = PTR_ERR(sc->md);
 		goto bad_devices;
@@ -1062,11 +1070,14 @@ static void stream_dtr(struct dm_target *ti)
 {
 	struct stream_c *sc = ti->private;
 
-	/* The device was suspended (or never resumed): no job is in flight. */
+	/*
+	 * dm postsuspends a table before destroying it, and postsuspend
+	 * committed; a table that never resumed changed nothing. So there is
+	 * nothing to commit here, and committing would race with the worker
+	 * of a new table sharing the metadata after a reload.
+	 */
 	cancel_delayed_work_sync(&sc->waker);
 	flush_workqueue(sc->wq);
-	if (sc->mode == MODE_RW && stream_md_changed(sc->md) && commit(sc))
-		DMERR("final metadata commit failed");
 	destroy_workqueue(sc->wq);
 	stream_copier_exit(&sc->copier);
 	stream_md_close(sc->md);
