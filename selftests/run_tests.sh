@@ -1,0 +1,344 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run_tests.sh - run the dm-stream selftests (KTAP) and check the kernel log.
+#
+# Usage:
+#   selftests/run_tests.sh [--timeout SEC] [--mem SIZE] [TEST...]      (host)
+#   selftests/run_tests.sh [--dir DIR] [--out DIR] [--no-load] [TEST...] (guest)
+#
+# On the host (DMSTREAM_GUEST unset) it boots the guest once with
+# selftests/run-guest (--timeout/--mem are passed to it: overall guest
+# timeout, default 1500 s) and runs itself there. `make check [T=name]`
+# calls it this way.
+#
+# In the guest it:
+#   1. loads dm-mod dm-bufio libcrc32c loop dm-flakey dm-delay dm-log-writes
+#      ext4 and insmods $DMSTREAM_KO (default dm-stream/dm-stream.ko), unless
+#      --no-load: reported as the top-level test "setup" (2 subtests);
+#   2. runs each TEST (a name like test_module_01, with or without .sh;
+#      default: every DIR/test_*.sh, sorted) with bash, under the per-test
+#      timeout from DIR/settings (`timeout=SEC`, default 600), its output
+#      indented as a KTAP subtest;
+#   3. scans the kernel log written since its own start marker for BUG:,
+#      WARNING:, Oops, KASAN:, UBSAN:, lockdep reports, hung tasks, kmemleak
+#      reports and the like: the top-level test "kernel log", one failed
+#      subtest per offending line (lines a test declared as injected on
+#      purpose, see DMSTREAM_KLOG_ALLOW, are skipped);
+#   4. prints as its last line `N passed, M failed` (`, K skipped` appended
+#      when K > 0) and exits 0 only when M is 0.
+#
+# Counting: N, M and K count subtests, i.e. each `ok`/`not ok` line of the
+# test scripts plus the runner's own checks above (setup: 2, kernel log: 1
+# when clean). A script that prints `1..0 # SKIP` (exit 4) counts as one
+# skipped; a script that times out, exits non-zero without reporting a
+# failure, or reports fewer results than its plan gets one failure more.
+#
+# Files (--out, default $DMSTREAM_OUT or selftests/out): dmesg.log (the whole
+# guest kernel log, streamed while the tests run, so it survives a hang),
+# summary (the last line), tally (running counts, read by the host side when
+# the guest dies). The console log level is lowered to 1 during the run, so
+# expected kernel errors do not interleave with the KTAP output.
+#
+# Environment for the tests: DMSTREAM_KO, DMSTREAM_OUT, and
+# DMSTREAM_KLOG_ALLOW: a file; a test that writes a kernel log line on
+# purpose appends a fixed string unique to that line to it.
+#
+# --dir and --out let a test run this driver on fixtures (test_runner_01).
+
+set -u
+
+SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH_SOURCE[0]}")
+SELFTESTS=$(dirname "$SELF")
+REPO=$(dirname "$SELFTESTS")
+
+summary_line()
+{
+	local s="$1 passed, $2 failed"
+
+	[[ $3 -eq 0 ]] || s+=", $3 skipped"
+	echo "$s"
+}
+
+# --- host side ---------------------------------------------------------------
+
+if [[ -z ${DMSTREAM_GUEST:-} ]]; then
+	guest_opts=()
+	args=()
+	while [[ $# -gt 0 ]]; do
+		case $1 in
+		--timeout|--mem) guest_opts+=("$1" "${2:?}"); shift 2 ;;
+		*) args+=("$(printf '%q' "$1")"); shift ;;
+		esac
+	done
+	out=${DMSTREAM_OUT:-$REPO/selftests/out}
+	mkdir -p "$out" && out=$(cd "$out" && pwd -P) || exit 2
+	# Hold the output directory from before the guest starts until its
+	# results are read (run-guest sees DMSTREAM_OUT_LOCKED and does not
+	# lock again).
+	exec 9>"$out/.run-guest.lock"
+	if ! flock -n 9; then
+		echo "run_tests.sh: waiting for another guest using $out" >&2
+		flock 9
+	fi
+	export DMSTREAM_OUT_LOCKED=$out
+	rm -f "$out/summary" "$out/tally" "$out/dmesg.log"
+	"$SELFTESTS/run-guest" --out "$out" "${guest_opts[@]+"${guest_opts[@]}"}" -- \
+		selftests/run_tests.sh "${args[@]+"${args[@]}"}"
+	rc=$?
+	[[ -s $out/summary ]] && exit $rc
+
+	# The guest died before the runner finished: count what was done.
+	read -r pass fail skip 2>/dev/null <"$out/tally" || { pass=0 fail=0 skip=0; }
+	case $rc in
+	124) why="timed out" ;;
+	125) why="stopped without an exit status (kernel panic?)" ;;
+	*) why="ended with status $rc before the runner finished" ;;
+	esac
+	echo "not ok - guest $why"
+	for f in "$out/dmesg.log" "$out/console.log"; do
+		[[ -s $f ]] || continue
+		echo "# last lines of $f:"
+		tail -n 30 "$f" | sed 's/^/# /'
+		break
+	done
+	summary_line "$pass" $((fail + 1)) "$skip"
+	[[ $rc -ne 0 ]] || rc=1
+	exit $rc
+fi
+
+# --- guest side --------------------------------------------------------------
+
+dir=$SELFTESTS
+out=${DMSTREAM_OUT:-$REPO/selftests/out}
+load=1
+names=()
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--dir) dir=${2:?}; shift 2 ;;
+	--out) out=${2:?}; shift 2 ;;
+	--no-load) load=; shift ;;
+	--timeout|--mem) shift 2 ;;	# host options, nothing to do here
+	-h|--help) sed -n '3,/^$/s/^# \{0,1\}//p' "$SELF"; exit 0 ;;
+	*) names+=("$1"); shift ;;
+	esac
+done
+dir=$(cd "$dir" && pwd -P) || exit 2
+mkdir -p "$out" || exit 2
+export DMSTREAM_OUT=$out
+export DMSTREAM_KO=${DMSTREAM_KO:-$REPO/dm-stream/dm-stream.ko}
+export DM_DISABLE_UDEV=1
+
+work=$(mktemp -d /tmp/dmst-runner.XXXXXX) || exit 2
+export DMSTREAM_KLOG_ALLOW=$work/klog-allow
+: >"$DMSTREAM_KLOG_ALLOW"
+
+echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null
+RUN_ID=$$-$RANDOM
+MARK="dm-stream runner: start $RUN_ID"
+echo "$MARK" >/dev/kmsg
+
+# Stream the kernel log to the output directory, so it survives a hang.
+dmesg --follow >"$out/dmesg.log" 2>/dev/null &
+follower=$!
+saved_loglevel=$(awk '{ print $1 }' /proc/sys/kernel/printk)
+dmesg -n 1
+
+cleanup()
+{
+	kill "$follower" 2>/dev/null
+	wait "$follower" 2>/dev/null
+	dmesg -n "$saved_loglevel"
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+test_timeout=600
+if [[ -f $dir/settings ]]; then
+	t=$(sed -n 's/^timeout=\([0-9][0-9]*\)$/\1/p' "$dir/settings")
+	[[ -z $t ]] || test_timeout=$t
+fi
+
+tests=()
+if [[ ${#names[@]} -eq 0 ]]; then
+	for t in "$dir"/test_*.sh; do
+		[[ -f $t ]] && tests+=("$t")
+	done
+else
+	for n in "${names[@]}"; do
+		n=$(basename "$n" .sh)
+		tests+=("$dir/$n.sh")
+	done
+fi
+
+PASS=0
+FAIL=0
+SKIP=0
+TOP=0
+
+tally()
+{
+	echo "$PASS $FAIL $SKIP" >"$out/tally"
+}
+
+indent()
+{
+	sed -u 's/^/    /'
+}
+
+echo "TAP version 13"
+echo "1..$((${#tests[@]} + 1 + ${load:-0}))"
+echo "# dm-stream selftests: kernel $(uname -r), $(nproc) CPUs, tests from $dir"
+
+# --- setup ---------------------------------------------------------------------
+
+if [[ -n $load ]]; then
+	echo "# setup"
+	fails=0
+	{
+		echo "TAP version 13"
+		echo "1..2"
+		mods="dm-mod dm-bufio libcrc32c loop dm-flakey dm-delay dm-log-writes ext4"
+		bad=
+		for m in $mods; do
+			modprobe "$m" 2>"$work/modprobe.err" || bad+=" $m"
+		done
+		if [[ -z $bad ]]; then
+			echo "ok 1 load kernel modules"
+		else
+			echo "not ok 1 load kernel modules"
+			echo "# modprobe failed:$bad"
+			sed 's/^/# /' "$work/modprobe.err"
+		fi
+		if [[ -d /sys/module/dm_stream ]]; then
+			echo "ok 2 insmod $DMSTREAM_KO # already loaded"
+		elif err=$(insmod "$DMSTREAM_KO" 2>&1); then
+			echo "ok 2 insmod $DMSTREAM_KO"
+		else
+			echo "not ok 2 insmod $DMSTREAM_KO"
+			echo "# $err"
+			echo "# vermagic: $(modinfo -F vermagic "$DMSTREAM_KO" 2>&1), kernel: $(uname -r)"
+		fi
+	} >"$work/setup.log"
+	indent <"$work/setup.log"
+	p=$(grep -c '^ok ' "$work/setup.log")
+	f=$(grep -c '^not ok ' "$work/setup.log")
+	PASS=$((PASS + p))
+	FAIL=$((FAIL + f))
+	TOP=$((TOP + 1))
+	if [[ $f -eq 0 ]]; then
+		echo "ok $TOP setup"
+	else
+		echo "not ok $TOP setup"
+	fi
+	tally
+fi
+
+# --- tests ---------------------------------------------------------------------
+
+for t in "${tests[@]}"; do
+	name=$(basename "$t" .sh)
+	log=$work/$name.log
+	TOP=$((TOP + 1))
+	echo "# $name"
+	if [[ ! -f $t ]]; then
+		echo "not ok $TOP $name # no such test: $t"
+		FAIL=$((FAIL + 1))
+		tally
+		continue
+	fi
+	start=$SECONDS
+	(cd "$dir" && timeout -k 30 "$test_timeout" bash "$t" 2>&1) |
+		tee "$log" | indent
+	rc=${PIPESTATUS[0]}
+	secs=$((SECONDS - start))
+
+	f=$(grep -cE '^not ok [0-9]+' "$log")
+	s=$(grep -ciE '^ok [0-9]+[^#]*#[[:space:]]*skip' "$log")
+	p=$(($(grep -cE '^ok [0-9]+' "$log") - s))
+	plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' "$log" | head -n 1)
+	why=
+	if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+		why="timed out after $test_timeout s"
+	elif [[ $rc -eq 4 && $((p + f + s)) -eq 0 ]]; then
+		s=1
+	elif [[ $rc -ne 0 && $rc -ne 4 && $f -eq 0 ]]; then
+		why="exited with status $rc"
+	elif [[ $rc -eq 0 && -n $plan && $plan -ne $((p + f + s)) ]]; then
+		why="planned $plan tests, reported $((p + f + s))"
+	elif [[ -z $plan && $((p + f + s)) -eq 0 ]]; then
+		why="no KTAP output (exit status $rc)"
+	fi
+	if [[ -n $why ]]; then
+		echo "    # runner: $name $why"
+		f=$((f + 1))
+	fi
+	PASS=$((PASS + p))
+	FAIL=$((FAIL + f))
+	SKIP=$((SKIP + s))
+	if [[ $f -gt 0 ]]; then
+		echo "not ok $TOP $name # ${secs}s"
+	elif [[ $p -eq 0 && $s -gt 0 ]]; then
+		echo "ok $TOP $name # SKIP"
+	else
+		echo "ok $TOP $name # ${secs}s"
+	fi
+	tally
+done
+
+# --- kernel log ----------------------------------------------------------------
+
+# Reports of kernel bugs; our own markers are excluded (they name tests).
+KLOG_BAD='BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|lockdep|hung task|blocked for more than|unreferenced object|general protection fault|Kernel panic|detected stalls? on CPU|list_(add|del) corruption'
+
+TOP=$((TOP + 1))
+echo "# kernel log"
+dmesg >"$work/dmesg.all"
+n=$(grep -nF -- "$MARK" "$work/dmesg.all" | tail -n 1 | cut -d: -f1)
+tail -n +"${n:-1}" "$work/dmesg.all" |
+	awk -v bad="$KLOG_BAD" -v allow="$DMSTREAM_KLOG_ALLOW" '
+	BEGIN { while ((getline a < allow) > 0) if (a != "") ok[a] = 1 }
+	/dm-stream selftest: start / { t = $NF }
+	/dm-stream (selftest|runner): / { next }
+	$0 ~ bad {
+		for (a in ok)
+			if (index($0, a))
+				next
+		print t "\t" $0
+	}' >"$work/klog.bad"
+bad=$(wc -l <"$work/klog.bad")
+{
+	echo "TAP version 13"
+	if [[ $bad -eq 0 ]]; then
+		echo "1..1"
+		echo "ok 1 kernel log clean"
+	else
+		echo "1..$bad"
+		i=0
+		while IFS=$'\t' read -r during line; do
+			i=$((i + 1))
+			echo "not ok $i kernel log clean"
+			echo "# ${during:-before the first test}: $line"
+		done <"$work/klog.bad"
+	fi
+} | indent
+if [[ $bad -eq 0 ]]; then
+	PASS=$((PASS + 1))
+	echo "ok $TOP kernel log"
+else
+	FAIL=$((FAIL + bad))
+	echo "not ok $TOP kernel log"
+fi
+tally
+
+if [[ $FAIL -gt 0 ]]; then
+	echo "# kernel log tail (all of it: $out/dmesg.log):"
+	tail -n +"${n:-1}" "$work/dmesg.all" | tail -n 40 | sed 's/^/# /'
+fi
+# Replace the streamed copy with the complete log.
+kill "$follower" 2>/dev/null
+wait "$follower" 2>/dev/null
+cp "$work/dmesg.all" "$out/dmesg.log"
+
+summary_line "$PASS" "$FAIL" "$SKIP" | tee "$out/summary"
+[[ $FAIL -eq 0 ]]
