@@ -102,7 +102,7 @@ if [[ -z ${DMSTREAM_GUEST:-} ]]; then
 		tail -n 30 "$f" | sed 's/^/# /'
 		break
 	done
-	summary_line "$pass" $((fail + 1)) "$skip"
+	summary_line "$pass" $((fail + 1)) "$skip" | tee "$out/summary"
 	[[ $rc -ne 0 ]] || rc=1
 	exit $rc
 fi
