@@ -31,7 +31,7 @@ make_loop -v ORIG $MB orig || ktap_skip_all "cannot set up loop device ORIG"
 sh_zero "$META"
 sh_fill_random "$ORIG"
 
-if ! dm_create $NAME "0 $LEN stream $META $DEST $ORIG $RS 2 rate 512"; then
+if ! dm_create $NAME "0 $LEN stream $META $DEST $ORIG $RS 2 rate 256"; then
 	ktap_skip_all "cannot create the target: $(dmesg_since_mark | tail -n 2)"
 fi
 
@@ -48,11 +48,11 @@ has_pair_both()
 		sh_has_pair "$t" "$1" "$2"
 }
 
-# 1-2: streaming moves under rate 512 (32 MiB take 64 s).
+# 1-2: streaming moves under rate 256 (32 MiB take 128 s).
 ktap_check "streaming progresses (copied >= 2 within 60 s)" \
 	sh_wait_copied_ge $NAME 2 60
-ktap_check "initial rate 512 in status and table opt args" \
-	has_pair_both rate 512
+ktap_check "initial rate 256 in status and table opt args" \
+	has_pair_both rate 256
 
 # 3-5: pause.
 ktap_check "message pause accepted" dm_message $NAME pause
@@ -84,7 +84,9 @@ ktap_check "message max_inflight 8 accepted" dm_message $NAME max_inflight 8
 ktap_check "max_inflight 8 (and rate 1024) in status and table opt args" \
 	eval 'has_pair_both max_inflight 8 && has_pair_both rate 1024'
 
-# 12-20: unknown and malformed messages fail, log, change nothing.
+# 12-20: unknown and malformed messages fail, log, change nothing. A slow
+# rate keeps the copy going until the suspend checks below.
+dm_message $NAME rate 128
 BEFORE="$(st_opts) | $(tbl_opts)"
 sh_msg_fail "unknown message frob fails" $NAME frob
 sh_msg_fail "malformed: rate (no value)" $NAME rate
@@ -99,9 +101,8 @@ ktap_check "refused messages changed nothing ('$AFTER')" \
 	test "$AFTER" = "$BEFORE"
 
 # 21-23: suspended device.
-if [ "$(sh_state $NAME)" = complete ]; then
-	ktap_diag "copy already complete before the suspend checks"
-fi
+STATE0=$(sh_state $NAME)
+ktap_diag "state before the suspend: $STATE0, copied $(sh_field $NAME 4)"
 timeout 60 dmsetup suspend $NAME
 C1=$(timeout 5 dmsetup status $NAME)
 RC1=$?
@@ -116,8 +117,13 @@ ktap_check "suspended: status, table, message return in time (rc $RC1 $RC2 $RC3 
 	test "$RC1$RC2$RC3$RC4" = 0000
 read -r -a w1 <<<"$C1"
 read -r -a w2 <<<"$C2"
-ktap_check "suspended: none copying, count still (${w1[6]:-?} -> ${w2[6]:-?})" \
-	test "${w1[7]:-x} ${w1[6]:-y}" = "0 ${w2[6]:-z}"
+if [ "$STATE0" = streaming ]; then
+	ktap_check "suspended: none copying, count still (${w1[6]:-?} -> ${w2[6]:-?})" \
+		test "${w1[7]:-x} ${w1[6]:-y}" = "0 ${w2[6]:-z}"
+else
+	ktap_skip "suspended: none copying, count still" \
+		"the copy was $STATE0 before the suspend (test too slow)"
+fi
 timeout 60 dmsetup resume $NAME
 ktap_check "resumed: rate 2048 set while suspended is in force" \
 	has_pair_both rate 2048
