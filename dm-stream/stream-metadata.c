@@ -352,10 +352,8 @@ static struct stream_metadata *md_create(struct block_device *bdev,
 
 	needed = stream_metadata_blocks(geo->nr_regions);
 	if (md->total_blocks < needed) {
-		/* ti->error is a constant string: the numbers go to the log. */
-		DMERR("metadata device too small: %llu sectors needed, %llu given",
-		      needed * STREAM_BLOCK_SECTORS, (unsigned long long)dev_sectors);
-		*error = "Metadata device too small (the log says how many sectors it needs)";
+		/* The constructor checked this and said how much is needed. */
+		*error = "Metadata device too small";
 		r = -EINVAL;
 		goto bad;
 	}

@@ -909,7 +909,7 @@ static int check_geometry(struct stream_c *sc, char **error)
 {
 	struct dm_target *ti = sc->ti;
 	struct dm_dev *devs[] = { sc->meta_dev, sc->dest_dev, sc->origin_dev };
-	unsigned long long nr_regions;
+	unsigned long long nr_regions, needed;
 	unsigned int i;
 
 	if (bdev_nr_sectors(sc->origin_dev->bdev) < ti->len) {
@@ -933,6 +933,21 @@ static int check_geometry(struct stream_c *sc, char **error)
 		return -EINVAL;
 	}
 	sc->nr_regions = nr_regions;
+
+	needed = stream_metadata_blocks(nr_regions) * STREAM_BLOCK_SECTORS;
+	if (bdev_nr_sectors(sc->meta_dev->bdev) < needed) {
+		/*
+		 * dm prints ti->error as soon as the constructor returns, so a
+		 * static buffer is enough; two constructors failing this way at
+		 * the same instant could only mix up the digits they print.
+		 */
+		static char msg[80];
+
+		snprintf(msg, sizeof(msg), "Metadata device too small: %llu sectors needed",
+			 needed);
+		*error = msg;
+		return -EINVAL;
+	}
 	return 0;
 }
 
