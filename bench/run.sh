@@ -21,6 +21,8 @@
 #   --timeout SEC     guest timeout (default 900)
 #   --out DIR         results directory (default bench/out)
 #   --no-build        do not run `make modules` first
+#   --ko FILE         benchmark this dm-stream.ko (built for the guest kernel)
+#                     instead of the tree's; implies --no-build
 #   --idle-wait SEC   wait up to SEC s (default 600) for other QEMU guests on
 #                     this host to finish before booting; 0 to not wait
 #   -h, --help        this text
@@ -47,7 +49,7 @@ usage() { sed -n '3,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 die() { echo "bench: $*" >&2; exit 2; }
 
 size=256 reps=3 inflight="16 256" clone_tuned="256 64" configs="" region=128
-mem=3G timeout=900 out=$REPO/bench/out build=1 idle_wait=600
+mem=3G timeout=900 out=$REPO/bench/out build=1 idle_wait=600 ko=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--size) size=${2:?}; shift 2 ;;
@@ -60,6 +62,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
 	--no-build) build=0; shift ;;
+	--ko) ko=$(realpath "${2:?}") || die "no $2"; build=0; shift 2 ;;
 	--idle-wait) idle_wait=${2:?}; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
@@ -82,14 +85,19 @@ clone_ko=$(KABI=$abi bench/build-dm-clone.sh) ||
 
 mkdir -p "$out" || die "cannot create $out"
 out=$(cd "$out" && pwd -P)
-rm -f "$out"/{runs.csv,results.md,results.csv,env.txt,dmesg.txt,dmesg-bad.txt}
+rm -f "$out"/{runs.csv,results.md,results.csv,ratios.csv,env.txt,dmesg.txt,dmesg-bad.txt}
 
 # What was measured: the commit (noting local changes to dm-stream/) and a
 # hash of the module; the host and QEMU.
-rev=$(git log -1 --format='%h %s' 2>/dev/null | cut -c1-72)
-git diff --quiet HEAD -- dm-stream 2>/dev/null || rev="$rev (+ uncommitted changes)"
-[ -f dm-stream/dm-stream.ko ] &&
-	rev="$rev, dm-stream.ko sha1 $(sha1sum dm-stream/dm-stream.ko | cut -c1-12)"
+if [ -n "$ko" ]; then
+	case $ko in /tmp/*) die "--ko $ko: the guest cannot see the host's /tmp" ;; esac
+	rev="$ko"
+else
+	ko=$REPO/dm-stream/dm-stream.ko
+	rev=$(git log -1 --format='%h %s' 2>/dev/null | cut -c1-72)
+	git diff --quiet HEAD -- dm-stream 2>/dev/null || rev="$rev (+ uncommitted changes)"
+fi
+[ -f "$ko" ] && rev="$rev, dm-stream.ko sha1 $(sha1sum "$ko" | cut -c1-12)"
 host="$(nproc) CPUs, $(qemu-system-x86_64 --version 2>/dev/null | head -n1)"
 
 # Timings under TCG depend on the host's CPUs: other guests (selftests) skew
@@ -130,7 +138,7 @@ selftests/run-guest --quiet --timeout "$timeout" --mem "$mem" --out "$out" \
 	-e "BENCH_CLONE_TUNED=$clone_tuned" -e "BENCH_CONFIGS=$configs" \
 	-e "BENCH_REGION=$region" -e "DMCLONE_KO=$clone_ko" \
 	-e "BENCH_REV=$rev" -e "BENCH_HOST=$host" \
-	-e "DMSTREAM_KO=$REPO/dm-stream/dm-stream.ko" \
+	-e "DMSTREAM_KO=$ko" \
 	-- bash bench/guest-bench.sh --out "$out"
 rc=$?
 kill $sampler 2>/dev/null

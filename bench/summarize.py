@@ -4,7 +4,8 @@
 
 Usage: bench/summarize.py DIR
 Reads DIR/runs.csv and DIR/env.txt; writes DIR/results.csv (one line per
-configuration) and DIR/results.md (the tables), and prints the markdown.
+configuration), DIR/ratios.csv and DIR/results.md (the tables), and prints
+the markdown.
 """
 
 import csv
@@ -55,6 +56,7 @@ def main():
     size = float(env.get("size_mib", "256"))
     runs = {}
     order = []
+    byrep = {}
     with open(os.path.join(out, "runs.csv")) as f:
         for r in csv.DictReader(f):
             cfg = r["config"]
@@ -64,6 +66,7 @@ def main():
             e = runs[cfg]
             if r["valid"] == "1":
                 e["ok"].append(float(r["seconds"]))
+                byrep.setdefault(r["rep"], {})[cfg] = float(r["seconds"])
             elif r["valid"] == "skip":
                 e["skip"] += 1
             else:
@@ -87,6 +90,12 @@ def main():
 
     def ratio(a, b):
         return a / b if a and b else None
+
+    def paired(a, b):
+        """Median over repetitions of time(a) / time(b) within one repetition:
+        steadier than the ratio of medians when the host load drifts."""
+        r = [t[a] / t[b] for t in byrep.values() if a in t and b in t and t[b] > 0]
+        return statistics.median(r) if r else None
 
     rows = []
     for cfg in order:
@@ -138,30 +147,42 @@ def main():
             r["max_s"] or "-", r["mib_per_s"] or "-", r["throughput_vs_dd"] or "-"))
     md.append("")
     md.append("## Ratios (medians)\n")
-    md.append("| ratio | value |")
-    md.append("|---|---|")
-    for label, val in [
-        ("dm-stream time / dm-clone time (default)", ratio(med.get("stream"), med.get("clone"))),
-        ("dm-stream time / dm-clone time (tuned)", ratio(med.get("stream"), med.get("clone-tuned"))),
-        ("dm-stream MiB/s / raw dd MiB/s", ratio(mibs("stream"), mibs("dd"))),
-        ("dm-stream MiB/s / linear dd MiB/s", ratio(mibs("stream"), mibs("linear"))),
-        ("dm-clone tuned MiB/s / raw dd MiB/s", ratio(mibs("clone-tuned"), mibs("dd"))),
-        ("linear dd MiB/s / raw dd MiB/s", ratio(mibs("linear"), mibs("dd"))),
+    md.append("| ratio | of medians | median of per-repetition ratios |")
+    md.append("|---|---|---|")
+    ratio_rows = []
+    for label, a, b, timer in [
+        ("dm-stream time / dm-clone time (default)", "stream", "clone", True),
+        ("dm-stream time / dm-clone time (tuned)", "stream", "clone-tuned", True),
+        ("dm-stream MiB/s / raw dd MiB/s", "stream", "dd", False),
+        ("dm-stream MiB/s / linear dd MiB/s", "stream", "linear", False),
+        ("dm-clone tuned MiB/s / raw dd MiB/s", "clone-tuned", "dd", False),
+        ("dm-clone default MiB/s / raw dd MiB/s", "clone", "dd", False),
+        ("linear dd MiB/s / raw dd MiB/s", "linear", "dd", False),
     ]:
-        md.append("| %s | %s |" % (label, fmt(val)))
+        if timer:
+            v, p = ratio(med.get(a), med.get(b)), paired(a, b)
+        else:
+            v, p = ratio(mibs(a), mibs(b)), paired(b, a)
+        md.append("| %s | %s | %s |" % (label, fmt(v), fmt(p)))
+        ratio_rows.append([label, fmt(v, ".3f") if v else "", fmt(p, ".3f") if p else ""])
+    with open(os.path.join(out, "ratios.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ratio", "of_medians", "median_of_per_rep_ratios"])
+        w.writerows(ratio_rows)
     sweep = [c for c in order if c.startswith("stream-mi")]
     if sweep:
         md.append("")
         md.append("## dm-stream max_inflight sweep\n")
-        md.append("| max_inflight | valid/runs | median s | MiB/s | time vs default |")
-        md.append("|---|---|---|---|---|")
+        md.append("| max_inflight | valid/runs | median s | MiB/s | time vs default | per-repetition |")
+        md.append("|---|---|---|---|---|---|")
         pts = [("64 (default)", "stream")] + [(c[9:], c) for c in sweep]
         pts.sort(key=lambda p: int(p[0].split()[0]) if p[0].split()[0].isdigit() else 0)
         for label, c in pts:
             e = runs.get(c, {"ok": [], "bad": 0})
-            md.append("| %s | %d/%d | %s | %s | %s |" % (
+            md.append("| %s | %d/%d | %s | %s | %s | %s |" % (
                 label, len(e["ok"]), len(e["ok"]) + e["bad"], fmt(med.get(c), ".3f"),
-                fmt(mibs(c), ".1f"), fmt(ratio(med.get(c), med.get("stream")))))
+                fmt(mibs(c), ".1f"), fmt(ratio(med.get(c), med.get("stream"))),
+                fmt(paired(c, "stream"))))
     notes = [(c, n) for c in order for n in runs[c]["notes"]]
     if notes:
         md.append("")
