@@ -1,0 +1,265 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# test_commit_01: when dm-stream commits its metadata.
+#
+# The metadata device is a dm-linear device over a loop device, so
+# /sys/block/dm-N/stat field 5 (writes completed) counts metadata writes.
+# Spec: REQ_PREFLUSH completes after the destination is flushed and the
+# metadata committed; background commit at most every second when something
+# changed; no commit when nothing changed.
+
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers_b.sh"
+
+require_module dm-stream
+
+require_cmd dmsetup python3 dd md5sum blockdev
+
+RS=128			# region size, sectors (64 KiB)
+MB=8			# target size, MiB
+SECT=$((MB * 2048))
+NAME=sbcommit
+META=${NAME}-meta
+DM=/dev/mapper/$NAME
+
+ktap_plan 10
+
+sb_mkloop ORIG $MB
+sb_mkloop DEST $MB
+sb_mkloop MLOOP 4
+dd if=/dev/urandom of="$ORIG" bs=1M count=$MB oflag=direct status=none
+
+if ! dm_create "$META" "0 8192 linear $MLOOP 0" ||
+   ! dm_create "$NAME" "0 $SECT stream /dev/mapper/$META $DEST $ORIG $RS 1 paused"; then
+	ktap_fail "create paused stream over a dm-linear metadata device"
+	sb_bail 9 "setup failed"
+fi
+ktap_ok "create paused stream over a dm-linear metadata device"
+ktap_diag "status: $(sb_status $NAME)"
+
+# Let the constructor's formatting (and any first commit) settle.
+sleep 1.5
+
+# 2. Idle: no commit when nothing changed.
+w0=$(sb_writes "$META")
+sleep 3
+w1=$(sb_writes "$META")
+ktap_diag "idle 3 s: metadata writes $w0 -> $w1"
+if [ "$w1" -eq "$w0" ]; then
+	ktap_ok "idle 3 s: no metadata write"
+else
+	ktap_fail "idle 3 s: no metadata write" "$((w1 - w0)) writes"
+fi
+
+# 3. Whole-region write to an uncopied region, then a flush: the flush does
+#    not complete before the commit, so the counter has moved when fsync
+#    returns.
+w0=$(sb_writes "$META")
+c0=$(sb_copied "$NAME")
+if sb_write_region "$DM" 3 $RS /dev/urandom fsync; then
+	w1=$(sb_writes "$META")
+	c1=$(sb_copied "$NAME")
+	ktap_diag "write region 3 + flush: metadata writes $w0 -> $w1, copied $c0 -> $c1"
+	if [ "$w1" -gt "$w0" ] && [ "$c1" -eq $((c0 + 1)) ]; then
+		ktap_ok "whole-region write + flush: commit before the flush completes"
+	else
+		ktap_fail "whole-region write + flush: commit before the flush completes" \
+			"writes $w0 -> $w1, copied $c0 -> $c1"
+	fi
+else
+	ktap_fail "whole-region write + flush: commit before the flush completes" "dd failed"
+fi
+
+# 4. Rewrite of the already-copied region (whole and partial) + flush: nothing
+#    changed, so no commit, neither at the flush nor later.
+sleep 1.5
+w0=$(sb_writes "$META")
+ok=1
+sb_write_region "$DM" 3 $RS /dev/urandom fsync || ok=0
+dd if=/dev/urandom of="$DM" bs=4096 count=1 seek=$((3 * RS / 8 + 5)) \
+	oflag=direct conv=fsync status=none || ok=0
+w1=$(sb_writes "$META")
+sleep 2.5
+w2=$(sb_writes "$META")
+ktap_diag "rewrite copied region + flush: metadata writes $w0 -> $w1 -> (2.5 s) $w2"
+if [ $ok = 1 ] && [ "$w1" -eq "$w0" ] && [ "$w2" -eq "$w0" ]; then
+	ktap_ok "write to a copied region + flush: no commit"
+else
+	ktap_fail "write to a copied region + flush: no commit" \
+		"ok=$ok writes $w0 -> $w1 -> $w2"
+fi
+
+# 5. An empty flush with nothing dirty: no commit.
+w0=$(sb_writes "$META")
+sb_flush "$DM"
+rc=$?
+sb_flush "$DM"
+w1=$(sb_writes "$META")
+if [ $rc = 0 ] && [ "$w1" -eq "$w0" ]; then
+	ktap_ok "flush with nothing dirty: no commit"
+else
+	ktap_fail "flush with nothing dirty: no commit" "rc=$rc writes $w0 -> $w1"
+fi
+
+# 6. Partial write to an uncopied region (copy first) + flush: commit, region
+#    copied, content = origin with the 4 KiB patch.
+w0=$(sb_writes "$META")
+c0=$(sb_copied "$NAME")
+tmp=$(mktemp "$TEST_TMP/r10.XXXXXX")
+dd if="$ORIG" of="$tmp" bs=$((RS * 512)) skip=10 count=1 iflag=direct status=none
+head -c 4096 /dev/urandom >"$tmp.p"
+dd if="$tmp.p" of="$tmp" bs=4096 seek=3 conv=notrunc status=none
+if dd if="$tmp.p" of="$DM" bs=4096 seek=$((10 * RS / 8 + 3)) oflag=direct \
+	conv=fsync status=none; then
+	w1=$(sb_writes "$META")
+	c1=$(sb_copied "$NAME")
+	want=$(md5sum <"$tmp" | cut -d' ' -f1)
+	got=$(sb_region_md5 "$DM" 10 $RS)
+	gotd=$(sb_region_md5 "$DEST" 10 $RS)
+	ktap_diag "partial write region 10 + flush: writes $w0 -> $w1, copied $c0 -> $c1"
+	if [ "$w1" -gt "$w0" ] && [ "$c1" -eq $((c0 + 1)) ] &&
+	   [ "$got" = "$want" ] && [ "$gotd" = "$want" ]; then
+		ktap_ok "partial write to an uncopied region + flush: copy, commit"
+	else
+		ktap_fail "partial write to an uncopied region + flush: copy, commit" \
+			"writes $w0 -> $w1 copied $c0 -> $c1 content ok: $([ "$got" = "$want" ] && echo y || echo n) dest ok: $([ "$gotd" = "$want" ] && echo y || echo n)"
+	fi
+else
+	ktap_fail "partial write to an uncopied region + flush: copy, commit" "dd failed"
+fi
+rm -f "$tmp" "$tmp.p"
+
+# 7. Write to a new region without any flush: a background commit follows
+#    within about a second or two (allow 3 s under TCG).
+sleep 1.5
+w0=$(sb_writes "$META")
+t0=$(sb_now_ms)
+sb_write_region "$DM" 7 $RS /dev/urandom
+_meta_moved() { [ "$(sb_writes "$META")" -gt "$w0" ]; }
+if sb_wait_for 6 _meta_moved; then
+	dt=$(($(sb_now_ms) - t0))
+	ktap_diag "background commit seen after $dt ms"
+	if [ $dt -le 3000 ]; then
+		ktap_ok "write without flush: periodic commit within 3 s"
+	else
+		ktap_fail "write without flush: periodic commit within 3 s" "took $dt ms"
+	fi
+else
+	ktap_fail "write without flush: periodic commit within 3 s" "no commit in 6 s"
+fi
+
+# 8. After that commit nothing is dirty: no more commits.
+sleep 1
+w0=$(sb_writes "$META")
+sleep 3
+w1=$(sb_writes "$META")
+if [ "$w1" -eq "$w0" ]; then
+	ktap_ok "idle after periodic commit: no metadata write"
+else
+	ktap_fail "idle after periodic commit: no metadata write" "$((w1 - w0)) writes"
+fi
+
+# 9-10. blktrace (optional): order of the destination flush and the metadata
+#    superblock write, and the commit rate under a steady trickle of writes.
+bt_skip() {
+	ktap_skip "blktrace: destination flush completes before the superblock write" "$1"
+	ktap_skip "blktrace: at most ~1 commit/s under steady writes" "$1"
+}
+bt_run() {
+	if ! command -v blktrace >/dev/null || ! command -v blkparse >/dev/null; then
+		bt_skip "blktrace/blkparse not installed"; return
+	fi
+	if [ ! -d /sys/kernel/debug/block ]; then
+		mount -t debugfs none /sys/kernel/debug 2>/dev/null
+	fi
+	if [ ! -d /sys/kernel/debug/block ]; then
+		bt_skip "debugfs not available"; return
+	fi
+	local wc
+	wc=$(cat "/sys/block/$(basename "$(readlink -f "$DEST")")/queue/write_cache" 2>/dev/null)
+	ktap_diag "destination write_cache: $wc"
+	if [ "$wc" != "write back" ]; then
+		bt_skip "destination has no volatile write cache ($wc): flushes are dropped"; return
+	fi
+	local dir
+	dir=$(mktemp -d "$TEST_TMP/bt.XXXXXX")
+	(cd "$dir" && exec blktrace -d "$DEST" -d "$MLOOP" >blktrace.log 2>&1) &
+	local btpid=$!
+	sleep 2
+	if ! kill -0 $btpid 2>/dev/null; then
+		ktap_diag "blktrace: $(cat "$dir/blktrace.log")"
+		rm -rf "$dir"
+		bt_skip "blktrace did not start"; return
+	fi
+	# (a) whole uncopied region + flush
+	sb_write_region "$DM" 20 $RS /dev/urandom
+	sb_flush "$DM"
+	sleep 1.5
+	# (b) a new region every 0.2 s for 4 s, no flush
+	local i t0 t1
+	t0=$(sb_now_ms)
+	for i in $(seq 30 49); do
+		sb_write_region "$DM" $i $RS /dev/urandom
+		sleep 0.2
+	done
+	t1=$(sb_now_ms)
+	sleep 2
+	kill -INT $btpid
+	wait $btpid
+	local dd_dev md_dev
+	dd_dev=$(sb_majmin "$DEST" | tr : ,)
+	md_dev=$(sb_majmin "$MLOOP" | tr : ,)
+	(cd "$dir" && blkparse -q -i "$(basename "$(readlink -f "$DEST")")" \
+		-i "$(basename "$(readlink -f "$MLOOP")")" \
+		-f "%D %a %d %S %n %T %t\n" >parsed.txt 2>blkparse.err)
+	# ns timestamp, device, action, rwbs, sector, blocks
+	awk '{ printf "%d%09d %s %s %s %s %s\n", $6, $7, $1, $2, $3, $4, $5 }' \
+		"$dir/parsed.txt" | sort -n >"$dir/ev.txt"
+	ktap_diag "blktrace: $(wc -l <"$dir/ev.txt") events"
+	# (a): data write of region 20 (sector 2560) completes at tW; the first
+	# superblock write (metadata sector 0, non-empty: empty flushes show as
+	# sector 0 too) queued after tW is tS; a destination flush must
+	# complete in [tW, tS].
+	local res
+	res=$(awk -v D="$dd_dev" -v M="$md_dev" -v S=$((20 * RS)) '
+		$2 == D && $3 == "C" && $4 ~ /W/ && $5 == S && tW == "" { tW = $1 }
+		tW != "" && $2 == M && ($3 == "Q" || $3 == "D") && $4 ~ /W/ && $5 == 0 && $6 > 0 && tS == "" { tS = $1 }
+		tW != "" && tS == "" && $2 == D && $3 == "C" && $4 ~ /F/ { tF = $1 }
+		END { printf "%s %s %s\n", (tW == "" ? "-" : tW), (tS == "" ? "-" : tS), (tF == "" ? "-" : tF) }
+	' "$dir/ev.txt")
+	ktap_diag "data write done / superblock write / dest flush done (ns): $res"
+	set -- $res
+	if [ "$1" = - ] || [ "$2" = - ]; then
+		ktap_fail "blktrace: destination flush completes before the superblock write" \
+			"data write or superblock write not found in trace"
+	elif [ "$3" = - ]; then
+		ktap_fail "blktrace: destination flush completes before the superblock write" \
+			"no destination flush completed between the data write and the superblock write"
+	else
+		ktap_ok "blktrace: destination flush completes before the superblock write"
+	fi
+	# (b): superblock writes queued during the trickle window (+1 s tail)
+	local n secs
+	n=$(awk -v M="$md_dev" '$2 == M && $3 == "Q" && $4 ~ /W/ && $5 == 0 && $6 > 0' "$dir/ev.txt" |
+		awk -v a="$(awk -v D="$dd_dev" -v S=$((30 * RS)) '$2 == D && $3 == "Q" && $4 ~ /W/ && $5 == S { print $1; exit }' "$dir/ev.txt")" \
+			'a != "" && $1 >= a { n++ } END { print n + 0 }')
+	secs=$(((t1 - t0 + 999) / 1000 + 2))
+	ktap_diag "superblock writes during a $((t1 - t0)) ms trickle + 2 s: $n"
+	if [ "$n" -ge 1 ] && [ "$n" -le $((secs + 1)) ]; then
+		ktap_ok "blktrace: at most ~1 commit/s under steady writes"
+	else
+		ktap_fail "blktrace: at most ~1 commit/s under steady writes" \
+			"$n superblock writes in ~$secs s"
+	fi
+	if [ -n "${SB_KEEP:-}" ] && [ -d "${TEST_OUT:-}" ]; then
+		cp "$dir/ev.txt" "$TEST_OUT/$TEST_NAME.blktrace.txt" &&
+			ktap_diag "trace kept in $TEST_OUT/$TEST_NAME.blktrace.txt"
+	fi
+	rm -rf "$dir"
+}
+bt_run
+
+dm_remove "$NAME"
+dm_remove "$META"
+ktap_finish

@@ -1,0 +1,249 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# test_suspend_01: suspend/resume and table reloads while streaming and while
+# fio writes (with crc32c verification) run on the target.
+#
+# Spec: suspend stops copies and commits; resume continues. The table line
+# is reloadable as is. Copied count never decreases. Status and message never
+# wait for I/O (they work while suspended).
+#
+# The origin is a dm-delay device (no delay at first). While fio runs: three
+# suspend/resume cycles, a reload with the very same table, another cycle,
+# all at rate 1024 KiB/s so that streaming is still under way. Then the
+# origin's reads are delayed by 1 s and the table reloaded with rate 65536
+# so that many copies are in flight, and the target is suspended in the
+# middle of them.
+
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers_b.sh"
+
+require_module dm-stream
+
+require_cmd dmsetup fio dd md5sum
+require_module dm-delay
+
+RS=128
+MB=48
+SECT=$((MB * 2048))
+NAME=sbsusp
+DM=/dev/mapper/$NAME
+FIO_OFF=8		# MiB: fio writes [8, 24) MiB
+FIO_MB=16
+
+ktap_plan 14
+
+sb_mkloop ORIG $MB
+sb_mkloop DEST $MB
+sb_mkloop META 4
+dd if=/dev/urandom of="$ORIG" bs=1M count=$MB oflag=direct status=none
+tr '\000' '\132' </dev/zero | dd of="$DEST" bs=1M count=$MB iflag=fullblock \
+	oflag=direct status=none
+ORIG_MD5=$(sb_md5 "$ORIG" 0 $((MB * 1048576)))
+ONAME=${NAME}-orig
+
+WORK=$TEST_TMP
+
+fio_job() {
+	# $1 = filename, rest = extra args
+	local f=$1
+	shift
+	fio --name=v --filename="$f" --rw=randwrite --bs=4k \
+		--offset=${FIO_OFF}M --size=${FIO_MB}M --ioengine=psync --direct=1 \
+		--verify=crc32c --verify_fatal=1 --randrepeat=1 --randseed=4242 \
+		--rate_iops=,300 \
+		--group_reporting "$@"
+}
+
+if ! dm_create "$ONAME" "0 $SECT delay $ORIG 0 0" ||
+   ! dm_create "$NAME" "0 $SECT stream $META $DEST /dev/mapper/$ONAME $RS 2 rate 1024"; then
+	ktap_fail "create streaming target (rate 1024) over a dm-delay origin"
+	sb_bail 13 "setup failed"
+fi
+ktap_ok "create streaming target (rate 1024) over a dm-delay origin"
+
+# Status sampler: copied/copying/state every 0.2 s until $WORK/stop exists.
+(
+	while [ ! -e "$WORK/stop" ]; do
+		echo "$(sb_now_ms) $(sb_status $NAME)" >>"$WORK/samples"
+		sleep 0.2
+	done
+) &
+SAMPLER=$!
+
+# fio writes + verify in the background.
+fio_job "$DM" --do_verify=1 >"$WORK/fio1.log" 2>&1 &
+FIO=$!
+sleep 1
+
+susp_ok=1	# copying == 0 while suspended, every time
+still_ok=1	# copied unchanged while suspended
+res_ok=1	# suspend/resume commands succeeded
+fio_during=0
+suspend_check() {
+	local before c1 c2 cp st
+	before=$(sb_copying $NAME)
+	kill -0 $FIO 2>/dev/null && fio_during=$((fio_during + 1))
+	dmsetup suspend $NAME || { res_ok=0; return; }
+	cp=$(sb_copying $NAME)
+	c1=$(sb_copied $NAME)
+	st=$(sb_status $NAME)
+	sleep 1.2
+	c2=$(sb_copied $NAME)
+	ktap_diag "suspend: copying before=$before while suspended=$cp, copied $c1 -> $c2 (1.2 s); status: $st"
+	[ "$cp" = 0 ] || susp_ok=0
+	[ "$c1" = "$c2" ] || still_ok=0
+	dmsetup resume $NAME || res_ok=0
+}
+
+for i in 1 2 3; do
+	sleep 0.7
+	suspend_check
+done
+
+# Reload with the very same table (as dmsetup table prints it).
+t=$(sb_table_line $NAME)
+ktap_diag "table: $t"
+kill -0 $FIO 2>/dev/null && fio_during=$((fio_during + 1))
+c0=$(sb_copied $NAME)
+if dm_reload $NAME "$t"; then
+	c1=$(sb_copied $NAME)
+	opt=$(sb_optargs $NAME)
+	if [ "$(sb_table_line $NAME)" = "$t" ] && [ "$opt" = "2 rate 1024" ] &&
+	   [ "$c1" -ge "$c0" ]; then
+		ktap_ok "reload with the same table"
+	else
+		ktap_fail "reload with the same table" \
+			"table now '$(sb_table_line $NAME)', opt args '$opt', copied $c0 -> $c1"
+	fi
+else
+	ktap_fail "reload with the same table" "load/suspend/resume failed"
+fi
+
+sleep 0.7
+suspend_check
+
+# Copies in flight: delay the origin's reads by 1 s, lift the rate and
+# allow 8 regions in flight with a table reload, then suspend in the middle
+# of the copies.
+dm_reload "$ONAME" "0 $SECT delay $ORIG 0 1000" || ktap_diag "origin delay reload failed: $DM_ERR"
+t2=$(echo "$t" | sed 's/ 2 rate 1024$/ 4 rate 65536 max_inflight 8/')
+kill -0 $FIO 2>/dev/null && fio_during=$((fio_during + 1))
+c0=$(sb_copied $NAME)
+if [ "$t2" != "$t" ] && dm_reload $NAME "$t2"; then
+	c1=$(sb_copied $NAME)
+	opt=$(sb_optargs $NAME)
+	if [ "${opt%% *}" = 4 ] && sb_pair_in "$opt" rate 65536 &&
+	   sb_pair_in "$opt" max_inflight 8 && [ "$c1" -ge "$c0" ]; then
+		ktap_ok "reload changing rate 1024 -> 65536, max_inflight 8"
+	else
+		ktap_fail "reload changing rate 1024 -> 65536, max_inflight 8" \
+			"opt args '$opt', copied $c0 -> $c1"
+	fi
+else
+	ktap_fail "reload changing rate 1024 -> 65536, max_inflight 8" "table edit or reload failed"
+fi
+
+_copying() { [ "$(sb_copying $NAME)" -gt 0 ] 2>/dev/null; }
+sb_wait_for 5 _copying
+inflight=$(sb_copying $NAME)
+c0=$(sb_copied $NAME)
+t0=$(sb_now_ms)
+if dmsetup suspend $NAME; then
+	t1=$(sb_now_ms)
+	cp=$(sb_copying $NAME)
+	c1=$(sb_copied $NAME)
+	sleep 1.2
+	c2=$(sb_copied $NAME)
+	dmsetup resume $NAME || res_ok=0
+	ktap_diag "suspend with $inflight copies in flight took $((t1 - t0)) ms; while suspended: copying $cp, copied $c1 -> $c2 (1.2 s) of $(sb_total $NAME)"
+	if [ "$inflight" -gt 0 ] && [ "$cp" = 0 ] && [ "$c1" = "$c2" ] && [ "$c1" -ge "$c0" ]; then
+		ktap_ok "suspend with copies in flight: none copying while suspended"
+	else
+		ktap_fail "suspend with copies in flight: none copying while suspended" \
+			"in flight before: $inflight, while suspended: copying $cp, copied $c0 -> $c1 -> $c2"
+	fi
+else
+	res_ok=0
+	ktap_fail "suspend with copies in flight: none copying while suspended" "suspend failed"
+fi
+dm_message $NAME max_inflight 64 || ktap_diag "message max_inflight 64 failed"
+dm_reload "$ONAME" "0 $SECT delay $ORIG 0 0" || ktap_diag "origin delay reload failed: $DM_ERR"
+ktap_diag "fio was running during $fio_during of 6 operations"
+
+[ $res_ok = 1 ] && ktap_ok "suspend/resume commands succeed" ||
+	ktap_fail "suspend/resume commands succeed"
+[ $susp_ok = 1 ] && ktap_ok "no regions copying while suspended" ||
+	ktap_fail "no regions copying while suspended"
+[ $still_ok = 1 ] && ktap_ok "copied count frozen while suspended" ||
+	ktap_fail "copied count frozen while suspended"
+
+# fio write+verify pass.
+if sb_wait_for 120 sb_not_running $FIO; then
+	wait $FIO
+	rc=$?
+else
+	kill $FIO
+	rc=timeout
+fi
+if [ "$rc" = 0 ] && ! grep -qi "verify.*fail\|bad magic\|crc32c.*wanted" "$WORK/fio1.log"; then
+	ktap_ok "fio randwrite + crc32c verify during suspend/reload"
+else
+	sed 's/^/# fio: /' "$WORK/fio1.log" | tail -n 30
+	ktap_fail "fio randwrite + crc32c verify during suspend/reload" "fio rc=$rc"
+fi
+
+# Streaming completes.
+if sb_wait_complete $NAME 90; then
+	ktap_ok "streaming completes ($(sb_field $NAME 4), at $SECONDS s)"
+else
+	ktap_fail "streaming completes" "status: $(sb_status $NAME)"
+fi
+touch "$WORK/stop"
+wait $SAMPLER
+
+# Copied count never decreased.
+bad=$(awk '{ split($5, a, "/"); if (a[1] == "") next;
+	if (p != "" && a[1] + 0 < p + 0) { print "at " $1 ": " p " -> " a[1]; exit }
+	p = a[1] }' "$WORK/samples")
+nsamp=$(wc -l <"$WORK/samples")
+if [ -z "$bad" ] && [ "$nsamp" -gt 10 ]; then
+	ktap_ok "copied count never decreases ($nsamp samples)"
+else
+	ktap_fail "copied count never decreases" "${bad:-only $nsamp samples}"
+fi
+
+# Verify-only pass through the completed target.
+if fio_job "$DM" --verify_only >"$WORK/fio2.log" 2>&1; then
+	ktap_ok "fio verify-only pass after completion"
+else
+	sed 's/^/# fio: /' "$WORK/fio2.log" | tail -n 30
+	ktap_fail "fio verify-only pass after completion"
+fi
+
+dm_remove $NAME
+dm_remove $ONAME
+
+# The destination alone: fio's range verifies, everything else is the
+# origin's data; the origin was never written.
+if fio_job "$DEST" --verify_only >"$WORK/fio3.log" 2>&1; then
+	ktap_ok "destination: fio verify-only pass"
+else
+	sed 's/^/# fio: /' "$WORK/fio3.log" | tail -n 30
+	ktap_fail "destination: fio verify-only pass"
+fi
+lo=$((FIO_OFF * 1048576))
+hi=$(((FIO_OFF + FIO_MB) * 1048576))
+end=$((MB * 1048576))
+if [ "$(sb_md5 "$DEST" 0 $lo)" = "$(sb_md5 "$ORIG" 0 $lo)" ] &&
+   [ "$(sb_md5 "$DEST" $hi $((end - hi)))" = "$(sb_md5 "$ORIG" $hi $((end - hi)))" ]; then
+	ktap_ok "destination outside fio's range equals the origin"
+else
+	ktap_fail "destination outside fio's range equals the origin"
+fi
+if [ "$(sb_md5 "$ORIG" 0 $end)" = "$ORIG_MD5" ]; then
+	ktap_ok "origin untouched"
+else
+	ktap_fail "origin untouched"
+fi
+ktap_finish
