@@ -194,6 +194,8 @@ unsigned long stream_copier_next_run(struct stream_copier *c, unsigned long max,
 	}
 
 	/* Merge uncopied, unowned neighbours into one run. */
+	if (r < c->no_merge_end)
+		max = 1;
 	end = min(r + max, c->nr_regions);
 	end = stream_md_next_copied(c->md, r, end);
 	end = find_next_bit(c->busy, end, r);

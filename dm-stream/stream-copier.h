@@ -57,6 +57,7 @@ struct stream_copier {
 	struct rb_root jobs;
 	struct list_head retry;
 	unsigned long cursor;
+	unsigned long no_merge_end;	/* regions below: copied one by one */
 	unsigned long nr_jobs;
 	unsigned long background_regions;	/* in flight */
 	s64 tokens;			/* sectors * HZ */

@@ -460,6 +460,19 @@ static void copy_failed(struct stream_c *sc, struct stream_job *job)
 		return;
 	}
 
+	/*
+	 * One bad sector must not cost a whole merged run: copy its regions
+	 * again one by one, so only the bad ones are retried and given up.
+	 */
+	if (job->nr > 1 && sc->mode == MODE_RW) {
+		struct stream_copier *c = &sc->copier;
+
+		c->cursor = min(c->cursor, job->region);
+		c->no_merge_end = max(c->no_merge_end, job->region + job->nr);
+		release_job(sc, job, BLK_STS_OK);
+		return;
+	}
+
 	if (job->tries < MAX_COPY_TRIES && sc->mode == MODE_RW) {
 		job->retry_at = jiffies + (RETRY_DELAY << (job->tries - 1));
 		list_add_tail(&job->list, &sc->copier.retry);
