@@ -167,3 +167,27 @@ sb_pair_in() {
 	done
 	return 1
 }
+
+# sb_write_flush_probe DEV OFFSET_BYTES LEN_BYTES STATDEV
+# One process: O_DIRECT write of LEN random bytes at OFFSET, then fsync of
+# DEV (a flush). Prints the writes-completed counter of dm device STATDEV
+# before the write, between the write and the flush, and after the flush.
+sb_write_flush_probe() {
+	python3 - "$1" "$2" "$3" "/sys/block/$(sb_blkname "$4")/stat" <<'PY'
+import mmap, os, sys
+dev, off, ln, stat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def w():
+    with open(stat) as f:
+        return int(f.read().split()[4])
+buf = mmap.mmap(-1, ln)
+buf.write(os.urandom(ln))
+fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
+a = w()
+os.pwritev(fd, [buf], off)
+b = w()
+os.fsync(fd)
+c = w()
+os.close(fd)
+print(a, b, c)
+PY
+}
