@@ -20,6 +20,11 @@
 #define WORDS_PER_BLOCK	(STREAM_BITS_PER_BLOCK / BITS_PER_LONG)
 
 /*
+ * dm_bufio_write_dirty_buffers() writes every dirty buffer, waits for them
+ * and then flushes the device: each call below is a durability point.
+ */
+
+/*
  * Open metadata, by device. A table reload constructs the new instance
  * while the old one still runs: both must use the same in-core bitmap, or
  * the new one would start from a superblock that misses the old one's last
@@ -201,16 +206,12 @@ static int format(struct stream_metadata *md)
 	}
 	if (!r)
 		r = dm_bufio_write_dirty_buffers(md->bufio);
-	if (!r)
-		r = dm_bufio_issue_flush(md->bufio);
 	if (!r) {
 		sb_pack(md, (struct stream_superblock_disk *)disk, 0, 0);
 		r = write_block(md, STREAM_SB_BLOCK, disk);
 	}
 	if (!r)
 		r = dm_bufio_write_dirty_buffers(md->bufio);
-	if (!r)
-		r = dm_bufio_issue_flush(md->bufio);
 	kfree(disk);
 	md->transaction_id = 0;
 	return r;
@@ -524,8 +525,6 @@ int stream_md_commit(struct stream_metadata *md)
 	int r;
 
 	r = dm_bufio_write_dirty_buffers(md->bufio);
-	if (!r)
-		r = dm_bufio_issue_flush(md->bufio);
 	if (r)
 		return r;
 
@@ -537,8 +536,6 @@ int stream_md_commit(struct stream_metadata *md)
 	dm_bufio_release(b);
 
 	r = dm_bufio_write_dirty_buffers(md->bufio);
-	if (!r)
-		r = dm_bufio_issue_flush(md->bufio);
 	if (r)
 		return r;
 
