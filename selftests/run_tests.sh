@@ -17,7 +17,9 @@
 #      ext4 and insmods $DMSTREAM_KO (default dm-stream/dm-stream.ko), unless
 #      --no-load: reported as the top-level test "setup" (2 subtests);
 #   2. runs each TEST (a name like test_module_01, with or without .sh;
-#      default: every DIR/test_*.sh, sorted) with bash, under the per-test
+#      default: every DIR/test_*.sh, sorted) with bash, from a copy of
+#      selftests/ and of the module taken when the run starts (so edits and
+#      rebuilds during a run do not leak into it), under the per-test
 #      timeout from DIR/settings (`timeout=SEC`, default 600), its output
 #      indented as a KTAP subtest;
 #   3. scans the kernel log written since its own start marker for BUG:,
@@ -133,6 +135,21 @@ work=$(mktemp -d /tmp/dmst-runner.XXXXXX) || exit 2
 export DMSTREAM_KLOG_ALLOW=$work/klog-allow
 : >"$DMSTREAM_KLOG_ALLOW"
 
+# Run a copy of selftests/ and of the module taken now: the working tree may
+# be edited or rebuilt while a long run goes on, and bash reads a script as
+# it runs it. A nested run (test_runner_01) already runs from the copy.
+shown_dir=$dir
+if [[ -z ${DMSTREAM_SNAPSHOT:-} && $dir/ == "$SELFTESTS"/* ]]; then
+	mkdir "$work/selftests" &&
+	tar -C "$SELFTESTS" --exclude=./out --exclude=__pycache__ -cf - . |
+		tar -C "$work/selftests" -xf - &&
+	dir=$work/selftests${dir#"$SELFTESTS"} &&
+	export DMSTREAM_SNAPSHOT=$work/selftests
+fi
+if [[ -n $load && -f $DMSTREAM_KO ]] && cp "$DMSTREAM_KO" "$work/dm-stream.ko"; then
+	DMSTREAM_KO=$work/dm-stream.ko
+fi
+
 echo on >/proc/sys/kernel/printk_devkmsg 2>/dev/null
 RUN_ID=$$-$RANDOM
 MARK="dm-stream runner: start $RUN_ID"
@@ -188,7 +205,7 @@ indent()
 
 echo "TAP version 13"
 echo "1..$((${#tests[@]} + 1 + ${load:-0}))"
-echo "# dm-stream selftests: kernel $(uname -r), $(nproc) CPUs, tests from $dir"
+echo "# dm-stream selftests: kernel $(uname -r), $(nproc) CPUs, tests from $shown_dir"
 
 # --- setup ---------------------------------------------------------------------
 
@@ -211,11 +228,11 @@ if [[ -n $load ]]; then
 			sed 's/^/# /' "$work/modprobe.err"
 		fi
 		if [[ -d /sys/module/dm_stream ]]; then
-			echo "ok 2 insmod $DMSTREAM_KO # already loaded"
+			echo "ok 2 insmod dm-stream.ko # already loaded"
 		elif err=$(insmod "$DMSTREAM_KO" 2>&1); then
-			echo "ok 2 insmod $DMSTREAM_KO"
+			echo "ok 2 insmod dm-stream.ko"
 		else
-			echo "not ok 2 insmod $DMSTREAM_KO"
+			echo "not ok 2 insmod dm-stream.ko"
 			echo "# $err"
 			echo "# vermagic: $(modinfo -F vermagic "$DMSTREAM_KO" 2>&1), kernel: $(uname -r)"
 		fi
@@ -276,12 +293,13 @@ for t in "${tests[@]}"; do
 	PASS=$((PASS + p))
 	FAIL=$((FAIL + f))
 	SKIP=$((SKIP + s))
+	echo "# $name: $p passed, $f failed, $s skipped in $secs s"
 	if [[ $f -gt 0 ]]; then
-		echo "not ok $TOP $name # ${secs}s"
+		echo "not ok $TOP $name"
 	elif [[ $p -eq 0 && $s -gt 0 ]]; then
 		echo "ok $TOP $name # SKIP"
 	else
-		echo "ok $TOP $name # ${secs}s"
+		echo "ok $TOP $name"
 	fi
 	tally
 done
