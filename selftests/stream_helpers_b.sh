@@ -168,20 +168,25 @@ sb_pair_in() {
 	return 1
 }
 
-# sb_write_flush_probe DEV OFFSET_BYTES LEN_BYTES STATDEV
-# One process: O_DIRECT write of LEN random bytes at OFFSET, then fsync of
-# DEV (a flush). Prints the writes-completed counter of dm device STATDEV
-# before the write, between the write and the flush, and after the flush.
+# sb_write_flush_probe DEV STATDEV LEN_BYTES PRIMER_OFFSET OFFSET
+# One process: an O_DIRECT write of LEN random bytes at PRIMER_OFFSET and a
+# fsync (so a commit has just happened and the periodic timer is not due),
+# then at once an O_DIRECT write at OFFSET and a fsync of DEV (a flush).
+# Prints the writes-completed counter of dm device STATDEV before the second
+# write, between it and its flush, and after the flush.
 sb_write_flush_probe() {
-	python3 - "$1" "$2" "$3" "/sys/block/$(sb_blkname "$4")/stat" <<'PY'
+	python3 - "$1" "/sys/block/$(sb_blkname "$2")/stat" "$3" "$4" "$5" <<'PY'
 import mmap, os, sys
-dev, off, ln, stat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+dev, stat = sys.argv[1], sys.argv[2]
+ln, p_off, off = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 def w():
     with open(stat) as f:
         return int(f.read().split()[4])
 buf = mmap.mmap(-1, ln)
 buf.write(os.urandom(ln))
 fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
+os.pwritev(fd, [buf], p_off)
+os.fsync(fd)
 a = w()
 os.pwritev(fd, [buf], off)
 b = w()
