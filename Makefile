@@ -79,6 +79,10 @@ tools_install: tools
 		echo "  INSTALL $(DESTDIR)$(PREFIX)/sbin/dmstream"; \
 		install -D -m 0755 tools/dmstream $(DESTDIR)$(PREFIX)/sbin/dmstream; \
 	fi
+	@if [ -f tools/dmstream.8 ]; then \
+		echo "  INSTALL $(DESTDIR)$(PREFIX)/share/man/man8/dmstream.8"; \
+		install -D -m 0644 tools/dmstream.8 $(DESTDIR)$(PREFIX)/share/man/man8/dmstream.8; \
+	fi
 
 clean:
 	@if [ -n "$(KDIR)" ] && [ -d "$(KDIR)" ]; then \

@@ -28,10 +28,10 @@ CACHE=${DMSTREAM_CACHE:-/var/cache/dm-stream}
 PACKAGES=(
 	make gcc libc6-dev pkg-config
 	linux-headers-amd64 linux-source-6.1 sparse
-	libdevmapper-dev
+	libdevmapper-dev libisal-dev libjson-c-dev python3-docutils
 	qemu-system-x86 busybox-static cpio xz-utils
 	kmod dmsetup util-linux coreutils e2fsprogs
-	fio bc blktrace python3
+	fio bc blktrace python3 bsdutils
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

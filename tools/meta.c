@@ -1,0 +1,556 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmstream: reading and checking a dm-stream metadata device offline, with
+ * the on-disk format of dm-stream/stream-format.h and the rules the module
+ * applies when it loads the metadata (dm-stream/stream-metadata.c).
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <isa-l/crc.h>
+#include <stdarg.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stream-format.h"
+#include "meta.h"
+#include "util.h"
+
+/* Bitmap blocks read at once during a scan (two slots each). */
+#define SCAN_BATCH	128
+
+_Static_assert(sizeof(struct stream_superblock_disk) == 96, "superblock layout");
+_Static_assert(sizeof(struct stream_bitmap_disk) == STREAM_BITMAP_HDR_SIZE, "bitmap header layout");
+
+/*---------------------------------------------------------------------------*/
+/* Checksums */
+
+/*
+ * The kernel's crc32c(~0, p, len): CRC32C seeded with all ones, without the
+ * final inversion. ISA-L's crc32_iscsi() has the same convention (the
+ * self-test below pins it).
+ */
+static uint32_t crc32c_raw(const void *p, size_t len)
+{
+	return crc32_iscsi((unsigned char *)p, (int)len, 0xffffffffU);
+}
+
+int meta_crc_selftest(void)
+{
+	/* Standard CRC32C("123456789") is 0xe3069283; the kernel's raw form
+	 * is its complement. */
+	static const char vec[] = "123456789";
+
+	if (crc32c_raw(vec, 9) != (uint32_t)~0xe3069283U) {
+		err("internal error: crc32_iscsi() does not match the kernel's crc32c()");
+		return -1;
+	}
+	return 0;
+}
+
+static uint32_t block_csum(const void *block, uint32_t xor)
+{
+	return crc32c_raw((const char *)block + 4, STREAM_BLOCK_SIZE - 4) ^ xor;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Device access */
+int meta_open(const char *path, bool rw, bool *in_use, uint64_t *size)
+{
+	int mode = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	struct stat st;
+	int fd;
+
+	*in_use = false;
+	fd = open(path, mode | O_EXCL | O_DIRECT);
+	if (fd < 0 && errno == EBUSY) {
+		*in_use = true;
+		fd = open(path, mode | O_DIRECT);
+	}
+	if (fd < 0 && errno == EINVAL)	/* a file on tmpfs, say */
+		fd = open(path, mode);
+	if (fd < 0) {
+		err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st)) {
+		err("%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, size)) {
+			err("%s: cannot read the device size: %s", path, strerror(errno));
+			close(fd);
+			return -1;
+		}
+	} else if (S_ISREG(st.st_mode)) {
+		*size = st.st_size;
+	} else {
+		err("%s: not a block device or a file", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int read_blocks(int fd, uint64_t first, unsigned int nr, void *buf)
+{
+	size_t len = (size_t)nr * STREAM_BLOCK_SIZE;
+	off_t off = (off_t)first * STREAM_BLOCK_SIZE;
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = pread(fd, (char *)buf + done, len - done, off + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err("cannot read metadata block %" PRIu64 ": %s",
+			    first + done / STREAM_BLOCK_SIZE, strerror(errno));
+			return -1;
+		}
+		if (n == 0) {
+			err("metadata block %" PRIu64 " is past the end of the device",
+			    first + done / STREAM_BLOCK_SIZE);
+			return -1;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+int meta_read_block(int fd, uint64_t block, void *buf)
+{
+	return read_blocks(fd, block, 1, buf);
+}
+
+int meta_wipe(int fd)
+{
+	void *zero = xmalloc_aligned(STREAM_BLOCK_SIZE);
+	ssize_t n;
+	int r = 0;
+
+	n = pwrite(fd, zero, STREAM_BLOCK_SIZE, 0);
+	if (n != STREAM_BLOCK_SIZE || fsync(fd)) {
+		err("cannot clear the metadata superblock: %s",
+		    n < 0 ? strerror(errno) : "short write");
+		r = -1;
+	}
+	free(zero);
+	return r;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Superblock */
+static bool all_zero(const void *p, size_t len)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (c[i])
+			return false;
+	return true;
+}
+
+static void sb_unpack(const void *block, struct meta_sb *sb)
+{
+	const struct stream_superblock_disk *d = block;
+
+	memset(sb, 0, sizeof(*sb));
+	sb->csum = le32toh(d->csum);
+	sb->csum_calc = block_csum(block, STREAM_SB_CSUM_XOR);
+	sb->flags = le32toh(d->flags);
+	sb->blocknr = le64toh(d->blocknr);
+	sb->magic = le64toh(d->magic);
+	sb->version = le32toh(d->version);
+	sb->block_size = le32toh(d->block_size);
+	sb->region_size = le32toh(d->region_size);
+	sb->reserved0 = le32toh(d->reserved0);
+	sb->target_size = le64toh(d->target_size);
+	sb->nr_regions = le64toh(d->nr_regions);
+	sb->origin_size = le64toh(d->origin_size);
+	sb->dest_size = le64toh(d->dest_size);
+	sb->nr_bitmap_blocks = le64toh(d->nr_bitmap_blocks);
+	sb->transaction_id = le64toh(d->transaction_id);
+	sb->nr_copied = le64toh(d->nr_copied);
+	sb->blank = all_zero(block, STREAM_BLOCK_SIZE);
+	sb->tail_zero = all_zero((const char *)block + sizeof(*d), STREAM_BLOCK_SIZE - sizeof(*d));
+}
+
+int meta_read_sb(int fd, struct meta_sb *sb)
+{
+	void *block = xmalloc_aligned(STREAM_BLOCK_SIZE);
+	int r;
+
+	r = meta_read_block(fd, STREAM_SB_BLOCK, block);
+	if (!r)
+		sb_unpack(block, sb);
+	free(block);
+	return r;
+}
+
+/* In the order and words of the module's sb_check(). */
+const char *meta_sb_header_problem(const struct meta_sb *sb)
+{
+	if (sb->magic != STREAM_MAGIC)
+		return "Metadata device holds something else: bad superblock magic";
+	if (sb->csum != sb->csum_calc)
+		return "Metadata superblock checksum mismatch";
+	if (sb->blocknr != STREAM_SB_BLOCK)
+		return "Metadata superblock has a wrong block number";
+	if (sb->version != STREAM_VERSION)
+		return "Unsupported metadata version";
+	if (sb->block_size != STREAM_BLOCK_SIZE)
+		return "Unsupported metadata block size";
+	return NULL;
+}
+
+const char *meta_sb_geometry_mismatch(const struct meta_sb *sb, const struct meta_geometry *geo)
+{
+	if (sb->region_size != geo->region_size)
+		return "Metadata was formatted for another region size";
+	if (sb->target_size != geo->target_size)
+		return "Metadata was formatted for another target length";
+	if (sb->origin_size != geo->origin_size)
+		return "Metadata was formatted for another origin size";
+	if (sb->dest_size != geo->dest_size)
+		return "Metadata was formatted for another destination size";
+	return NULL;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Scan */
+struct scan {
+	const struct meta_scan_ops *ops;
+	struct meta_scan_result *res;
+	/* The run of regions being built for ops->range. */
+	bool run_open;
+	bool run_copied;
+	uint64_t run_first;
+};
+
+static void __attribute__((format(printf, 3, 4)))
+problem(struct scan *s, enum meta_severity sev, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	switch (sev) {
+	case META_FATAL:
+		s->res->fatal++;
+		break;
+	case META_NONFATAL:
+		s->res->nonfatal++;
+		break;
+	case META_NOTE:
+		s->res->notes++;
+		break;
+	}
+	if (s->ops && s->ops->problem)
+		s->ops->problem(s->ops->ctx, sev, msg);
+}
+
+static bool is_power_of_2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/*
+ * The geometry checks that need no table: what the constructor enforces on
+ * any superblock it accepts. Returns false when the bitmap cannot be
+ * located from these numbers.
+ */
+static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t dev_bytes)
+{
+	bool usable = true;
+	uint64_t needed;
+
+	if (sb->region_size < STREAM_MIN_REGION_SECTORS ||
+	    sb->region_size > STREAM_MAX_REGION_SECTORS || !is_power_of_2(sb->region_size)) {
+		problem(s, META_FATAL,
+			"superblock: region size %" PRIu32 " is not a power of two from %u to %u sectors",
+			sb->region_size, STREAM_MIN_REGION_SECTORS, STREAM_MAX_REGION_SECTORS);
+		usable = false;
+	} else if (sb->nr_regions != (sb->target_size + sb->region_size - 1) / sb->region_size) {
+		problem(s, META_FATAL,
+			"superblock geometry is inconsistent: %" PRIu64 " regions for %" PRIu64
+			" sectors in regions of %" PRIu32, sb->nr_regions, sb->target_size,
+			sb->region_size);
+		usable = false;
+	}
+	if (!sb->target_size || sb->nr_regions > STREAM_MAX_REGIONS) {
+		problem(s, META_FATAL, "superblock: %" PRIu64 " regions: expected 1 to %llu",
+			sb->nr_regions, (unsigned long long)STREAM_MAX_REGIONS);
+		return false;
+	}
+	if (sb->nr_bitmap_blocks != stream_nr_bitmap_blocks(sb->nr_regions)) {
+		problem(s, META_FATAL,
+			"superblock geometry is inconsistent: %" PRIu64 " bitmap blocks for %" PRIu64
+			" regions (expected %llu)", sb->nr_bitmap_blocks, sb->nr_regions,
+			(unsigned long long)stream_nr_bitmap_blocks(sb->nr_regions));
+		usable = false;
+	}
+	if (sb->origin_size < sb->target_size)
+		problem(s, META_FATAL, "superblock: origin size %" PRIu64
+			" sectors is below the target length %" PRIu64,
+			sb->origin_size, sb->target_size);
+	if (sb->dest_size < sb->target_size)
+		problem(s, META_FATAL, "superblock: destination size %" PRIu64
+			" sectors is below the target length %" PRIu64,
+			sb->dest_size, sb->target_size);
+	if (sb->nr_copied > sb->nr_regions)
+		problem(s, META_FATAL, "superblock copied count %" PRIu64
+			" is above the number of regions %" PRIu64, sb->nr_copied, sb->nr_regions);
+
+	needed = stream_metadata_blocks(sb->nr_regions);
+	if (usable && dev_bytes / STREAM_BLOCK_SIZE < needed) {
+		problem(s, META_FATAL, "metadata device too small: %llu sectors needed, %" PRIu64
+			" given", (unsigned long long)needed * STREAM_BLOCK_SECTORS, dev_bytes >> 9);
+		usable = false;
+	}
+	return usable;
+}
+
+static void check_sb_extras(struct scan *s, const struct meta_sb *sb)
+{
+	if (sb->flags & STREAM_SB_FLAG_NEEDS_CHECK)
+		problem(s, META_NOTE, "superblock: the needs-check flag is set");
+	if (sb->flags & ~STREAM_SB_FLAG_NEEDS_CHECK)
+		problem(s, META_NONFATAL, "superblock: unknown flags 0x%" PRIx32,
+			sb->flags & ~STREAM_SB_FLAG_NEEDS_CHECK);
+	if (sb->reserved0)
+		problem(s, META_NONFATAL, "superblock: reserved field is 0x%" PRIx32 ", not 0",
+			sb->reserved0);
+	if (!sb->tail_zero)
+		problem(s, META_NONFATAL, "superblock: bytes after the fields are not zero");
+}
+
+static void slot_check(const void *block, uint64_t location, struct meta_slot_info *si)
+{
+	const struct stream_bitmap_disk *d = block;
+
+	memset(si, 0, sizeof(*si));
+	si->location = location;
+	si->transaction_id = le64toh(d->transaction_id);
+	if (all_zero(block, STREAM_BLOCK_SIZE))
+		si->why = "all zero";
+	else if (le32toh(d->magic) != STREAM_BITMAP_MAGIC)
+		si->why = "bad magic";
+	else if (le32toh(d->csum) != block_csum(block, STREAM_BITMAP_CSUM_XOR))
+		si->why = "checksum mismatch";
+	else if (le64toh(d->blocknr) != location)
+		si->why = "wrong block number";
+	else
+		si->valid = true;
+}
+
+static void range_emit(struct scan *s, bool copied, uint64_t first, uint64_t last)
+{
+	if (s->run_open && s->run_copied == copied)
+		return;		/* extends the open run */
+	if (s->run_open && s->ops && s->ops->range)
+		s->ops->range(s->ops->ctx, s->run_copied, s->run_first, first - 1);
+	s->run_open = true;
+	s->run_copied = copied;
+	s->run_first = first;
+	(void)last;
+}
+
+static void range_close(struct scan *s, uint64_t end)
+{
+	if (s->run_open && s->ops && s->ops->range)
+		s->ops->range(s->ops->ctx, s->run_copied, s->run_first, end - 1);
+	s->run_open = false;
+}
+
+static bool bit_test(const uint8_t *bits, uint64_t n)
+{
+	return bits[n / 8] & (1U << (n % 8));
+}
+
+/* Counts the bits of one bitmap block (@nr regions of it) and emits runs. */
+static uint64_t scan_bits(struct scan *s, const uint8_t *bits, uint64_t first_region, uint64_t nr)
+{
+	uint64_t i = 0, count = 0, w;
+
+	while (i < nr) {
+		/* Whole 64-bit words of one value go at once. */
+		if (!(i % 64) && i + 64 <= nr) {
+			memcpy(&w, bits + i / 8, 8);
+			w = le64toh(w);
+			if (!w || w == ~0ULL) {
+				count += w ? 64 : 0;
+				range_emit(s, w != 0, first_region + i, first_region + i + 63);
+				i += 64;
+				continue;
+			}
+		}
+		if (bit_test(bits, i)) {
+			count++;
+			range_emit(s, true, first_region + i, first_region + i);
+		} else {
+			range_emit(s, false, first_region + i, first_region + i);
+		}
+		i++;
+	}
+	return count;
+}
+
+static bool tail_clear(const uint8_t *bits, uint64_t from)
+{
+	uint64_t i;
+
+	for (i = from; i < STREAM_BITS_PER_BLOCK; i++)
+		if (bit_test(bits, i))
+			return false;
+	return true;
+}
+
+/* Picks a block's slot as the module does; returns the slot or -1. */
+static int pick_slot(struct meta_slot_info si[2], uint64_t committed)
+{
+	int64_t id[2];
+	unsigned int i;
+
+	for (i = 0; i < 2; i++) {
+		id[i] = si[i].valid ? (int64_t)(si[i].transaction_id & INT64_MAX) : -1;
+		if (id[i] > (int64_t)committed) {
+			si[i].future = true;
+			id[i] = -1;
+		}
+	}
+	if (id[0] < 0 && id[1] < 0)
+		return -1;
+	return id[1] > id[0] ? 1 : 0;
+}
+
+static int scan_bitmap(struct scan *s, int fd, const struct meta_sb *sb)
+{
+	uint64_t nr_blocks = sb->nr_bitmap_blocks, i, j, count = 0;
+	uint8_t *buf = xmalloc_aligned((size_t)SCAN_BATCH * 2 * STREAM_BLOCK_SIZE);
+	struct meta_slot_info si[2];
+	unsigned int k, batch;
+	int used;
+
+	for (i = 0; i < nr_blocks; i += batch) {
+		batch = nr_blocks - i < SCAN_BATCH ? nr_blocks - i : SCAN_BATCH;
+		if (read_blocks(fd, stream_bitmap_location(i, 0), 2 * batch, buf)) {
+			free(buf);
+			return -1;
+		}
+		for (k = 0; k < batch; k++) {
+			uint64_t index = i + k;
+			uint64_t first = index * STREAM_BITS_PER_BLOCK;
+			uint64_t nr = sb->nr_regions - first;
+			const uint8_t *slot[2];
+
+			if (nr > STREAM_BITS_PER_BLOCK)
+				nr = STREAM_BITS_PER_BLOCK;
+			for (j = 0; j < 2; j++) {
+				slot[j] = buf + (2 * k + j) * STREAM_BLOCK_SIZE;
+				slot_check(slot[j], stream_bitmap_location(index, j), &si[j]);
+			}
+			used = pick_slot(si, sb->transaction_id);
+			if (s->ops && s->ops->block)
+				s->ops->block(s->ops->ctx, index, si, used);
+
+			for (j = 0; j < 2; j++) {
+				if (si[j].future)
+					problem(s, META_NOTE, "bitmap block %" PRIu64 ", slot %" PRIu64
+						" (block %" PRIu64 "): transaction %" PRIu64
+						" is above the committed %" PRIu64
+						", left by an interrupted commit: ignored",
+						index, j, si[j].location, si[j].transaction_id,
+						sb->transaction_id);
+				else if (!si[j].valid && used >= 0)
+					problem(s, META_NONFATAL, "bitmap block %" PRIu64 ", slot %" PRIu64
+						" (block %" PRIu64 "): %s; not in use (slot %d, transaction %"
+						PRIu64 ", is)", index, j, si[j].location, si[j].why,
+						used, si[used].transaction_id);
+			}
+			if (used < 0) {
+				problem(s, META_FATAL, "bitmap block %" PRIu64
+					" has no valid slot (slot 0: %s, slot 1: %s): the kernel refuses it",
+					index,
+					si[0].valid ? "from an uncommitted transaction" : si[0].why,
+					si[1].valid ? "from an uncommitted transaction" : si[1].why);
+				/* Its regions count as uncopied in the runs. */
+				for (j = 0; j < nr; j++)
+					range_emit(s, false, first + j, first + j);
+				continue;
+			}
+			slot[used] += STREAM_BITMAP_HDR_SIZE;
+			count += scan_bits(s, slot[used], first, nr);
+			if (nr < STREAM_BITS_PER_BLOCK && !tail_clear(slot[used], nr))
+				problem(s, META_FATAL, "bitmap block %" PRIu64
+					": bits set past the last region (%" PRIu64 ")",
+					index, sb->nr_regions - 1);
+		}
+	}
+	range_close(s, sb->nr_regions);
+	free(buf);
+
+	s->res->bits_set = count;
+	s->res->bitmap_scanned = true;
+	if (count != sb->nr_copied)
+		problem(s, META_FATAL, "the bitmap holds %" PRIu64
+			" copied regions, the superblock says %" PRIu64, count, sb->nr_copied);
+	return 0;
+}
+
+int meta_scan(int fd, uint64_t dev_bytes, bool sb_only, const struct meta_scan_ops *ops,
+	      struct meta_scan_result *res)
+{
+	struct scan s = { .ops = ops, .res = res };
+	struct meta_sb *sb = &res->sb;
+	const char *p;
+	bool usable;
+
+	memset(res, 0, sizeof(*res));
+	if (dev_bytes < STREAM_BLOCK_SIZE) {
+		problem(&s, META_FATAL, "device too small to hold a superblock (%" PRIu64 " bytes)",
+			dev_bytes);
+		return 0;
+	}
+	if (meta_read_sb(fd, sb))
+		return -1;
+	if (sb->blank)
+		return 0;
+
+	p = meta_sb_header_problem(sb);
+	if (p && sb->magic != STREAM_MAGIC) {
+		problem(&s, META_FATAL, "%s (0x%" PRIx64 ", expected 0x%llx)", p, sb->magic,
+			(unsigned long long)STREAM_MAGIC);
+		return 0;
+	}
+	if (p && sb->csum != sb->csum_calc)
+		problem(&s, META_FATAL, "%s (on disk 0x%08" PRIx32 ", computed 0x%08" PRIx32 ")",
+			p, sb->csum, sb->csum_calc);
+	else if (p)
+		problem(&s, META_FATAL, "%s", p);
+	/* Another version or block size: nothing more can be read safely. */
+	if (sb->version != STREAM_VERSION || sb->block_size != STREAM_BLOCK_SIZE) {
+		if (sb->csum != sb->csum_calc || sb->blocknr != STREAM_SB_BLOCK)
+			problem(&s, META_FATAL, "version %" PRIu32 ", block size %" PRIu32
+				": this tool reads version %u with %u-byte blocks",
+				sb->version, sb->block_size, STREAM_VERSION, STREAM_BLOCK_SIZE);
+		return 0;
+	}
+	usable = check_geometry(&s, sb, dev_bytes);
+	check_sb_extras(&s, sb);
+	res->sb_valid = !res->fatal;
+	if (sb_only || !usable)
+		return 0;
+	return scan_bitmap(&s, fd, sb);
+}
