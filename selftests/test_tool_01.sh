@@ -1,0 +1,296 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# test_tool_01: dmstream's argument handling, and `check`/`dump` of metadata
+# the kernel wrote, intact and damaged.
+#
+# Usage: --help to stdout with exit 0, usage errors to stderr with exit 1,
+# missing devices exit 2. Then a stream marks regions 0 and 5 copied by
+# whole-region writes, each followed by a flush (so two commits: region 0 in
+# transaction 1, both in transaction 2), and is removed: `check` passes,
+# `dump` (text and JSON) shows exactly those regions. Each damage -- a
+# flipped superblock byte, a flipped byte in the bitmap slot in use, in the
+# slot not in use, in both, a bit past the last region and a wrong copied
+# count (both with a correct checksum, computed here in Python the kernel's
+# way) -- makes `check` exit 3 with the matching problem, and the kernel
+# agrees: it refuses the same metadata with the matching error, or (the slot
+# not in use) accepts it. `create` refuses metadata of another geometry and
+# continues metadata of its own.
+
+DIR=$(cd "$(dirname "$0")" && pwd)
+. "$DIR/common.sh"
+. "$DIR/stream_helpers.sh"
+
+DMSTREAM=$REPO_ROOT/tools/dmstream
+[[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
+require_cmd dmsetup blockdev dd python3
+sh_require_stream
+
+ktap_plan 45
+
+RS=128				# sectors (64 KiB)
+MB=32
+LEN=$((MB * 2048))
+NR=$((LEN / RS))		# 512 regions, one bitmap block
+NAME=tt01
+
+# tt_run ARGS...: dmstream ARGS; TT_RC, TT_OUT (stdout), TT_ERR (stderr).
+tt_run()
+{
+	TT_OUT=$("$DMSTREAM" "$@" 2>"$TEST_TMP/.tt.err")
+	TT_RC=$?
+	TT_ERR=$(cat "$TEST_TMP/.tt.err")
+}
+
+# tt_expect DESC RC REGEX ARGS...: one result; dmstream ARGS exits RC and,
+# when REGEX is not empty, its stdout+stderr match REGEX (extended).
+tt_expect()
+{
+	local desc=$1 rc=$2 re=$3
+
+	shift 3
+	tt_run "$@"
+	if [[ $TT_RC -ne $rc ]]; then
+		ktap_fail "$desc" "dmstream $* exited $TT_RC, expected $rc"
+		ktap_diag "stdout: $TT_OUT"
+		ktap_diag "stderr: $TT_ERR"
+		return 1
+	fi
+	if [[ -n $re ]] && ! grep -Eq -- "$re" <<<"$TT_OUT"$'\n'"$TT_ERR"; then
+		ktap_fail "$desc" "output of dmstream $* lacks /$re/"
+		ktap_diag "stdout: $TT_OUT"
+		ktap_diag "stderr: $TT_ERR"
+		return 1
+	fi
+	ktap_ok "$desc"
+}
+
+# tt_usage DESC ARGS...: a usage error: exit 1, nothing on stdout, the
+# command's usage line on stderr.
+tt_usage()
+{
+	local desc=$1
+
+	shift
+	tt_run "$@"
+	if [[ $TT_RC -eq 1 && -z $TT_OUT ]] && grep -q '^usage: dmstream' <<<"$TT_ERR"; then
+		ktap_ok "$desc ($(head -n 1 <<<"$TT_ERR"))"
+	else
+		ktap_fail "$desc" "dmstream $*: exit $TT_RC, stdout '${TT_OUT:0:80}'"
+		ktap_diag "stderr: $TT_ERR"
+	fi
+}
+
+# --- usage -------------------------------------------------------------------
+
+tt_run --help
+if [[ $TT_RC -eq 0 && -z $TT_ERR ]] && grep -q '^Commands:' <<<"$TT_OUT"; then
+	ktap_ok "--help: commands on stdout, exit 0"
+else
+	ktap_fail "--help: commands on stdout, exit 0" "exit $TT_RC, stderr '$TT_ERR'"
+fi
+
+tt_run
+if [[ $TT_RC -eq 1 && -z $TT_OUT ]] && grep -q '^usage:' <<<"$TT_ERR"; then
+	ktap_ok "no command: usage on stderr, exit 1"
+else
+	ktap_fail "no command: usage on stderr, exit 1" "exit $TT_RC"
+fi
+
+tt_expect "unknown command: exit 1" 1 "unknown command 'frobnicate'" frobnicate
+
+bad=
+for c in create status wait finish copy pause continue rate check dump help version; do
+	tt_run "$c" --help
+	if [[ $TT_RC -ne 0 || -n $TT_ERR ]] || ! grep -q "^usage: dmstream $c" <<<"$TT_OUT"; then
+		bad+=" $c(exit $TT_RC)"
+	fi
+done
+ktap_check "every command's --help: its usage on stdout, exit 0${bad:+:$bad}" test -z "$bad"
+
+tt_expect "-h after a command is its help" 0 '^usage: dmstream wait' wait -h
+tt_usage "unknown option" status x --bogus
+tt_usage "create without --meta" create x --origin /dev/null --dest /dev/null
+tt_usage "region size not a size" create x --origin a --dest b --meta c --region-size 64q
+tt_usage "region size not a power of two" create x --origin a --dest b --meta c --region-size 96k
+tt_usage "region size below 4 KiB" create x --origin a --dest b --meta c --region-size 2k
+tt_usage "bad rate" rate x 12parsecs
+tt_usage "bad --timeout" wait x --timeout soon
+tt_usage "option missing its value" wait x --timeout
+tt_usage "too many arguments" finish x y
+tt_usage "missing argument" rate x
+tt_usage "option of another command" check /dev/null --rate 5M
+
+# --- missing and unsuitable devices -----------------------------------------------
+
+tt_expect "status of a missing device: exit 2" 2 "no such device" status tt01-nosuch
+tt_expect "finish of a missing device: exit 2" 2 "no such device" finish tt01-nosuch
+tt_expect "create with a missing origin: exit 2" 2 "/nonexistent" \
+	create tt01-x --origin /dev/nonexistent --dest /dev/null --meta /dev/null
+tt_expect "check of a missing device: exit 2" 2 "No such file" check /dev/nonexistent
+
+make_loop -v META 4 meta || ktap_skip_all "cannot set up loop devices"
+make_loop -v DEST $MB dest || ktap_skip_all "cannot set up loop devices"
+make_loop -v ORIG $MB orig || ktap_skip_all "cannot set up loop devices"
+sh_fill_random "$ORIG"
+sh_zero "$META"
+
+if dm_create tt01-lin "0 $LEN linear $ORIG 0"; then
+	tt_expect "status of a linear device: exit 2" 2 "not a stream device" status tt01-lin
+	tt_expect "pause of a linear device: exit 2" 2 "not a stream device" pause tt01-lin
+	dm_remove tt01-lin
+else
+	ktap_fail "status of a linear device: exit 2" "cannot create it: $DM_ERR"
+	ktap_fail "pause of a linear device: exit 2" "cannot create it"
+fi
+
+# --- metadata written by the kernel ----------------------------------------------------
+
+tt_expect "check of blank metadata: exit 0, blank" 0 "blank" check "$META"
+
+# Regions 0 and 5 written whole, each with a flush: transactions 1 and 2.
+tt_run create $NAME --origin "$ORIG" --dest "$DEST" --meta "$META" --paused
+if [[ $TT_RC -ne 0 ]]; then
+	ktap_fail "create, write regions 0 and 5 with flushes, remove" "create: $TT_ERR"
+	ktap_skip_all "no stream device"
+fi
+cleanup_add "_dm_remove_hard $NAME"
+ok=1
+for r in 0 5; do
+	dd if=/dev/urandom of="$(dm_dev $NAME)" bs=64k count=1 seek=$r \
+		oflag=direct conv=fsync,notrunc status=none || ok=
+done
+[[ $(sh_copied $NAME) == 2 ]] || ok=
+dm_remove $NAME || ok=
+ktap_check "create, write regions 0 and 5 with flushes, remove" test -n "$ok"
+
+tt_expect "check: ok, exit 0" 0 "^$META: ok" check "$META"
+tt_run check --quiet "$META"
+ktap_check "check --quiet: no output, exit 0" test "$TT_RC" -eq 0 -a -z "$TT_OUT$TT_ERR"
+tt_expect "dump: the copied and uncopied runs" 0 \
+	"copied regions \(2\): 0 5"$'\n'"uncopied regions \($((NR - 2))\): 1-4 6-$((NR - 1))" \
+	dump "$META"
+
+tt_run dump --json "$META"
+if [[ $TT_RC -eq 0 ]] && python3 - "$NR" "$TT_OUT" <<'PY'
+import json, sys
+nr, d = int(sys.argv[1]), json.loads(sys.argv[2])
+sb = d["superblock"]
+assert d["blank"] is False and d["errors"] == 0, d
+assert sb["nr_regions"] == nr and sb["nr_copied"] == 2 and sb["transaction_id"] == 2, sb
+assert sb["region_size"] == 128 and sb["csum_ok"], sb
+assert d["copied"] == [[0, 0], [5, 5]], d["copied"]
+assert d["uncopied"] == [[1, 4], [6, nr - 1]], d["uncopied"]
+b = d["bitmap_blocks"]
+assert len(b) == 1 and b[0]["used_slot"] == 0, b
+assert [s["transaction_id"] for s in b[0]["slots"]] == [2, 1], b
+PY
+then
+	ktap_ok "dump --json parses: transaction 2, slot 0 in use, runs [0] [5]"
+else
+	ktap_fail "dump --json parses: transaction 2, slot 0 in use, runs [0] [5]" "exit $TT_RC"
+	ktap_diag "$TT_OUT"
+fi
+
+# --- damage ----------------------------------------------------------------------------
+
+SAVED=$(sh_tmpfile)
+dd if="$META" of="$SAVED" bs=4096 count=3 iflag=direct status=none
+restore() { dd if="$SAVED" of="$META" bs=4096 count=3 oflag=direct conv=notrunc status=none; }
+
+# patch BLOCK OFFSET HEXBYTES [SALT]: write bytes into a metadata block (O_DIRECT
+# through a file), then, with SALT, recompute its checksum the kernel's way:
+# crc32c seeded ~0 over bytes 4..4095, no final inversion, xor SALT.
+patch()
+{
+	local blk=$1 f
+
+	f=$(sh_tmpfile)
+	dd if="$META" of="$f" bs=4096 count=1 skip="$blk" iflag=direct status=none &&
+	python3 - "$f" "$2" "$3" "${4:-}" <<'PY' &&
+import struct, sys
+path, off, data, salt = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3]), sys.argv[4]
+b = bytearray(open(path, "rb").read())
+for i, x in enumerate(data):
+    b[off + i] ^= x          # flip the given bits
+if salt:
+    t = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    crc = 0xffffffff
+    for x in b[4:]:
+        crc = t[(crc ^ x) & 0xff] ^ (crc >> 8)
+    struct.pack_into("<I", b, 0, crc ^ int(salt, 16))
+open(path, "wb").write(b)
+PY
+	dd if="$f" of="$META" bs=4096 count=1 seek="$blk" oflag=direct conv=notrunc status=none
+}
+
+TBL="0 $LEN stream $META $DEST $ORIG $RS 1 paused"
+SB_SALT=5b3c9e17
+BM_SALT=2d81f4a6
+
+patch 0 40 01
+tt_expect "superblock byte flipped: check exit 3" 3 "superblock checksum mismatch" check "$META"
+sh_ctr_fail "superblock byte flipped: the kernel refuses it too" "$TBL" "checksum mismatch"
+restore
+
+patch 1 30 80		# slot 0 of bitmap block 0: the one in use
+tt_expect "byte flipped in the slot in use: check exit 3" 3 \
+	"holds 1 copied regions, the superblock says 2" check "$META"
+sh_ctr_fail "byte flipped in the slot in use: the kernel refuses it too" "$TBL" \
+	"disagrees with the superblock's copied count"
+restore
+
+patch 2 30 80		# slot 1: not in use
+tt_expect "byte flipped in the slot not in use: check exit 3 (non-fatal)" 3 \
+	"warning: bitmap block 0, slot 1 .*checksum mismatch; not in use" check "$META"
+tt_expect "... exit 0 with --ignore-non-fatal-errors" 0 "" \
+	check --ignore-non-fatal-errors "$META"
+if dmsetup create $NAME --table "$TBL" >/dev/null 2>&1; then
+	c=$(sh_copied $NAME)
+	dm_remove $NAME
+	ktap_check "... and the kernel accepts it (copied $c)" test "$c" = 2
+else
+	ktap_fail "... and the kernel accepts it" "refused: $(dmesg_since_mark | tail -n 1)"
+fi
+restore
+
+patch 1 30 80
+patch 2 30 80
+tt_expect "both slots damaged: check exit 3" 3 "bitmap block 0 has no valid slot" \
+	check "$META"
+sh_ctr_fail "both slots damaged: the kernel refuses it too" "$TBL" "both slots"
+restore
+
+# Bit NR (the first past the last region): byte 24 + NR/8 of the slot.
+patch 1 $((24 + NR / 8)) 01 $BM_SALT
+tt_expect "bit past the last region, checksum right: check exit 3" 3 \
+	"bits set past the last region" check "$META"
+sh_ctr_fail "bit past the last region: the kernel refuses it too" "$TBL" \
+	"bits set past the last region"
+restore
+
+# nr_copied (offset 88) from 2 to 3, checksum right.
+patch 0 88 01 $SB_SALT
+tt_expect "superblock copied count 3, checksum right: check exit 3" 3 \
+	"holds 2 copied regions, the superblock says 3" check "$META"
+sh_ctr_fail "copied count 3: the kernel refuses it too" "$TBL" \
+	"disagrees with the superblock's copied count"
+tt_expect "check --super-block-only passes it (exit 0)" 0 "ok" check --super-block-only "$META"
+restore
+
+# --- create and existing metadata ----------------------------------------------------
+
+tt_expect "create: metadata of another region size refused (exit 3)" 3 \
+	"another geometry.*--force" \
+	create $NAME --origin "$ORIG" --dest "$DEST" --meta "$META" --region-size 128k --paused
+tt_expect "create: metadata of this geometry continued" 0 "continuing.*2/$NR regions copied" \
+	create $NAME --origin "$ORIG" --dest "$DEST" --meta "$META" --paused
+ktap_check "... with 2 regions copied" test "$(sh_copied $NAME)" = 2
+dm_remove $NAME
+
+ktap_finish

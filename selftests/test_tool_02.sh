@@ -1,0 +1,203 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# test_tool_02: dmstream create, status (text, JSON, --watch), wait,
+# pause/continue, rate and finish on real stream devices.
+#
+# A paused stream: its status and JSON say so; `rate` reaches the table;
+# `finish` refuses (exit 6) and leaves the table alone; `wait --timeout`
+# times out (exit 5); a second create of the name, or over metadata in use,
+# fails. Then `continue`: `status --watch --json` (not a terminal) prints
+# JSON lines whose percentage never drops and that end complete; `wait`
+# returns 0 having slept (a fraction of a second of CPU for seconds of
+# copying: no busy poll); `pause` holds the count still; `finish` makes the
+# device `linear` on the destination, with the origin's data, and frees the
+# metadata device. `wait` on failures: an origin that fails every read
+# (dm-flakey, down) stalls the stream, and a metadata device whose writes
+# start failing (dm-flakey error_writes, reloaded underneath) switches it to
+# ro: both make `wait` and `status --watch` exit 4 with the reason.
+
+DIR=$(cd "$(dirname "$0")" && pwd)
+. "$DIR/common.sh"
+. "$DIR/stream_helpers.sh"
+
+DMSTREAM=$REPO_ROOT/tools/dmstream
+[[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
+require_cmd dmsetup blockdev dd python3 md5sum
+sh_require_stream
+require_module dm-flakey
+
+ktap_plan 27
+
+RS=128
+MB=32
+LEN=$((MB * 2048))
+NR=$((LEN / RS))
+NAME=tt02
+
+tt_run()
+{
+	TT_OUT=$("$DMSTREAM" "$@" 2>"$TEST_TMP/.tt.err")
+	TT_RC=$?
+	TT_ERR=$(cat "$TEST_TMP/.tt.err")
+}
+
+tt_expect()
+{
+	local desc=$1 rc=$2 re=$3
+
+	shift 3
+	tt_run "$@"
+	if [[ $TT_RC -ne $rc ]]; then
+		ktap_fail "$desc" "dmstream $* exited $TT_RC, expected $rc"
+		ktap_diag "stdout: $TT_OUT"
+		ktap_diag "stderr: $TT_ERR"
+		return 1
+	fi
+	if [[ -n $re ]] && ! grep -Eq -- "$re" <<<"$TT_OUT"$'\n'"$TT_ERR"; then
+		ktap_fail "$desc" "output of dmstream $* lacks /$re/"
+		ktap_diag "stdout: $TT_OUT"
+		ktap_diag "stderr: $TT_ERR"
+		return 1
+	fi
+	ktap_ok "$desc"
+}
+
+# json_check JSON PYTHON-EXPR: the expression, over the parsed object "d",
+# is true.
+json_check()
+{
+	python3 -c 'import json, sys; d = json.loads(sys.argv[1]); sys.exit(0 if eval(sys.argv[2]) else 1)' \
+		"$1" "$2"
+}
+
+make_loop -v META 4 meta || ktap_skip_all "cannot set up loop devices"
+make_loop -v DEST $MB dest || ktap_skip_all "cannot set up loop devices"
+make_loop -v ORIG $MB orig || ktap_skip_all "cannot set up loop devices"
+make_loop -v META2 4 meta2 || ktap_skip_all "cannot set up loop devices"
+make_loop -v DEST2 $MB dest2 || ktap_skip_all "cannot set up loop devices"
+sh_fill_random "$ORIG"
+ORIG_MD5=$(sh_md5 "$ORIG")
+sh_zero "$META"
+sh_zero "$META2"
+
+# --- paused ------------------------------------------------------------------------------
+
+cleanup_add "_dm_remove_hard $NAME"
+tt_expect "create --paused: exit 0" 0 "^$NAME: streaming 32.0 MiB" \
+	create $NAME --origin "$ORIG" --dest "$DEST" --meta "$META" --paused --max-inflight 16
+ktap_check "the node exists and the table is a paused stream" \
+	grep -q " stream .* $RS 3 paused max_inflight 16\$" <<<"$([[ -b $(dm_dev $NAME) ]] && sh_table $NAME)"
+
+tt_expect "status: 0/$NR, paused" 0 "^$NAME: 0\.0% copied \(0/$NR regions.*paused, rw, 0 errors" \
+	status $NAME
+tt_run status $NAME --json
+if [[ $TT_RC -eq 0 ]] && json_check "$TT_OUT" \
+	'd["state"] == "paused" and d["copied"] == 0 and d["total"] == '$NR' and d["percent"] == 0 and d["paused"] and d["max_inflight"] == 16 and d["total_bytes"] == '$((LEN * 512))' and d["rate"] is None'; then
+	ktap_ok "status --json parses: paused, 0/$NR"
+else
+	ktap_fail "status --json parses: paused, 0/$NR" "exit $TT_RC: $TT_OUT"
+fi
+
+tt_expect "rate 8M/s: exit 0" 0 "" rate $NAME 8M/s
+ktap_check "... the table says rate 8192" sh_has_pair "$(sh_table $NAME)" rate 8192
+
+tt_expect "finish while paused: refused, exit 6" 6 "not complete: 0/$NR" finish $NAME
+ktap_check "... the table is still the stream" grep -q " stream " <<<"$(sh_table $NAME)"
+
+t0=$SECONDS
+tt_expect "wait --timeout 2 on a paused stream: exit 5" 5 "timed out after 2 s" \
+	wait $NAME --timeout 2
+ktap_check "... after about 2 s ($((SECONDS - t0)) s)" test $((SECONDS - t0)) -ge 1 -a $((SECONDS - t0)) -le 10
+
+tt_expect "create of an existing name: exit 2" 2 "already exists" \
+	create $NAME --origin "$ORIG" --dest "$DEST2" --meta "$META2"
+tt_expect "create over metadata in use: exit 2" 2 "in use" \
+	create tt02-b --origin "$ORIG" --dest "$DEST2" --meta "$META"
+
+# --- streaming ---------------------------------------------------------------------------
+
+tt_expect "continue: exit 0" 0 "" continue $NAME
+WATCH=$TEST_TMP/watch.json
+"$DMSTREAM" status $NAME --watch --json --interval 0.5 >"$WATCH" 2>"$TEST_TMP/watch.err" &
+watcher=$!
+# Sleep through the copy: 32 MiB at 8 MiB/s.
+TIMEFORMAT=%U+%S
+cpu=$( { time "$DMSTREAM" wait $NAME >/dev/null 2>"$TEST_TMP/wait.err"; } 2>&1 )
+rc=$?
+wait $watcher
+wrc=$?
+ktap_check "wait: exit 0 once complete (state $(sh_state $NAME))" \
+	test $rc -eq 0 -a "$(sh_state $NAME)" = complete
+ktap_check "wait slept on events: $cpu s of CPU for about 4 s of copying" \
+	python3 -c "import sys; sys.exit(0 if $cpu < 1.0 else 1)"
+if [[ $wrc -eq 0 ]] && python3 - "$WATCH" "$NR" <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+objs = [json.loads(l) for l in lines]
+assert len(objs) >= 3, len(objs)
+pct = [o["percent"] for o in objs]
+assert pct == sorted(pct), pct
+assert objs[-1]["state"] == "complete" and objs[-1]["copied"] == int(sys.argv[2]), objs[-1]
+assert any(o["rate"] for o in objs[1:-1]), "no rate measured"
+print("# %d JSON lines, %s%% .. %s%%" % (len(objs), pct[0], pct[-1]))
+PY
+then
+	ktap_ok "status --watch --json: JSON lines, rising, ending complete, exit 0"
+else
+	ktap_fail "status --watch --json: JSON lines, rising, ending complete, exit 0" "exit $wrc"
+	ktap_diag "$(tail -n 3 "$WATCH") $(cat "$TEST_TMP/watch.err")"
+fi
+tt_expect "status: 100%, complete" 0 "100\.0% copied \($NR/$NR regions.*complete, rw, 0 errors" \
+	status $NAME
+
+tt_expect "finish: exit 0" 0 "finished: linear on" finish $NAME
+ktap_check "... the table is linear on the destination at offset 0" \
+	test "$(sh_table $NAME)" = "0 $LEN linear $(sh_devt "$DEST") 0"
+ktap_check "... the device holds the origin's data" test "$(sh_md5 "$(dm_dev $NAME)")" = "$ORIG_MD5"
+tt_expect "... the metadata device is free (check opens it exclusively)" 0 "^$META: ok" \
+	check "$META"
+dm_remove $NAME
+
+# --- pause while streaming -----------------------------------------------------------------
+
+sh_zero "$META2"
+cleanup_add "_dm_remove_hard tt02-p"
+tt_run create tt02-p --origin "$ORIG" --dest "$DEST2" --meta "$META2" --rate 4M/s
+sh_wait_copied_ge tt02-p 2 20
+tt_expect "pause while streaming: exit 0" 0 "" pause tt02-p
+sleep 1
+c1=$(sh_copied tt02-p)
+sleep 2
+c2=$(sh_copied tt02-p)
+ktap_check "... the count holds still ($c1, $c2) and the state is paused" \
+	test "$c1" = "$c2" -a "$(sh_state tt02-p)" = paused
+dm_remove tt02-p
+
+# --- failures --------------------------------------------------------------------------------
+
+# An origin that fails every read: flakey, always down.
+sh_zero "$META2"
+dm_create tt02-bad "0 $LEN flakey $ORIG 0 0 1" || ktap_diag "flakey: $DM_ERR"
+cleanup_add "_dm_remove_hard tt02-s"
+tt_run create tt02-s --origin "$(dm_dev tt02-bad)" --dest "$DEST2" --meta "$META2"
+tt_expect "wait on an origin that cannot be read: exit 4, stalled" 4 \
+	"stalled: [0-9]+ regions could not be copied" wait tt02-s --timeout 120
+tt_expect "status --watch on it: exit 4 too" 4 "stalled" status tt02-s --watch
+dm_remove tt02-s
+
+# A metadata device whose writes start failing once the stream runs.
+sh_zero "$META2"
+dm_create tt02-fm "0 8192 linear $META2 0" || ktap_diag "meta: $DM_ERR"
+cleanup_add "_dm_remove_hard tt02-r"
+tt_run create tt02-r --origin "$ORIG" --dest "$DEST2" --meta "$(dm_dev tt02-fm)" --paused
+dm_reload tt02-fm "0 8192 flakey $META2 0 0 1 1 error_writes" ||
+	ktap_diag "flakey reload: $DM_ERR"
+"$DMSTREAM" continue tt02-r
+tt_expect "wait when the metadata cannot be written: exit 4, ro mode" 4 "ro mode" \
+	wait tt02-r --timeout 120
+tt_expect "wait --json --progress prints JSON lines and exits 4" 4 '"mode":"ro"' \
+	wait tt02-r --progress --json
+dm_remove tt02-r
+
+ktap_finish
