@@ -6,12 +6,16 @@
 #                        tools/Makefile exists)
 #   make KDIR=<dir>      build against another kernel build tree
 #   make W=1 / make C=2  extra warnings / run sparse (passed on to kbuild)
-#   make install         install the module under extra/ and the tool under
-#                        $(PREFIX)/sbin; honours DESTDIR and INSTALL_MOD_PATH
+#   make install         install the module under extra/, the tool under
+#                        $(PREFIX)/sbin and its man page under
+#                        $(PREFIX)/share/man/man8; honours DESTDIR and
+#                        INSTALL_MOD_PATH
 #   make deps            install Debian packages and fetch the guest kernel
 #   make check [T=name]  boot a QEMU guest once and run the selftests
 #                        (T=test_module_01 runs one test; TIMEOUT=<s> sets the
 #                        overall guest timeout)
+#   make demo            boot a QEMU guest and live-copy a mounted ext4 volume
+#                        with `dmstream copy --finish` (tools/demo.sh)
 #   make bench [BENCH_ARGS="--size 512 ..."]
 #                        stream in a guest beside dm-clone, dd and linear;
 #                        tables in bench/out/ (see bench/README.md)
@@ -43,7 +47,7 @@ KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
 SIGN_KEY = $(wildcard $(KDIR)/certs/signing_key.pem $(KDIR)/output/signing_key.pem)
 
 .PHONY: all modules tools install modules_install tools_install clean \
-	deps check bench help kdir-check
+	deps check demo bench help kdir-check
 
 all: modules tools
 
@@ -104,6 +108,14 @@ check:
 	@$(MAKE) --no-print-directory all \
 		$(if $(filter file,$(origin KDIR)),KDIR=/usr/src/linux-headers-$$(scripts/deps.sh --abi))
 	@selftests/run_tests.sh $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(T)
+
+# Like check: deps first when anything is missing, then the build, then one
+# guest boot running tools/demo.sh.
+demo:
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@$(MAKE) --no-print-directory all \
+		$(if $(filter file,$(origin KDIR)),KDIR=/usr/src/linux-headers-$$(scripts/deps.sh --abi))
+	@tools/demo.sh $(if $(TIMEOUT),--timeout $(TIMEOUT))
 
 # bench/run.sh builds the module against the guest kernel's headers itself.
 bench:
