@@ -418,7 +418,7 @@ void dmx_kmsg_mark(void)
 
 char *dmx_kmsg_reason(void)
 {
-	char rec[2048], *msg, *p, *out = NULL;
+	char rec[2048], *msg, *p, *out = NULL, *tmp;
 	size_t outlen = 0;
 	ssize_t n;
 
@@ -451,9 +451,10 @@ char *dmx_kmsg_reason(void)
 		}
 		if (!*p || !strncmp(p, "error adding target", 19))
 			continue;
-		out = realloc(out, outlen + strlen(p) + 3);
-		if (!out)
+		tmp = realloc(out, outlen + strlen(p) + 3);
+		if (!tmp)
 			break;
+		out = tmp;
 		if (outlen) {
 			memcpy(out + outlen, "; ", 2);
 			outlen += 2;

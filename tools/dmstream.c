@@ -1390,11 +1390,12 @@ static const struct command commands[] = {
 	  "  --json              one JSON object per line\n"
 	  "  --interval SEC      time between updates, and over which the rate is\n"
 	  "                      measured (1; 0 skips the rate of a one-shot status)\n" },
-	{ "wait", "NAME [--timeout SEC] [--progress]",
+	{ "wait", "NAME [--timeout SEC] [--progress [--json] [--interval SEC]]",
 	  "Sleep on NAME's dm events until its copy is complete, fails, or the timeout.",
 	  O(OPT_TIMEOUT) | O(OPT_PROGRESS) | O(OPT_INTERVAL) | O(OPT_JSON), 1, 1, cmd_wait,
 	  "\n  --timeout SEC       give up after SEC seconds (exit 5)\n"
-	  "  --progress          show progress meanwhile, as 'status --watch'\n\n"
+	  "  --progress          show progress meanwhile, as 'status --watch' (with\n"
+	  "                      its --json and --interval)\n\n"
 	  "Exits 0 when complete; 4 when the copy failed (metadata ro/fail mode, or\n"
 	  "stalled on copy errors), with the reason.\n" },
 	{ "finish", "NAME",
@@ -1403,7 +1404,7 @@ static const struct command commands[] = {
 	  "\nRefuses (exit 6) unless the copy is complete. Loads the linear table, then\n"
 	  "suspends and resumes NAME; on failure NAME stays a stream. Removes the\n"
 	  "helper origin that 'copy' made. The metadata device is free afterwards.\n" },
-	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--force] [--finish [--timeout SEC] [--quiet]]",
+	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
 	  "Live copy of dm device NAME, in use, onto DEST: NAME becomes a stream.",
 	  O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) | O(OPT_MAX_INFLIGHT) |
 	  O(OPT_FORCE) | O(OPT_FINISH) | O(OPT_TIMEOUT) | O(OPT_QUIET) | O(OPT_INTERVAL) |
@@ -1415,8 +1416,9 @@ static const struct command commands[] = {
 	  "stays on its original table.\n\n"
 	  "  --dest DEV          the new storage, at least as long as NAME\n"
 	  "  --meta DEV          a blank metadata device (--force overwrites one)\n"
-	  "  --finish            wait with progress, then 'finish' (see 'wait' for\n"
-	  "                      --timeout; --quiet hides the progress)\n"
+	  "  --finish            wait with progress, then 'finish' (--timeout as for\n"
+	  "                      'wait'; --json, --interval as for 'status --watch';\n"
+	  "                      --quiet hides the progress)\n"
 	  "  --region-size, --rate, --max-inflight, --force: as for 'create'\n\n"
 	  SIZES_HELP },
 	{ "pause", "NAME", "Stop starting background copies.", 0, 1, 1, cmd_message, NULL },
