@@ -155,8 +155,10 @@ tt_expect "finish: exit 0" 0 "finished: linear on" finish $NAME
 ktap_check "... the table is linear on the destination at offset 0" \
 	test "$(sh_table $NAME)" = "0 $LEN linear $(sh_devt "$DEST") 0"
 ktap_check "... the device holds the origin's data" test "$(sh_md5 "$(dm_dev $NAME)")" = "$ORIG_MD5"
-tt_expect "... the metadata device is free (check opens it exclusively)" 0 "^$META: ok" \
-	check "$META"
+tt_run check "$META"
+ktap_check "... the metadata device is free: check opens it exclusively, finds it ok" \
+	test "$TT_RC" -eq 0 -a -z "$(grep 'in use' <<<"$TT_ERR")" -a \
+	-n "$(grep "^$META: ok" <<<"$TT_OUT")"
 dm_remove $NAME
 
 # --- pause while streaming -----------------------------------------------------------------

@@ -210,6 +210,9 @@ t1=$(date +%s.%N)
 [[ $rc -eq 0 ]] || die "dmstream copy exited with $rc"
 copy_s=$(printf '%.1f' "$(echo "$t1 - $t0" | bc)")
 run dmsetup table vol
+newdev=$(printf '%d:%d' "0x$(stat -c %t "$new")" "0x$(stat -c %T "$new")")
+[[ $(dmsetup table vol) == "0 $sectors linear $newdev 0" ]] ||
+	fail "vol is not linear on the new disk"
 dmsetup ls | grep -q vol-origin && fail "the helper origin is still there"
 
 step "Stop the workload; fsck and checksums"
