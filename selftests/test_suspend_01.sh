@@ -12,8 +12,8 @@
 # suspend/resume cycles, a reload with the very same table, another cycle,
 # all at rate 1024 KiB/s so that streaming is still under way. Then the
 # origin's reads are delayed by 1 s and the table reloaded with rate 65536
-# so that many copies are in flight, and the target is suspended in the
-# middle of them.
+# and max_inflight 8 so that copies are in flight, and the target is
+# suspended in the middle of them. After fio: remove and recreate mid-stream.
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers_b.sh"
@@ -31,7 +31,7 @@ DM=/dev/mapper/$NAME
 FIO_OFF=8		# MiB: fio writes [8, 24) MiB
 FIO_MB=16
 
-ktap_plan 14
+ktap_plan 15
 
 sb_mkloop ORIG $MB
 sb_mkloop DEST $MB
@@ -58,7 +58,7 @@ fio_job() {
 if ! dm_create "$ONAME" "0 $SECT delay $ORIG 0 0" ||
    ! dm_create "$NAME" "0 $SECT stream $META $DEST /dev/mapper/$ONAME $RS 2 rate 1024"; then
 	ktap_fail "create streaming target (rate 1024) over a dm-delay origin"
-	sb_bail 13 "setup failed"
+	sb_bail 14 "setup failed"
 fi
 ktap_ok "create streaming target (rate 1024) over a dm-delay origin"
 
@@ -167,8 +167,6 @@ else
 	res_ok=0
 	ktap_fail "suspend with copies in flight: none copying while suspended" "suspend failed"
 fi
-dm_message $NAME max_inflight 64 || ktap_diag "message max_inflight 64 failed"
-dm_reload "$ONAME" "0 $SECT delay $ORIG 0 0" || ktap_diag "origin delay reload failed: $DM_ERR"
 ktap_diag "fio was running during $fio_during of 6 operations"
 
 [ $res_ok = 1 ] && ktap_ok "suspend/resume commands succeed" ||
@@ -192,6 +190,31 @@ else
 	sed 's/^/# fio: /' "$WORK/fio1.log" | tail -n 30
 	ktap_fail "fio randwrite + crc32c verify during suspend/reload" "fio rc=$rc"
 fi
+
+# Remove and recreate in the middle of streaming (still slow: origin delay
+# 1 s, 8 in flight): the removal's suspend commits, so the new instance
+# starts with every region the old one had copied.
+t3=$(sb_table_line $NAME)
+c1=x c2=y
+if dmsetup suspend $NAME; then
+	c1=$(sb_copied $NAME)
+	if dm_remove $NAME && dm_create $NAME "$t3"; then
+		c2=$(sb_copied $NAME)
+	fi
+fi
+ktap_diag "remove while suspended at $c1 copied, recreate: $c2 copied (of $(sb_total $NAME))"
+if [ "$c1" = "$(sb_total $NAME)" ]; then
+	ktap_skip "remove + recreate mid-stream keeps the copied count" \
+		"everything was copied before the removal"
+elif [ "$c2" -ge "$c1" ] 2>/dev/null; then
+	ktap_ok "remove + recreate mid-stream keeps the copied count"
+else
+	ktap_fail "remove + recreate mid-stream keeps the copied count" \
+		"copied $c1 before removal, $c2 after recreate $DM_ERR"
+fi
+
+dm_message $NAME max_inflight 64 || ktap_diag "message max_inflight 64 failed"
+dm_reload "$ONAME" "0 $SECT delay $ORIG 0 0" || ktap_diag "origin delay reload failed: $DM_ERR"
 
 # Streaming completes.
 if sb_wait_complete $NAME 90; then
