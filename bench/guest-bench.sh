@@ -33,8 +33,11 @@
 #   BENCH_CONFIGS (all of the above), BENCH_RUN_TIMEOUT (120 s per run),
 #   BENCH_POLL (0.05), BENCH_WORKDIR (/tmp/dmstream-bench), DMCLONE_KO (path
 #   of dm-clone.ko if the clone target is not loaded yet), DMSTREAM_KO
-#   (dm-stream/dm-stream.ko, insmod'ed only if the stream target is missing).
-# Output: DIR/runs.csv (one line per run; valid = 1, 0 or skip), DIR/env.txt, DIR/dmesg.txt; every
+#   (dm-stream/dm-stream.ko, insmod'ed only if the stream target is missing),
+#   BENCH_HOST_STATE (file written by run.sh), BENCH_QUIET_BUDGET (300 s in
+#   all of waiting for a quiet host), BENCH_RETRIES (2 reruns of a busy run).
+# Output: DIR/runs.csv (one line per run; valid = 1, 0 or skip; host_busy = 1
+# when other guests ran on the host meanwhile, see BENCH_HOST_STATE below), DIR/env.txt, DIR/dmesg.txt; every
 # CSV line is also printed on stdout prefixed with "BENCH ".
 # Exit status: 0 when every run that could be attempted was valid, 1 otherwise,
 # 2 on setup failure.
@@ -70,16 +73,49 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 mkdir -p "$OUT" || { log "cannot create $OUT"; exit 2; }
 CSV=$OUT/runs.csv
-echo "config,rep,seconds,mib_per_s,valid,note" > "$CSV" || exit 2
+echo "config,rep,seconds,mib_per_s,valid,host_busy,note" > "$CSV" || exit 2
 
+# The run functions record() their result; the main loop emit()s it, or
+# drops it and runs again when the host was busy meanwhile.
 record() {	# config rep seconds valid note
+	R_CFG=$1 R_REP=$2 R_SEC=$3 R_VALID=$4 R_NOTE=$5
+}
+emit() {	# host_busy
 	local mibs=""
-	if [ -n "$3" ] && [ "$4" = 1 ]; then
-		mibs=$(awk -v s="$3" -v m="$SIZE_MIB" 'BEGIN { if (s > 0) printf "%.1f", m / s }')
+	if [ -n "$R_SEC" ] && [ "$R_VALID" = 1 ]; then
+		mibs=$(awk -v s="$R_SEC" -v m="$SIZE_MIB" 'BEGIN { if (s > 0) printf "%.1f", m / s }')
 	fi
-	local line="$1,$2,$3,$mibs,$4,${5//,/;}"
+	local line="$R_CFG,$R_REP,$R_SEC,$mibs,$R_VALID,$1,${R_NOTE//,/;}"
 	echo "$line" >> "$CSV"
 	echo "BENCH $line"
+}
+
+# Other QEMU guests on the host slow this one down. bench/run.sh samples the
+# host every second into $BENCH_HOST_STATE: "<other guests now> <busy samples
+# so far>". Before a run wait (within a total budget) until the host is quiet;
+# a run during which the host was busy is run again (up to $BENCH_RETRIES
+# times), else kept with host_busy=1.
+HOST_STATE=${BENCH_HOST_STATE:-}
+QUIET_BUDGET=${BENCH_QUIET_BUDGET:-300}
+RETRIES=${BENCH_RETRIES:-2}
+QUIET_SPENT=0
+host_state() {
+	local st=""
+	[ -n "$HOST_STATE" ] && st=$(cat "$HOST_STATE" 2>/dev/null)
+	echo "${st:-0 0}"
+}
+wait_quiet() {
+	local t0=$EPOCHSECONDS n c
+	[ "$QUIET_SPENT" -lt "$QUIET_BUDGET" ] || return 0
+	read -r n c <<< "$(host_state)"
+	[ "$n" -gt 0 ] || return 0
+	log "host busy ($n other guests): waiting"
+	while [ "$n" -gt 0 ] && [ $((QUIET_SPENT + EPOCHSECONDS - t0)) -lt "$QUIET_BUDGET" ]; do
+		sleep 1
+		read -r n c <<< "$(host_state)"
+	done
+	QUIET_SPENT=$((QUIET_SPENT + EPOCHSECONDS - t0))
+	[ "$n" -gt 0 ] && log "quiet-wait budget (${QUIET_BUDGET}s) spent: running on a busy host"
 }
 
 # ---------------------------------------------------------------- setup
@@ -301,8 +337,11 @@ if [ $STREAM_OK = 1 ]; then
 fi
 CONFIGS=${BENCH_CONFIGS:-$CONFIGS_ALL}
 for c in $CONFIGS; do echo "config: $c ${KIND[$c]:-} ${ARGS[$c]:-}" >> "$OUT/env.txt"; done
-[ $CLONE_OK = 1 ] || { record clone 0 "" skip "clone target unavailable"; record clone-tuned 0 "" skip "clone target unavailable"; }
-[ $STREAM_OK = 1 ] || record stream 0 "" skip "stream target unavailable"
+[ $CLONE_OK = 1 ] || {
+	record clone 0 "" skip "clone target unavailable"; emit 0
+	record clone-tuned 0 "" skip "clone target unavailable"; emit 0
+}
+[ $STREAM_OK = 1 ] || { record stream 0 "" skip "stream target unavailable"; emit 0; }
 
 declare -A BROKEN
 list=($CONFIGS)
@@ -315,24 +354,37 @@ for ((rep = 1; rep <= REPS; rep++)); do
 		cfg=${list[(i + rep - 1) % n]}
 		if [ -n "${BROKEN[$cfg]:-}" ]; then
 			record "$cfg" "$rep" "" skip "skipped: an earlier run of it failed"
+			emit 0
 			continue
 		fi
-		prepare
-		case $cfg in
-		dd) run_dd "$rep" || fail=1 ;;
-		linear) run_linear "$rep" || fail=1 ;;
-		*)
-			if [ -z "${KIND[$cfg]:-}" ]; then
-				log "unknown or unavailable config $cfg"; continue
+		if [ "$cfg" != dd ] && [ "$cfg" != linear ] && [ -z "${KIND[$cfg]:-}" ]; then
+			log "unknown or unavailable config $cfg"; continue
+		fi
+		for ((try = 0; ; try++)); do
+			wait_quiet
+			read -r _ c0 <<< "$(host_state)"
+			prepare
+			case $cfg in
+			dd) run_dd "$rep" ;;
+			linear) run_linear "$rep" ;;
+			*)
+				# A target that fails or hangs once is not run
+				# again: keep the total time bounded.
+				run_target "$cfg" "$rep" "${KIND[$cfg]}" "${ARGS[$cfg]}" ||
+					BROKEN[$cfg]=1
+				;;
+			esac
+			read -r n1 c1 <<< "$(host_state)"
+			busy=0
+			[ "$c1" != "$c0" ] || [ "$n1" -gt 0 ] && busy=1
+			if [ $busy = 1 ] && [ "$R_VALID" = 1 ] && [ $try -lt "$RETRIES" ] &&
+			   [ "$QUIET_SPENT" -lt "$QUIET_BUDGET" ]; then
+				log "$cfg rep $rep: host busy during the run ($R_SEC s): again"
+				continue
 			fi
-			if ! run_target "$cfg" "$rep" "${KIND[$cfg]}" "${ARGS[$cfg]}"; then
-				fail=1
-				# A target that fails or hangs once is not retried: keep
-				# the total time bounded.
-				BROKEN[$cfg]=1
-			fi
-			;;
-		esac
+			emit $busy
+			break
+		done
 	done
 done
 log "all runs: $(elapsed "$t_all" "$(now)") s"

@@ -120,13 +120,17 @@ if [ "$idle_wait" -gt 0 ] && [ "$(other_guests)" -gt 0 ]; then
 	[ "$(other_guests)" -eq 0 ] ||
 		echo "bench: host still busy with $(other_guests) other guest(s): timings will be noisy" >&2
 fi
+# The guest reads .host-state ("<other guests now> <busy samples so far>") to
+# wait for quiet moments and to rerun runs the host disturbed.
 (
-	max=0
+	max=0 count=0
 	while :; do
 		n=$(other_guests)
 		[ $n -gt $max ] && max=$n
+		[ $n -gt 0 ] && count=$((count + 1))
+		echo "$n $count" > "$out/.host-state.tmp" && mv -f "$out/.host-state.tmp" "$out/.host-state"
 		echo "$max $(cut -d' ' -f1 /proc/loadavg)" > "$out/.host-load"
-		sleep 2
+		sleep 1
 	done
 ) &
 sampler=$!
@@ -137,13 +141,13 @@ selftests/run-guest --quiet --timeout "$timeout" --mem "$mem" --out "$out" \
 	-e "BENCH_SIZE_MIB=$size" -e "BENCH_REPS=$reps" -e "BENCH_INFLIGHT=$inflight" \
 	-e "BENCH_CLONE_TUNED=$clone_tuned" -e "BENCH_CONFIGS=$configs" \
 	-e "BENCH_REGION=$region" -e "DMCLONE_KO=$clone_ko" \
-	-e "BENCH_REV=$rev" -e "BENCH_HOST=$host" \
+	-e "BENCH_REV=$rev" -e "BENCH_HOST=$host" -e "BENCH_HOST_STATE=$out/.host-state" \
 	-e "DMSTREAM_KO=$ko" \
 	-- bash bench/guest-bench.sh --out "$out"
 rc=$?
 kill $sampler 2>/dev/null
 read -r busy load1 < "$out/.host-load" 2>/dev/null || busy=0
-rm -f "$out/.host-load"
+rm -f "$out/.host-load" "$out/.host-state" "$out/.host-state.tmp"
 if [ -f "$out/env.txt" ]; then
 	echo "host_busy: $busy other QEMU guest(s) at most during the bench; load average at the end $load1 (host has $(nproc) CPUs)" >> "$out/env.txt"
 fi

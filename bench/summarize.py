@@ -61,12 +61,11 @@ def main():
         for r in csv.DictReader(f):
             cfg = r["config"]
             if cfg not in runs:
-                runs[cfg] = {"ok": [], "bad": 0, "skip": 0, "notes": []}
+                runs[cfg] = {"all": [], "ok": [], "bad": 0, "skip": 0, "notes": []}
                 order.append(cfg)
             e = runs[cfg]
             if r["valid"] == "1":
-                e["ok"].append(float(r["seconds"]))
-                byrep.setdefault(r["rep"], {})[cfg] = float(r["seconds"])
+                e["all"].append((float(r["seconds"]), r.get("host_busy") == "1", r["rep"]))
             elif r["valid"] == "skip":
                 e["skip"] += 1
             else:
@@ -78,6 +77,18 @@ def main():
     rank = ["dd", "linear", "clone", "clone-tuned", "stream", "stream-poll"]
     order.sort(key=lambda c: (rank.index(c) if c in rank else len(rank),
                               int(c[9:]) if c.startswith("stream-mi") and c[9:].isdigit() else 0))
+
+    # Runs disturbed by other guests on the host count only when a
+    # configuration has no undisturbed run.
+    for cfg in order:
+        e = runs[cfg]
+        quiet = [x for x in e["all"] if not x[1]]
+        used = quiet or e["all"]
+        e["busy"] = len(e["all"]) - len(quiet)
+        e["busy_used"] = bool(used) and not quiet
+        e["ok"] = [x[0] for x in used]
+        for sec, _, rp in used:
+            byrep.setdefault(rp, {})[cfg] = sec
 
     med = {}
     for cfg in order:
@@ -103,8 +114,10 @@ def main():
         rows.append({
             "config": cfg,
             "description": describe(cfg, env),
-            "valid_runs": len(e["ok"]),
+            "valid_runs": len(e["all"]),
             "invalid_runs": e["bad"],
+            "host_busy_runs": e["busy"],
+            "median_from": "busy runs" if e["busy_used"] else ("quiet runs" if e["ok"] else ""),
             "median_s": fmt(med[cfg], ".3f") if med[cfg] else "",
             "min_s": fmt(min(e["ok"]), ".3f") if e["ok"] else "",
             "max_s": fmt(max(e["ok"]), ".3f") if e["ok"] else "",
@@ -129,21 +142,28 @@ def main():
         md.append("- dm-stream: %s" % env["dm-stream"])
     if "host" in env:
         md.append("- host: %s" % env["host"])
+    nbusy = sum(runs[c]["busy"] for c in order)
+    nall = sum(len(runs[c]["all"]) for c in order)
+    skewed = [c for c in order if runs[c]["busy_used"]]
     if "host_busy" in env:
-        busy = env["host_busy"]
-        if busy.split()[0] not in ("0", "-1"):
-            md.append("- **host busy: %s: timings are skewed, rerun on a quiet host**" % busy)
-        else:
-            md.append("- host load: %s" % busy)
+        md.append("- other guests on the host: %s" % env["host_busy"])
+    if nbusy:
+        md.append("- %d of %d valid runs had other guests running on the host; "
+                  "medians use only the undisturbed runs where there are any" % (nbusy, nall))
+    if skewed:
+        md.append("- **skewed by a busy host (no undisturbed run): %s -- rerun on a quiet host**"
+                  % ", ".join(skewed))
     if "dmesg" in env:
         md.append("- **dmesg: %s**" % env["dmesg"])
     md.append("")
-    md.append("| config | what | valid/runs | median s | min s | max s | MiB/s | vs raw dd |")
-    md.append("|---|---|---|---|---|---|---|---|")
+    md.append("| config | what | valid/runs | host busy | median s | min s | max s | MiB/s | vs raw dd |")
+    md.append("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        md.append("| %s | %s | %d/%d | %s | %s | %s | %s | %s |" % (
+        md.append("| %s | %s | %d/%d | %d%s | %s | %s | %s | %s | %s |" % (
             r["config"], r["description"], r["valid_runs"],
-            r["valid_runs"] + r["invalid_runs"], r["median_s"] or "-", r["min_s"] or "-",
+            r["valid_runs"] + r["invalid_runs"], r["host_busy_runs"],
+            " (used)" if r["median_from"] == "busy runs" else "",
+            r["median_s"] or "-", r["min_s"] or "-",
             r["max_s"] or "-", r["mib_per_s"] or "-", r["throughput_vs_dd"] or "-"))
     md.append("")
     md.append("## Ratios (medians)\n")
@@ -178,9 +198,9 @@ def main():
         pts = [("64 (default)", "stream")] + [(c[9:], c) for c in sweep]
         pts.sort(key=lambda p: int(p[0].split()[0]) if p[0].split()[0].isdigit() else 0)
         for label, c in pts:
-            e = runs.get(c, {"ok": [], "bad": 0})
+            e = runs.get(c, {"all": [], "bad": 0})
             md.append("| %s | %d/%d | %s | %s | %s | %s |" % (
-                label, len(e["ok"]), len(e["ok"]) + e["bad"], fmt(med.get(c), ".3f"),
+                label, len(e["all"]), len(e["all"]) + e["bad"], fmt(med.get(c), ".3f"),
                 fmt(mibs(c), ".1f"), fmt(ratio(med.get(c), med.get("stream"))),
                 fmt(paired(c, "stream"))))
     notes = [(c, n) for c in order for n in runs[c]["notes"]]
