@@ -18,7 +18,7 @@
 #                     its status like dm-clone instead of waiting for its event)
 #   --region SECTORS  region size for both targets (default 128 = 64 KiB)
 #   --mem SIZE        guest RAM (default 3G)
-#   --timeout SEC     guest timeout (default 900)
+#   --timeout SEC     guest timeout (default 1200)
 #   --out DIR         results directory (default bench/out)
 #   --no-build        do not run `make modules` first
 #   --ko FILE         benchmark this dm-stream.ko (built for the guest kernel)
@@ -49,7 +49,7 @@ usage() { sed -n '3,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 die() { echo "bench: $*" >&2; exit 2; }
 
 size=256 reps=3 inflight="16 256" clone_tuned="256 64" configs="" region=128
-mem=3G timeout=900 out=$REPO/bench/out build=1 idle_wait=600 ko=
+mem=3G timeout=1200 out=$REPO/bench/out build=1 idle_wait=600 ko=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--size) size=${2:?}; shift 2 ;;
