@@ -19,26 +19,29 @@
 #   clone-tuned   dm-clone, hydration_threshold/hydration_batch_size $BENCH_CLONE_TUNED
 #   stream        dm-stream, default settings
 #   stream-mi<N>  dm-stream with max_inflight N, for N in $BENCH_INFLIGHT
-#   stream-poll   (only when named in BENCH_CONFIGS) dm-stream, default settings,
-#                 completion detected by polling like dm-clone: shows what the
-#                 polling costs
+#   stream-event  (only when named in BENCH_CONFIGS) dm-stream, default settings,
+#                 completion awaited with `dmsetup wait` on its event counter
+#   stream-dmsetup  (likewise) completion polled with `dmsetup status` every
+#                 $BENCH_POLL s: shows what spawning dmsetup 20 times/s costs
 # Target runs are timed from `dmsetup create` until the status says the copy is
-# complete: dm-stream state `complete` (waiting on the dm event counter with
-# `dmsetup wait`), dm-clone hydrated == total (status polled every $BENCH_POLL s
-# with --noflush, since a flushing status makes dm-clone commit its metadata).
+# complete: dm-stream state `complete`, dm-clone hydrated == total. Both are
+# polled the same way, by bench/dmwait.py: the DM_TABLE_STATUS ioctl with
+# DM_NOFLUSH_FLAG (a flushing status makes dm-clone commit its metadata) every
+# $BENCH_IOCTL_POLL s from one process. BENCH_WAIT=dmsetup (or no python3)
+# polls with `dmsetup status --noflush` every $BENCH_POLL s instead.
 #
 # Usage: bench/guest-bench.sh [--out DIR]
 # Environment (defaults): BENCH_SIZE_MIB (256), BENCH_REGION (128 sectors),
 #   BENCH_REPS (3), BENCH_INFLIGHT ("16 256"), BENCH_CLONE_TUNED ("256 64"),
 #   BENCH_CONFIGS (all of the above), BENCH_RUN_TIMEOUT (120 s per run),
-#   BENCH_POLL (0.05), BENCH_WORKDIR (/tmp/dmstream-bench), DMCLONE_KO (path
+#   BENCH_WAIT (ioctl), BENCH_IOCTL_POLL (0.01), BENCH_POLL (0.05), BENCH_WORKDIR (/tmp/dmstream-bench), DMCLONE_KO (path
 #   of dm-clone.ko if the clone target is not loaded yet), DMSTREAM_KO
 #   (dm-stream/dm-stream.ko, insmod'ed only if the stream target is missing),
 #   BENCH_HOST_STATE (file written by run.sh), BENCH_QUIET_BUDGET (300 s in
 #   all of waiting for a quiet host), BENCH_RETRIES (2 reruns of a busy run).
 # Output: DIR/runs.csv (one line per run; valid = 1, 0 or skip; host_busy = 1
-# when other guests ran on the host meanwhile, see BENCH_HOST_STATE below), DIR/env.txt, DIR/dmesg.txt; every
-# CSV line is also printed on stdout prefixed with "BENCH ".
+# when other guests ran on the host meanwhile), DIR/env.txt, DIR/dmesg.txt;
+# every CSV line is also printed on stdout prefixed with "BENCH ".
 # Exit status: 0 when every run that could be attempted was valid, 1 otherwise,
 # 2 on setup failure.
 
@@ -60,6 +63,8 @@ INFLIGHT=${BENCH_INFLIGHT-16 256}
 CLONE_TUNED=${BENCH_CLONE_TUNED:-256 64}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-120}
 POLL=${BENCH_POLL:-0.05}
+IOCTL_POLL=${BENCH_IOCTL_POLL:-0.01}
+WAIT=${BENCH_WAIT:-ioctl}
 WORK=${BENCH_WORKDIR:-/tmp/dmstream-bench}
 STREAM_KO=${DMSTREAM_KO:-dm-stream/dm-stream.ko}
 CLONE_KO=${DMCLONE_KO:-}
@@ -144,6 +149,12 @@ have_target() { dmsetup targets 2>/dev/null | awk '{ print $1 }' | grep -qx "$1"
 	echo "reps: $REPS"
 	echo "clone_tuned: $CLONE_TUNED"
 	echo "inflight: $INFLIGHT"
+	command -v python3 >/dev/null || WAIT=dmsetup
+	if [ "$WAIT" = ioctl ]; then
+		echo "completion: DM_TABLE_STATUS ioctl (noflush) every $IOCTL_POLL s (bench/dmwait.py)"
+	else
+		echo "completion: dmsetup status --noflush every $POLL s"
+	fi
 	[ -n "${BENCH_REV:-}" ] && echo "dm-stream: $BENCH_REV"
 	[ -n "${BENCH_HOST:-}" ] && echo "host: $BENCH_HOST"
 } > "$OUT/env.txt"
@@ -224,7 +235,7 @@ wait_stream() {
 	done
 }
 
-# dm-stream, polling like dm-clone (for the stream-poll config).
+# dm-stream, polling with dmsetup status.
 wait_stream_poll() {
 	local name=$1 deadline=$2 st
 	while :; do
@@ -286,22 +297,38 @@ run_linear() {	# rep
 }
 
 # run_target config rep kind table-args
+create_failed() {	# cfg rep kind
+	record "$1" "$2" "" 0 "dmsetup create failed: $(dmesg | grep -E "table: .*: $3: |$3: " | tail -n 1 | sed 's/^\[[ 0-9.]*\] //' | cut -c1-160)"
+}
+
 run_target() {
-	local cfg=$1 rep=$2 kind=$3 args=$4 name=$PFX-$1 t0 t1 st rc ok=1 note="" deadline
-	t0=$(now)
-	deadline=$(awk -v t="$t0" -v d="$RUN_TIMEOUT" 'BEGIN { printf "%.3f", t + d }')
-	if ! dmsetup create "$name" --table "0 $SECTORS $kind $META $DEST $ORIG $REGION${args:+ $args}"; then
-		record "$cfg" "$rep" "" 0 "dmsetup create failed: $(dmesg | grep -E "table: .*: $kind: |$kind: " | tail -n 1 | sed 's/^\[[ 0-9.]*\] //' | cut -c1-160)"
-		return 1
-	fi
-	if [ "$cfg" = stream-poll ]; then
-		st=$(wait_stream_poll "$name" "$deadline"); rc=$?
-	elif [ "$kind" = stream ]; then
-		st=$(wait_stream "$name" "$deadline"); rc=$?
+	local cfg=$1 rep=$2 kind=$3 args=$4 name=$PFX-$1 t0 t1 st rc ok=1 note="" deadline secs
+	local table="0 $SECTORS $kind $META $DEST $ORIG $REGION${args:+ $args}"
+	if [ "$WAIT" = ioctl ] && [ "$cfg" != stream-event ] && [ "$cfg" != stream-dmsetup ]; then
+		# dmwait.py creates the device and times it itself.
+		st=$(python3 bench/dmwait.py "$name" "$kind" "$table" "$RUN_TIMEOUT" "$IOCTL_POLL"); rc=$?
+		secs=${st%% *}; st=${st#* }; st=${st#* }
+		if [ "$st" = dmsetup-create-failed ]; then
+			create_failed "$cfg" "$rep" "$kind"
+			return 1
+		fi
 	else
-		st=$(wait_clone "$name" "$deadline"); rc=$?
+		t0=$(now)
+		deadline=$(awk -v t="$t0" -v d="$RUN_TIMEOUT" 'BEGIN { printf "%.3f", t + d }')
+		if ! dmsetup create "$name" --table "$table"; then
+			create_failed "$cfg" "$rep" "$kind"
+			return 1
+		fi
+		if [ "$cfg" = stream-dmsetup ] || { [ "$kind" = stream ] && [ "$cfg" != stream-event ]; }; then
+			st=$(wait_stream_poll "$name" "$deadline"); rc=$?
+		elif [ "$kind" = stream ]; then
+			st=$(wait_stream "$name" "$deadline"); rc=$?
+		else
+			st=$(wait_clone "$name" "$deadline"); rc=$?
+		fi
+		t1=$(now)
+		secs=$(elapsed "$t0" "$t1")
 	fi
-	t1=$(now)
 	case $rc in
 	0) ;;
 	1) ok=0; note="target failed: $st" ;;
@@ -314,7 +341,7 @@ run_target() {
 	fi
 	[ "$kind" = stream ] && [ $ok = 1 ] && [ "$(echo "$st" | awk '{ print $8 }')" != 0 ] &&
 		note="copy errors: $(echo "$st" | awk '{ print $8 }')"
-	record "$cfg" "$rep" "$(elapsed "$t0" "$t1")" "$ok" "$note"
+	record "$cfg" "$rep" "$secs" "$ok" "$note"
 	[ $ok = 1 ]
 }
 
@@ -329,7 +356,8 @@ fi
 if [ $STREAM_OK = 1 ]; then
 	KIND[stream]=stream; ARGS[stream]=""
 	CONFIGS_ALL+=" stream"
-	KIND[stream-poll]=stream; ARGS[stream-poll]=""
+	KIND[stream-event]=stream; ARGS[stream-event]=""
+	KIND[stream-dmsetup]=stream; ARGS[stream-dmsetup]=""
 	for n in $INFLIGHT; do
 		KIND[stream-mi$n]=stream; ARGS[stream-mi$n]="2 max_inflight $n"
 		CONFIGS_ALL+=" stream-mi$n"

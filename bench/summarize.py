@@ -19,7 +19,8 @@ DESCR = {
     "clone": "dm-clone, default (hydration_threshold 1, batch 1)",
     "clone-tuned": "dm-clone, hydration_threshold {t} hydration_batch_size {b}",
     "stream": "dm-stream, default settings (max_inflight 64)",
-    "stream-poll": "dm-stream, default settings, completion polled like dm-clone",
+    "stream-event": "dm-stream, default settings, completion by `dmsetup wait`",
+    "stream-dmsetup": "dm-stream, default settings, completion polled with `dmsetup status`",
 }
 
 
@@ -74,7 +75,7 @@ def main():
                 e["notes"].append(r["note"])
 
     # Put the configurations in a stable order.
-    rank = ["dd", "linear", "clone", "clone-tuned", "stream", "stream-poll"]
+    rank = ["dd", "linear", "clone", "clone-tuned", "stream", "stream-event", "stream-dmsetup"]
     order.sort(key=lambda c: (rank.index(c) if c in rank else len(rank),
                               int(c[9:]) if c.startswith("stream-mi") and c[9:].isdigit() else 0))
 
