@@ -24,6 +24,7 @@
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/common.sh"
 . "$DIR/stream_helpers.sh"
+. "$DIR/tool_helpers.sh"
 
 DMSTREAM=$REPO_ROOT/tools/dmstream
 [[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
@@ -36,33 +37,6 @@ ktap_plan 26
 MB=32
 LEN=$((MB * 2048))
 
-tt_run()
-{
-	TT_OUT=$("$DMSTREAM" "$@" 2>"$TEST_TMP/.tt.err")
-	TT_RC=$?
-	TT_ERR=$(cat "$TEST_TMP/.tt.err")
-}
-
-tt_expect()
-{
-	local desc=$1 rc=$2 re=$3
-
-	shift 3
-	tt_run "$@"
-	if [[ $TT_RC -ne $rc ]]; then
-		ktap_fail "$desc" "dmstream $* exited $TT_RC, expected $rc"
-		ktap_diag "stdout: $TT_OUT"
-		ktap_diag "stderr: $TT_ERR"
-		return 1
-	fi
-	if [[ -n $re ]] && ! grep -Eq -- "$re" <<<"$TT_OUT"$'\n'"$TT_ERR"; then
-		ktap_fail "$desc" "output of dmstream $* lacks /$re/"
-		ktap_diag "stdout: $TT_OUT"
-		ktap_diag "stderr: $TT_ERR"
-		return 1
-	fi
-	ktap_ok "$desc"
-}
 
 # The device-mapper attributes of NAME ("L--w" and so on: s = suspended).
 attr() { dmsetup info -c --noheadings -o attr "$1" 2>/dev/null | tr -d ' '; }

@@ -1,0 +1,36 @@
+# SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
+#
+# Helpers shared by the dmstream tool tests (test_tool_*.sh). Source after
+# common.sh; $DMSTREAM is the tool under test.
+
+# tt_run ARGS...: dmstream ARGS; TT_RC, TT_OUT (stdout), TT_ERR (stderr).
+tt_run()
+{
+	TT_OUT=$("$DMSTREAM" "$@" 2>"$TEST_TMP/.tt.err")
+	TT_RC=$?
+	TT_ERR=$(cat "$TEST_TMP/.tt.err")
+}
+
+# tt_expect DESC RC REGEX ARGS...: one result; dmstream ARGS exits RC and,
+# when REGEX is not empty, its stdout+stderr match REGEX (extended).
+tt_expect()
+{
+	local desc=$1 rc=$2 re=$3
+
+	shift 3
+	tt_run "$@"
+	if [[ $TT_RC -ne $rc ]]; then
+		ktap_fail "$desc" "dmstream $* exited $TT_RC, expected $rc"
+		ktap_diag "stdout: $TT_OUT"
+		ktap_diag "stderr: $TT_ERR"
+		return 1
+	fi
+	if [[ -n $re ]] && ! grep -Eq -- "$re" <<<"$TT_OUT"$'\n'"$TT_ERR"; then
+		ktap_fail "$desc" "output of dmstream $* lacks /$re/"
+		ktap_diag "stdout: $TT_OUT"
+		ktap_diag "stderr: $TT_ERR"
+		return 1
+	fi
+	ktap_ok "$desc"
+}
