@@ -18,7 +18,7 @@ DESCR = {
     "linear": "dd through a `linear` dm device over the origin",
     "clone": "dm-clone, default (hydration_threshold 1, batch 1)",
     "clone-tuned": "dm-clone, hydration_threshold {t} hydration_batch_size {b}",
-    "stream": "dm-stream, default settings (max_inflight 64)",
+    "stream": "dm-stream, default settings (max_inflight 256)",
     "stream-event": "dm-stream, default settings, completion by `dmsetup wait`",
     "stream-dmsetup": "dm-stream, default settings, completion polled with `dmsetup status`",
 }

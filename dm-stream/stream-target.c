@@ -29,7 +29,7 @@
 /*---------------------------------------------------------------------------*/
 /* Limits and defaults */
 /* Background regions in flight; measured with bench/ (see the rst). */
-#define DEFAULT_MAX_INFLIGHT	64
+#define DEFAULT_MAX_INFLIGHT	256
 #define MAX_MAX_INFLIGHT	1024
 /* Neighbouring regions merged into one kcopyd job: up to 1 MiB. */
 #define MERGE_SECTORS		2048
