@@ -94,8 +94,12 @@ if [ -n "$ko" ]; then
 	rev="$ko"
 else
 	ko=$REPO/dm-stream/dm-stream.ko
-	rev=$(git log -1 --format='%h %s' 2>/dev/null | cut -c1-72)
-	git diff --quiet HEAD -- dm-stream 2>/dev/null || rev="$rev (+ uncommitted changes)"
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		rev=$(git log -1 --format='%h %s' | cut -c1-72)
+		git diff --quiet HEAD -- dm-stream || rev="$rev (+ uncommitted changes)"
+	else
+		rev="$REPO (not a git checkout)"
+	fi
 fi
 [ -f "$ko" ] && rev="$rev, dm-stream.ko sha1 $(sha1sum "$ko" | cut -c1-12)"
 host="$(nproc) CPUs, $(qemu-system-x86_64 --version 2>/dev/null | head -n1)"
