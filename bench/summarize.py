@@ -18,7 +18,7 @@ DESCR = {
     "linear": "dd through a `linear` dm device over the origin",
     "clone": "dm-clone, default (hydration_threshold 1, batch 1)",
     "clone-tuned": "dm-clone, hydration_threshold {t} hydration_batch_size {b}",
-    "stream": "dm-stream, default settings (max_inflight 256)",
+    "stream": "dm-stream, default settings (max_inflight {d})",
     "stream-event": "dm-stream, default settings, completion by `dmsetup wait`",
     "stream-dmsetup": "dm-stream, default settings, completion polled with `dmsetup status`",
 }
@@ -39,6 +39,8 @@ def read_env(path):
 def describe(cfg, env):
     if cfg.startswith("stream-mi"):
         return "dm-stream, max_inflight %s" % cfg[len("stream-mi"):]
+    if cfg == "stream":
+        return DESCR[cfg].format(d=env.get("stream_default_inflight", "?"))
     if cfg == "clone-tuned":
         t, b = (env.get("clone_tuned", "? ?").split() + ["?", "?"])[:2]
         return DESCR[cfg].format(t=t, b=b)
@@ -196,7 +198,8 @@ def main():
         md.append("## dm-stream max_inflight sweep\n")
         md.append("| max_inflight | valid/runs | median s | MiB/s | time vs default | per-repetition |")
         md.append("|---|---|---|---|---|---|")
-        pts = [("64 (default)", "stream")] + [(c[9:], c) for c in sweep]
+        pts = [("%s (default)" % env.get("stream_default_inflight", "?"), "stream")]
+        pts += [(c[9:], c) for c in sweep]
         pts.sort(key=lambda p: int(p[0].split()[0]) if p[0].split()[0].isdigit() else 0)
         for label, c in pts:
             e = runs.get(c, {"all": [], "bad": 0})
