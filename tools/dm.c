@@ -280,10 +280,10 @@ int dmx_load(const char *name, const struct dmx_table *tbl)
 	return r;
 }
 
-/* Suspend flushes and freezes a file system on top (no skip_lockfs). */
-int dmx_suspend(const char *name)
+/* Runs a task that needs nothing but the device's name and no cookie. */
+static int run_plain(int type, const char *name)
 {
-	struct dm_task *dmt = task(DM_DEVICE_SUSPEND, name);
+	struct dm_task *dmt = task(type, name);
 	int r = -1;
 
 	if (!dmt)
@@ -292,6 +292,12 @@ int dmx_suspend(const char *name)
 		r = 0;
 	dm_task_destroy(dmt);
 	return r;
+}
+
+/* Suspend flushes and freezes a file system on top (no skip_lockfs). */
+int dmx_suspend(const char *name)
+{
+	return run_plain(DM_DEVICE_SUSPEND, name);
 }
 
 int dmx_resume(const char *name)
@@ -309,15 +315,7 @@ int dmx_resume(const char *name)
 
 int dmx_clear(const char *name)
 {
-	struct dm_task *dmt = task(DM_DEVICE_CLEAR, name);
-	int r = -1;
-
-	if (!dmt)
-		return -1;
-	if (dm_task_run(dmt))
-		r = 0;
-	dm_task_destroy(dmt);
-	return r;
+	return run_plain(DM_DEVICE_CLEAR, name);
 }
 
 int dmx_remove(const char *name)
