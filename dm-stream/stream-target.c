@@ -1002,22 +1002,23 @@ static int parse_max_inflight(const char *arg, unsigned int *max_inflight)
 	return 0;
 }
 
+/* At most: paused, rate N, max_inflight N, no_discard_passdown. */
+#define MAX_OPT_ARGS	6
+
 static int parse_opt_args(struct dm_arg_set *as, struct stream_c *sc, char **error)
 {
-	static const struct dm_arg _args[] = {
-		{0, 6, "Invalid number of optional arguments"},
-	};
-	unsigned int argc;
+	unsigned long long argc;
 	const char *arg;
-	int r;
 
 	/* No optional arguments at all. */
 	if (!as->argc)
 		return 0;
 
-	r = dm_read_arg_group(_args, as, &argc, error);
-	if (r)
-		return r;
+	/* Not dm_read_arg_group(): its "%u" wraps numbers past 2^32 - 1. */
+	if (parse_number(dm_shift_arg(as), 0, MAX_OPT_ARGS, &argc) || argc > as->argc) {
+		*error = "Invalid number of optional arguments";
+		return -EINVAL;
+	}
 
 	while (argc) {
 		arg = dm_shift_arg(as);
