@@ -254,6 +254,15 @@ sh_patch_file()
 	dd if="$2" of="$1" bs=512 seek="$3" conv=notrunc status=none
 }
 
+# sh_discard DEV OFFSET_BYTES LEN_BYTES: BLKDISCARD, and nothing else (blkdiscard
+# probes the device for signatures first, which reads it).
+sh_discard()
+{
+	python3 -c 'import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+fcntl.ioctl(fd, 0x1277, struct.pack("QQ", int(sys.argv[2]), int(sys.argv[3])))' "$@"
+}
+
 # sh_dmesg_has REGEX: dmesg since the last mark matches the extended regex.
 sh_dmesg_has()
 {
@@ -432,15 +441,30 @@ sh_gate_release()
 	dmsetup suspend "$1" && dmsetup resume "$1"
 }
 
-# sh_wait_stack PID FUNCTION: wait until FUNCTION is in the kernel stack of
-# PID (/proc/PID/stack), e.g. a dmsetup suspend in stream_postsuspend; a
-# 60 s bound for a broken test. Fails when PID ends first.
+# _sh_tree PID: PID and its descendants (a function run with & is a subshell
+# whose child does the work).
+_sh_tree()
+{
+	local c
+
+	echo "$1"
+	for c in $(pgrep -P "$1"); do
+		_sh_tree "$c"
+	done
+}
+
+# sh_wait_stack PID FUNCTION: wait until FUNCTION (a grep pattern) is in the
+# kernel stack (/proc/P/stack) of PID or of one of its descendants, e.g. a
+# dmsetup suspend in stream_postsuspend; a 60 s bound for a broken test.
+# Fails when PID ends first.
 sh_wait_stack()
 {
-	local i
+	local i p
 
 	for ((i = 0; i < 600; i++)); do
-		grep -q "$2" "/proc/$1/stack" 2>/dev/null && return 0
+		for p in $(_sh_tree "$1"); do
+			grep -q "$2" "/proc/$p/stack" 2>/dev/null && return 0
+		done
 		kill -0 "$1" 2>/dev/null || return 1
 		sleep 0.1
 	done
