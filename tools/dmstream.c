@@ -8,6 +8,7 @@
  * `check` and `dump` of a metadata device. See dmstream(8)
  * (Documentation/dmstream.8.rst) and the exit codes in util.h.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -1472,6 +1473,29 @@ static void usage_all(FILE *f)
 		"See dmstream(8).\n", progname);
 }
 
+/*
+ * After getopt_long() returned '?': names the option as the user typed it.
+ * optopt is the character of a bad short option; for a long option it is
+ * 0 (unknown or ambiguous), or the option's value when it was given a
+ * "=VALUE" it does not take. A long option is a whole word, which getopt
+ * has stepped past: argv[optind - 1].
+ */
+static int bad_option(const struct command *cmd, const struct option *longopts, char **argv)
+{
+	const struct option *lo;
+
+	for (lo = longopts; optopt && lo->name; lo++)
+		if (lo->val == optopt && lo->has_arg == no_argument)
+			return usage_error(cmd, "option '--%s' takes no value (given '%s')",
+					   lo->name, argv[optind - 1]);
+	if (optopt > 0 && optopt < 128 && isprint(optopt))
+		return usage_error(cmd, "unknown option '-%c'", optopt);
+	if (optopt)
+		return usage_error(cmd, "unknown option character 0x%02x",
+				   (unsigned int)(unsigned char)optopt);
+	return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+}
+
 /* Parses a command's options and positional arguments into @o. */
 static int parse_command(const struct command *cmd, int argc, char **argv, struct opts *o,
 			 int *first_arg)
@@ -1560,9 +1584,7 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 		case ':':
 			return usage_error(cmd, "option '%s' needs an argument", argv[optind - 1]);
 		default:
-			if (optopt && optopt != '?')
-				return usage_error(cmd, "unknown option '-%c'", optopt);
-			return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return bad_option(cmd, longopts, argv);
 		}
 	}
 	nargs = argc - optind;
@@ -1599,7 +1621,7 @@ int main(int argc, char **argv)
 		case 'V':
 			return cmd_version(NULL, NULL, 0, NULL);
 		default:
-			return usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+			return bad_option(NULL, global, argv);
 		}
 	}
 	if (optind >= argc) {
