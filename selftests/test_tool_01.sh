@@ -27,7 +27,7 @@ DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
 require_cmd dmsetup blockdev dd python3
 sh_require_stream
 
-ktap_plan 49
+ktap_plan 54
 
 RS=128				# sectors (64 KiB)
 MB=32
@@ -108,6 +108,14 @@ tt_usage "region size not a size" create x --origin a --dest b --meta c --region
 tt_usage "region size not a power of two" create x --origin a --dest b --meta c --region-size 96k
 tt_usage "region size below 4 KiB" create x --origin a --dest b --meta c --region-size 2k
 tt_usage "bad rate" rate x 12parsecs
+# The kernel takes KiB/s in 32 bits; rounding up must not wrap to 0 (no limit).
+tt_usage "rate 2^64-1 bytes/s: too large, not 'no limit'" rate x 18446744073709551615
+tt_usage "rate 2^64-1023 bytes/s: too large" rate x 18446744073709550593
+tt_usage "create --rate 2^64-1: too large" \
+	create x --origin a --dest b --meta c --rate 18446744073709551615
+tt_usage "rate 4294967296k: above 32 bits of KiB/s" rate x 4294967296k
+tt_expect "rate 4294967295k, the largest, is accepted (then no device: exit 2)" 2 \
+	"[Nn]o such device" rate tt01-nosuch 4294967295k
 tt_usage "bad --timeout" wait x --timeout soon
 tt_usage "option missing its value" wait x --timeout
 tt_usage "too many arguments" finish x y

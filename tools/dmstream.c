@@ -75,7 +75,7 @@ struct opts {
 	const char *origin, *dest, *meta;
 	uint64_t region_bytes;
 	bool rate_set;
-	uint64_t rate_bps;
+	uint64_t rate_kib;	/* KiB/s, as the kernel takes it; 0: no limit */
 	uint64_t max_inflight;
 	bool paused, force, finish, watch, json, progress, quiet, sb_only, ignore_nonfatal;
 	double interval;
@@ -218,6 +218,21 @@ static void explain_refusal(const char *what)
 		    "(modprobe dm-stream, or insmod dm-stream/dm-stream.ko)");
 }
 
+/* A rate argument, in KiB/s for the kernel, or a usage error. */
+static int rate_arg(const struct command *cmd, const char *arg, uint64_t *kib)
+{
+	switch (parse_rate_kib(arg, kib)) {
+	case 0:
+		return 0;
+	case -2:
+		return usage_error(cmd, "rate '%s' is too large: the kernel takes at most %llu "
+				   "KiB/s (just under 4T/s)", arg, (unsigned long long)RATE_MAX_KIB);
+	default:
+		return usage_error(cmd, "invalid rate '%s': e.g. 50M/s, 512k, 0 for no limit",
+				   arg);
+	}
+}
+
 static int region_sectors(const struct command *cmd, const struct opts *o, uint64_t *sectors)
 {
 	uint64_t b = o->region_bytes ? o->region_bytes : DEFAULT_REGION_BYTES;
@@ -230,11 +245,6 @@ static int region_sectors(const struct command *cmd, const struct opts *o, uint6
 	return 0;
 }
 
-static uint64_t rate_kib(const struct opts *o)
-{
-	return (o->rate_bps + 1023) / 1024;
-}
-
 /* "<#opt args> <opt args>*" for a table line. */
 static void table_opts(const struct opts *o, char *buf, size_t len)
 {
@@ -245,9 +255,9 @@ static void table_opts(const struct opts *o, char *buf, size_t len)
 		strcat(words, " paused");
 		n++;
 	}
-	if (o->rate_set && o->rate_bps) {
+	if (o->rate_set && o->rate_kib) {
 		snprintf(words + strlen(words), sizeof(words) - strlen(words), " rate %" PRIu64,
-			 rate_kib(o));
+			 o->rate_kib);
 		n += 2;
 	}
 	if (o->max_inflight) {
@@ -984,7 +994,7 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 	printf("%s: copying %s onto %s in %s regions (origin %s%s%u:%u%s)\n", name,
 	       fmt_bytes(len * 512, a, sizeof(a)), dest.path,
 	       fmt_bytes(region * 512, b, sizeof(b)), helper[0] ? helper : "", helper[0] ? ", " : "",
-	       omaj, omin, o->rate_set && o->rate_bps ? ", rate limited" : "");
+	       omaj, omin, o->rate_set && o->rate_kib ? ", rate limited" : "");
 	fflush(stdout);
 	if (!o->finish)
 		return EXIT_OK;
@@ -1063,12 +1073,9 @@ static int cmd_rate(const struct command *cmd, struct opts *o, int argc, char **
 	(void)argc;
 	if ((r = check_name(cmd, &name)))
 		return r;
-	if (parse_rate(argv[1], &o->rate_bps))
-		return usage_error(cmd, "invalid rate '%s': e.g. 50M/s, 512k, 0 for no limit",
-				   argv[1]);
-	if (rate_kib(o) > UINT32_MAX)
-		return usage_error(cmd, "rate '%s' is too large", argv[1]);
-	snprintf(msg, sizeof(msg), "rate %" PRIu64, rate_kib(o));
+	if ((r = rate_arg(cmd, argv[1], &o->rate_kib)))
+		return r;
+	snprintf(msg, sizeof(msg), "rate %" PRIu64, o->rate_kib);
 	return send_message(name, msg);
 }
 
@@ -1365,7 +1372,8 @@ static int cmd_version(const struct command *cmd, struct opts *o, int argc, char
 #define SIZES_HELP \
 	"Sizes take k, M, G, T suffixes (powers of 1024) or s (512-byte sectors);\n" \
 	"plain numbers are bytes. Rates are sizes per second: 50M/s, 512k; 0 means\n" \
-	"no limit.\n"
+	"no limit. The kernel takes KiB/s: a rate is rounded up to whole KiB/s, and\n" \
+	"at most 4294967295k (just under 4T/s) is accepted.\n"
 
 static const struct command commands[] = {
 	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--paused] [--force]",
@@ -1502,7 +1510,7 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 {
 	struct option longopts[OPT_MAX + 1];
 	size_t i, n = 0;
-	int c, nargs;
+	int c, nargs, r;
 
 	for (i = 0; i < sizeof(all_options) / sizeof(all_options[0]); i++)
 		if (all_options[i].val == OPT_HELP || (cmd->options & O(all_options[i].val)))
@@ -1533,11 +1541,8 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 						   optarg);
 			break;
 		case OPT_RATE:
-			if (parse_rate(optarg, &o->rate_bps))
-				return usage_error(cmd, "invalid rate '%s': e.g. 50M/s, 512k, 0",
-						   optarg);
-			if ((o->rate_bps + 1023) / 1024 > UINT32_MAX)
-				return usage_error(cmd, "rate '%s' is too large", optarg);
+			if ((r = rate_arg(cmd, optarg, &o->rate_kib)))
+				return r;
 			o->rate_set = true;
 			break;
 		case OPT_MAX_INFLIGHT:

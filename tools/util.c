@@ -139,6 +139,20 @@ int parse_rate(const char *s, uint64_t *bytes_per_s)
 	return parse_size(buf, bytes_per_s);
 }
 
+int parse_rate_kib(const char *s, uint64_t *kib_per_s)
+{
+	uint64_t bps, kib;
+
+	if (parse_rate(s, &bps))
+		return -1;
+	/* Rounded up without (bps + 1023), which wraps near 2^64. */
+	kib = bps / 1024 + (bps % 1024 != 0);
+	if (kib > RATE_MAX_KIB)
+		return -2;
+	*kib_per_s = kib;
+	return 0;
+}
+
 int parse_seconds(const char *s, double *sec)
 {
 	char *end;
