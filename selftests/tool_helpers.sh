@@ -8,9 +8,13 @@
 # test_tool_01; the path must be visible in the guest, not under /tmp).
 
 # tt_run ARGS...: dmstream ARGS; TT_RC, TT_OUT (stdout), TT_ERR (stderr).
+# With TT_TIMEOUT=SEC set, under timeout(1): a hang exits 124.
 tt_run()
 {
-	TT_OUT=$("$DMSTREAM" "$@" 2>"$TEST_TMP/.tt.err")
+	local t=()
+
+	[[ -n ${TT_TIMEOUT:-} ]] && t=(timeout -k 5 "$TT_TIMEOUT")
+	TT_OUT=$("${t[@]}" "$DMSTREAM" "$@" 2>"$TEST_TMP/.tt.err")
 	TT_RC=$?
 	TT_ERR=$(cat "$TEST_TMP/.tt.err")
 }

@@ -1443,8 +1443,9 @@ static const struct command commands[] = {
 	  "  --super-block-only         check the superblock only\n"
 	  "  --ignore-non-fatal-errors  exit 0 despite damage the kernel tolerates\n"
 	  "                             (an invalid slot not in use, say)\n\n"
-	  "Exits 0 when the metadata is clean (or blank), 3 when it has errors, 2 when\n"
-	  "it cannot be read.\n" },
+	  "META is a block device or a regular file (an image). Exits 0 when the\n"
+	  "metadata is clean (or blank), 3 when it has errors, 2 when it cannot be\n"
+	  "read or is neither.\n" },
 	{ "dump", "META [--json]",
 	  "Print a metadata device's superblock, bitmap slots and copied/uncopied regions.",
 	  O(OPT_JSON), 1, 1, cmd_dump, NULL },

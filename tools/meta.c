@@ -61,13 +61,47 @@ static uint32_t block_csum(const void *block, uint32_t xor)
 
 /*---------------------------------------------------------------------------*/
 /* Device access */
+/* What a file that cannot hold metadata is, for the message. */
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+static bool type_ok(const char *path, const struct stat *st)
+{
+	if (S_ISBLK(st->st_mode) || S_ISREG(st->st_mode))
+		return true;
+	err("%s: %s, not a block device or a regular file", path, file_kind(st->st_mode));
+	return false;
+}
+
+/*
+ * Only block devices and regular files are opened: the type is checked
+ * before the open, since opening a FIFO waits for a writer and opening some
+ * character devices acts (a tape rewinds). The open itself is O_NONBLOCK,
+ * in case the path changes in between, and the type checked again.
+ */
 int meta_open(const char *path, bool rw, bool *in_use, uint64_t *size)
 {
-	int mode = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	int mode = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
 	struct stat st;
-	int fd;
+	int fd, fl;
 
 	*in_use = false;
+	if (stat(path, &st)) {
+		err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!type_ok(path, &st))
+		return -1;
 	fd = open(path, mode | O_EXCL | O_DIRECT);
 	if (fd < 0 && errno == EBUSY) {
 		*in_use = true;
@@ -84,18 +118,24 @@ int meta_open(const char *path, bool rw, bool *in_use, uint64_t *size)
 		close(fd);
 		return -1;
 	}
+	if (!type_ok(path, &st)) {
+		close(fd);
+		return -1;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK)) {
+		err("%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (S_ISBLK(st.st_mode)) {
 		if (ioctl(fd, BLKGETSIZE64, size)) {
 			err("%s: cannot read the device size: %s", path, strerror(errno));
 			close(fd);
 			return -1;
 		}
-	} else if (S_ISREG(st.st_mode)) {
-		*size = st.st_size;
 	} else {
-		err("%s: not a block device or a file", path);
-		close(fd);
-		return -1;
+		*size = st.st_size;
 	}
 	return fd;
 }
