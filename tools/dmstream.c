@@ -1250,7 +1250,7 @@ static void sb_print(const struct meta_sb *sb)
 	printf("  region_size       %" PRIu32 " sectors (%s)\n", sb->region_size,
 	       fmt_bytes((uint64_t)sb->region_size * 512, a, sizeof(a)));
 	printf("  target_size       %" PRIu64 " sectors (%s)\n", sb->target_size,
-	       fmt_bytes(sb->target_size * 512, a, sizeof(a)));
+	       fmt_sectors(sb->target_size, a, sizeof(a)));
 	printf("  nr_regions        %" PRIu64 "\n", sb->nr_regions);
 	printf("  origin_size       %" PRIu64 " sectors\n", sb->origin_size);
 	printf("  dest_size         %" PRIu64 " sectors\n", sb->dest_size);

@@ -170,7 +170,7 @@ int parse_seconds(const char *s, double *sec)
 
 const char *fmt_bytes(uint64_t bytes, char *buf, size_t len)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
 	double v = (double)bytes;
 	unsigned int u = 0;
 
@@ -182,6 +182,16 @@ const char *fmt_bytes(uint64_t bytes, char *buf, size_t len)
 		snprintf(buf, len, "%" PRIu64 " B", bytes);
 	else
 		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+const char *fmt_sectors(uint64_t sectors, char *buf, size_t len)
+{
+	/* 2^51 sectors are 1 EiB. */
+	if (sectors > UINT64_MAX / 512)
+		snprintf(buf, len, "%.1f EiB", (double)sectors / (double)(1ULL << 51));
+	else
+		fmt_bytes(sectors * 512, buf, len);
 	return buf;
 }
 

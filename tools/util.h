@@ -49,6 +49,8 @@ int parse_seconds(const char *s, double *sec);
 
 /* "12.5 MiB" into buf. */
 const char *fmt_bytes(uint64_t bytes, char *buf, size_t len);
+/* The same for a number of 512-byte sectors, however large. */
+const char *fmt_sectors(uint64_t sectors, char *buf, size_t len);
 /* "1:02:03", "2:03" or "--:--" for negative. */
 const char *fmt_duration(double sec, char *buf, size_t len);
 
