@@ -14,6 +14,10 @@
 #   small: `check` exits 3 naming the problem. The largest geometry the
 #   kernel takes (2^31 regions of 1 GiB, devices of 2^54-1 sectors) passes
 #   `check --super-block-only`.
+# - The largest image (2^31 regions, 65923 bitmap blocks, sparse) with no
+#   valid slot: one error per bitmap block, of which `check` and `dump`
+#   print the first 20 and then "... and 65903 more errors"; the count
+#   line says 65923 errors; dump's runs are the one uncopied run.
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/common.sh"
@@ -23,7 +27,7 @@ DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
 [[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd python3 timeout mkfifo
 
-ktap_plan 18
+ktap_plan 22
 
 # --- files that cannot hold metadata ----------------------------------------------------
 
@@ -93,5 +97,31 @@ python3 "$DIR/metaimg.py" "$IMG" --region-size 8 --sb $NEAR64 --sb nr_regions=0 
 	--sb nr_bitmap_blocks=0 >/dev/null
 tt_expect "dump shows that target length without overflow" 3 \
 	"target_size +18446744073709551609 sectors \(8192\.0 EiB\)" dump "$IMG"
+
+# --- the largest image, no valid slot anywhere ------------------------------------------
+
+# 2^31 regions of 8 sectors: 65923 bitmap blocks, 131847 blocks (sparse).
+if python3 "$DIR/metaimg.py" "$IMG" --region-size 8 --target-size "2**34" --slots zero \
+	>/dev/null; then
+	tt_run check "$IMG"
+	n=$(wc -l <<<"$TT_ERR")
+	e=$(grep -c ': error: bitmap block [0-9]* has no valid slot' <<<"$TT_ERR")
+	ktap_check "check: exit 3, $n lines on stderr: the first 20 errors and a summary" \
+		test "$TT_RC" -eq 3 -a "$n" -eq 21 -a "$e" -eq 20
+	l20=$(sed -n 20p <<<"$TT_ERR")
+	l21=$(sed -n 21p <<<"$TT_ERR")
+	ktap_check "... blocks 0 to 19, then '... and 65903 more errors'" \
+		test "${l20#*: error: bitmap block 19 has no valid slot}" != "$l20" -a \
+		"${l21#$IMG: ... and 65903 more errors}" != "$l21"
+	ktap_check "... and the count line says 65923 errors" \
+		grep -q "^$IMG: 65923 errors, 0 non-fatal errors\$" <<<"$TT_OUT"
+	tt_run dump "$IMG"
+	n=$(wc -l <<<"$TT_ERR")
+	ktap_check "dump: exit 3, $n lines on stderr, one uncopied run 0-2147483647" \
+		test "$TT_RC" -eq 3 -a "$n" -eq 21 -a \
+		-n "$(grep -x 'uncopied regions (2147483648): 0-2147483647' <<<"$TT_OUT")"
+else
+	ktap_skip_all "metaimg.py failed"
+fi
 
 ktap_finish

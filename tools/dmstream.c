@@ -309,22 +309,56 @@ static int check_free(const struct blockdev *bd, const char *role)
 	return 0;
 }
 
-/* Problems go to stderr (in check's words) unless quiet. */
+/*
+ * Problems go to stderr (in check's words) unless quiet: the first
+ * PROBLEMS_SHOWN of each severity, then report_hidden() counts the rest. A
+ * device whose every bitmap block is bad has one problem per block, up to
+ * 65923 of them.
+ */
+#define PROBLEMS_SHOWN	20
+
+static const char *const problem_kind[] = { "note", "warning", "error" };
+
 struct problem_ctx {
 	const char *dev;
 	bool quiet;
 	char first_fatal[512];
+	unsigned int shown[3], hidden[3];	/* by enum meta_severity */
 };
 
 static void report_problem(void *ctx, enum meta_severity sev, const char *msg)
 {
 	struct problem_ctx *p = ctx;
-	static const char *const kind[] = { "note", "warning", "error" };
 
 	if (sev == META_FATAL && !p->first_fatal[0])
 		snprintf(p->first_fatal, sizeof(p->first_fatal), "%s", msg);
-	if (!p->quiet)
-		fprintf(stderr, "%s: %s: %s\n", p->dev, kind[sev], msg);
+	if (p->quiet)
+		return;
+	if (p->shown[sev] == PROBLEMS_SHOWN) {
+		p->hidden[sev]++;
+		return;
+	}
+	p->shown[sev]++;
+	fprintf(stderr, "%s: %s: %s\n", p->dev, problem_kind[sev], msg);
+}
+
+/* "... and 65903 more errors, 2 more notes (not shown)" after the last. */
+static void report_hidden(const struct problem_ctx *p)
+{
+	const char *sep = "";
+	int sev;
+
+	if (p->quiet || !(p->hidden[0] | p->hidden[1] | p->hidden[2]))
+		return;
+	fprintf(stderr, "%s: ... and", p->dev);
+	for (sev = META_FATAL; sev >= META_NOTE; sev--) {
+		if (!p->hidden[sev])
+			continue;
+		fprintf(stderr, "%s %u more %s%s", sep, p->hidden[sev], problem_kind[sev],
+			p->hidden[sev] == 1 ? "" : "s");
+		sep = ",";
+	}
+	fprintf(stderr, " (not shown: only the first %u of each kind are)\n", PROBLEMS_SHOWN);
 }
 
 /*
@@ -1099,6 +1133,7 @@ static int cmd_check(const struct command *cmd, struct opts *o, int argc, char *
 		warn("%s is in use (a live table?): what is read may be changing", argv[0]);
 	r = meta_scan(fd, size, o->sb_only, &ops, &res);
 	close(fd);
+	report_hidden(&pc);
 	if (r)
 		return EXIT_FAIL;
 
@@ -1142,14 +1177,13 @@ struct dump_ctx {
 /* Problems to stderr, as check prints them, and into the JSON. */
 static void dump_problem(void *ctx, enum meta_severity sev, const char *msg)
 {
-	static const char *const kind[] = { "note", "warning", "error" };
 	struct dump_ctx *d = ctx;
 
 	report_problem(&d->pc, sev, msg);
 	if (d->json) {
 		json_object *p = json_object_new_object();
 
-		json_object_object_add(p, "severity", json_object_new_string(kind[sev]));
+		json_object_object_add(p, "severity", json_object_new_string(problem_kind[sev]));
 		json_object_object_add(p, "message", json_object_new_string(msg));
 		json_object_array_add(d->problems, p);
 	}
@@ -1299,6 +1333,7 @@ static int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **
 	}
 	r = meta_scan(fd, size, false, &ops, &res);
 	close(fd);
+	report_hidden(&d.pc);
 
 	if (o->json) {
 		root = json_object_new_object();
@@ -1443,6 +1478,7 @@ static const struct command commands[] = {
 	  "  --super-block-only         check the superblock only\n"
 	  "  --ignore-non-fatal-errors  exit 0 despite damage the kernel tolerates\n"
 	  "                             (an invalid slot not in use, say)\n\n"
+	  "Problems go to stderr: the first 20 of each kind, then a count of the rest.\n"
 	  "META is a block device or a regular file (an image). Exits 0 when the\n"
 	  "metadata is clean (or blank), 3 when it has errors, 2 when it cannot be\n"
 	  "read or is neither.\n" },

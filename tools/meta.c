@@ -564,9 +564,9 @@ static int scan_bitmap(struct scan *s, int fd, const struct meta_sb *sb)
 					index,
 					si[0].valid ? "from an uncommitted transaction" : si[0].why,
 					si[1].valid ? "from an uncommitted transaction" : si[1].why);
-				/* Its regions count as uncopied in the runs. */
-				for (j = 0; j < nr; j++)
-					range_emit(s, false, first + j, first + j);
+				/* Its regions count as uncopied in the runs: one
+				 * run at once, not one call per region. */
+				range_emit(s, false, first, first + nr - 1);
 				continue;
 			}
 			slot[used] += STREAM_BITMAP_HDR_SIZE;
