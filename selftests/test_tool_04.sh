@@ -18,6 +18,10 @@
 #   valid slot: one error per bitmap block, of which `check` and `dump`
 #   print the first 20 and then "... and 65903 more errors"; the count
 #   line says 65923 errors; dump's runs are the one uncopied run.
+# - An image of 8 bitmap blocks whose bits alternate (260608 regions, as
+#   many runs): `dump --json` and `dump` under `ulimit -v` 32 MiB (the runs
+#   stream through temporary files, not memory) exit 0 with every run
+#   right. With TMPDIR unusable, dump fails cleanly (exit 2).
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/common.sh"
@@ -27,7 +31,7 @@ DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
 [[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd python3 timeout mkfifo
 
-ktap_plan 22
+ktap_plan 25
 
 # --- files that cannot hold metadata ----------------------------------------------------
 
@@ -123,5 +127,41 @@ if python3 "$DIR/metaimg.py" "$IMG" --region-size 8 --target-size "2**34" --slot
 else
 	ktap_skip_all "metaimg.py failed"
 fi
+
+# --- dump in bounded memory -------------------------------------------------------------
+
+# 8 bitmap blocks of alternating bits: 260608 regions, each its own run.
+NR=$((8 * 32576))
+read -r nr copied runs < <(python3 "$DIR/metaimg.py" "$IMG" --region-size 8 \
+	--target-size $((NR * 8)) --bits alternating)
+OUT=$TEST_TMP/dump.out
+(ulimit -v 32768 && exec "$DMSTREAM" dump --json "$IMG") >"$OUT" 2>"$TEST_TMP/dump.err"
+rc=$?
+if [[ $rc -eq 0 ]] && python3 - "$OUT" "$NR" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+nr = int(sys.argv[2])
+c, u = d["copied"], d["uncopied"]
+assert d["errors"] == 0 and d["copied_regions"] == nr // 2, d["copied_regions"]
+assert c == [[i, i] for i in range(0, nr, 2)], "copied runs"
+assert u == [[i, i] for i in range(1, nr, 2)], "uncopied runs"
+assert len(d["bitmap_blocks"]) == 8 and d["superblock"]["nr_regions"] == nr
+print("# %d copied and %d uncopied runs" % (len(c), len(u)))
+PY
+then
+	ktap_ok "dump --json of $runs alternating runs under ulimit -v 32 MiB: exit 0, all runs right"
+else
+	ktap_fail "dump --json of $runs alternating runs under ulimit -v 32 MiB: exit 0, all runs right" \
+		"exit $rc: $(head -c 300 "$TEST_TMP/dump.err")"
+fi
+(ulimit -v 32768 && exec "$DMSTREAM" dump "$IMG") >"$OUT" 2>"$TEST_TMP/dump.err"
+rc=$?
+c=$(grep '^copied regions' "$OUT" | wc -w)
+u=$(grep '^uncopied regions' "$OUT" | wc -w)
+ktap_check "dump (text) under the same limit: exit $rc, $((c - 3)) + $((u - 3)) runs" \
+	test $rc -eq 0 -a $((c - 3)) -eq $((NR / 2)) -a $((u - 3)) -eq $((NR / 2)) -a \
+	-n "$(grep -x "copied regions ($((NR / 2))): 0 2 4 .* $((NR - 2))" "$OUT")"
+TMPDIR=$TEST_TMP/none tt_expect "dump with TMPDIR missing: exit 2, says so" 2 \
+	"cannot create a temporary file in $TEST_TMP/none" dump --json "$IMG"
 
 ktap_finish

@@ -1164,15 +1164,65 @@ static int cmd_check(const struct command *cmd, struct opts *o, int argc, char *
 	return EXIT_OK;
 }
 
+/*
+ * dump keeps no list in memory: a device of 2^31 regions can have as many
+ * runs. What cannot go to stdout as the scan finds it (all of the JSON,
+ * which starts with the superblock and holds its arrays one after the
+ * other; the two run lines of the text) goes to unlinked temporary files,
+ * copied to stdout at the end.
+ */
+struct dump_list {
+	FILE *f;
+	uint64_t n;		/* items written */
+};
+
 struct dump_ctx {
 	bool json;
 	struct problem_ctx pc;
-	json_object *blocks, *copied, *uncopied, *problems;
-	/* Human output of the runs: one line of each kind, built up. */
-	FILE *copied_f, *uncopied_f;
-	char *copied_s, *uncopied_s;
-	size_t copied_n, uncopied_n;
+	/* JSON arrays by their key; copied and uncopied serve the text too. */
+	struct dump_list blocks, copied, uncopied, problems;
 };
+
+static int list_open(struct dump_list *l)
+{
+	l->n = 0;
+	l->f = xtmpfile();
+	return l->f ? 0 : -1;
+}
+
+static void list_close(struct dump_list *l)
+{
+	if (l->f)
+		fclose(l->f);
+	l->f = NULL;
+}
+
+/* Appends @o, serialised, to a JSON array's items, and frees it. */
+static void list_add_json(struct dump_list *l, json_object *o)
+{
+	fprintf(l->f, "%s%s", l->n++ ? "," : "",
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+/* Copies what @l holds to @out. */
+static int list_copy(struct dump_list *l, FILE *out)
+{
+	char buf[65536];
+	size_t n;
+
+	if (fflush(l->f) || ferror(l->f) || fseek(l->f, 0, SEEK_SET)) {
+		err("cannot write a temporary file (is %s full?)", tmp_dir());
+		return -1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), l->f)))
+		fwrite(buf, 1, n, out);
+	if (ferror(l->f)) {
+		err("cannot read back a temporary file: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
 
 /* Problems to stderr, as check prints them, and into the JSON. */
 static void dump_problem(void *ctx, enum meta_severity sev, const char *msg)
@@ -1185,7 +1235,7 @@ static void dump_problem(void *ctx, enum meta_severity sev, const char *msg)
 
 		json_object_object_add(p, "severity", json_object_new_string(problem_kind[sev]));
 		json_object_object_add(p, "message", json_object_new_string(msg));
-		json_object_array_add(d->problems, p);
+		list_add_json(&d->problems, p);
 	}
 }
 
@@ -1213,7 +1263,7 @@ static void dump_block(void *ctx, uint64_t index, const struct meta_slot_info sl
 			json_object_array_add(slots, so);
 		}
 		json_object_object_add(b, "slots", slots);
-		json_object_array_add(d->blocks, b);
+		list_add_json(&d->blocks, b);
 		return;
 	}
 	printf("bitmap block %" PRIu64 ":", index);
@@ -1228,22 +1278,19 @@ static void dump_block(void *ctx, uint64_t index, const struct meta_slot_info sl
 	printf("\n");
 }
 
+/* A run: [first,last] in JSON (as json-c prints it), " 5" or " 5-9" in text. */
 static void dump_range(void *ctx, bool copied, uint64_t first, uint64_t last)
 {
 	struct dump_ctx *d = ctx;
+	struct dump_list *l = copied ? &d->copied : &d->uncopied;
 
-	if (d->json) {
-		json_object *r = json_object_new_array();
-
-		json_object_array_add(r, json_object_new_uint64(first));
-		json_object_array_add(r, json_object_new_uint64(last));
-		json_object_array_add(copied ? d->copied : d->uncopied, r);
-		return;
-	}
-	if (first == last)
-		fprintf(copied ? d->copied_f : d->uncopied_f, " %" PRIu64, first);
+	if (d->json)
+		fprintf(l->f, "%s[%" PRIu64 ",%" PRIu64 "]", l->n ? "," : "", first, last);
+	else if (first == last)
+		fprintf(l->f, " %" PRIu64, first);
 	else
-		fprintf(copied ? d->copied_f : d->uncopied_f, " %" PRIu64 "-%" PRIu64, first, last);
+		fprintf(l->f, " %" PRIu64 "-%" PRIu64, first, last);
+	l->n++;
 }
 
 static json_object *sb_json(const struct meta_sb *sb)
@@ -1293,6 +1340,44 @@ static void sb_print(const struct meta_sb *sb)
 	printf("  nr_copied         %" PRIu64 "\n", sb->nr_copied);
 }
 
+/* A JSON value printed on its own, as json-c prints it inside an object. */
+static void print_json(json_object *o)
+{
+	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), stdout);
+	json_object_put(o);
+}
+
+/* The JSON of dump, in the key order it always had. */
+static int dump_json(struct dump_ctx *d, const char *dev, const struct meta_scan_result *res)
+{
+	static const char *const keys[] = { "bitmap_blocks", "copied", "uncopied" };
+	struct dump_list *lists[] = { &d->blocks, &d->copied, &d->uncopied };
+	unsigned int i;
+
+	printf("{\"device\":");
+	print_json(json_object_new_string(dev));
+	printf(",\"blank\":%s", res->sb.blank ? "true" : "false");
+	if (res->sb.magic == STREAM_MAGIC) {
+		printf(",\"superblock\":");
+		print_json(sb_json(&res->sb));
+	}
+	for (i = 0; i < 3; i++) {
+		printf(",\"%s\":[", keys[i]);
+		if (list_copy(lists[i], stdout))
+			return -1;
+		printf("]");
+	}
+	if (res->bitmap_scanned)
+		printf(",\"copied_regions\":%" PRIu64, res->bits_set);
+	else
+		printf(",\"copied_regions\":null");
+	printf(",\"problems\":[");
+	if (list_copy(&d->problems, stdout))
+		return -1;
+	printf("],\"errors\":%u,\"non_fatal_errors\":%u}\n", res->fatal, res->nonfatal);
+	return 0;
+}
+
 static int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **argv)
 {
 	struct dump_ctx d = { .json = o->json, .pc = { .dev = argv[0] } };
@@ -1300,10 +1385,9 @@ static int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **
 				     .range = dump_range };
 	struct meta_scan_result res;
 	struct meta_sb sb;
-	json_object *root;
 	uint64_t size;
 	bool in_use;
-	int fd, r;
+	int fd, r = -1;
 
 	(void)cmd;
 	(void)argc;
@@ -1313,59 +1397,43 @@ static int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **
 	if (in_use)
 		warn("%s is in use (a live table?): what is read may be changing", argv[0]);
 
-	if (o->json) {
-		d.blocks = json_object_new_array();
-		d.copied = json_object_new_array();
-		d.uncopied = json_object_new_array();
-		d.problems = json_object_new_array();
-	} else {
-		d.copied_f = open_memstream(&d.copied_s, &d.copied_n);
-		d.uncopied_f = open_memstream(&d.uncopied_s, &d.uncopied_n);
-		if (!d.copied_f || !d.uncopied_f) {
-			err("out of memory");
-			close(fd);
-			return EXIT_FAIL;
-		}
+	if (list_open(&d.copied) || list_open(&d.uncopied) ||
+	    (o->json && (list_open(&d.blocks) || list_open(&d.problems))))
+		goto out;
+	if (!o->json) {
 		/* The superblock first, then the blocks as the scan meets them. */
 		if (size >= STREAM_BLOCK_SIZE && !meta_read_sb(fd, &sb) && sb.magic == STREAM_MAGIC)
 			sb_print(&sb);
 		fflush(stdout);
 	}
 	r = meta_scan(fd, size, false, &ops, &res);
-	close(fd);
 	report_hidden(&d.pc);
+	if (r)
+		goto out;
 
 	if (o->json) {
-		root = json_object_new_object();
-		json_object_object_add(root, "device", json_object_new_string(argv[0]));
-		json_object_object_add(root, "blank", json_object_new_boolean(res.sb.blank));
-		if (res.sb.magic == STREAM_MAGIC && !r)
-			json_object_object_add(root, "superblock", sb_json(&res.sb));
-		json_object_object_add(root, "bitmap_blocks", d.blocks);
-		json_object_object_add(root, "copied", d.copied);
-		json_object_object_add(root, "uncopied", d.uncopied);
-		json_object_object_add(root, "copied_regions", res.bitmap_scanned ?
-				       json_object_new_uint64(res.bits_set) : NULL);
-		json_object_object_add(root, "problems", d.problems);
-		json_object_object_add(root, "errors", json_object_new_uint64(res.fatal));
-		json_object_object_add(root, "non_fatal_errors", json_object_new_uint64(res.nonfatal));
+		r = dump_json(&d, argv[0], &res);
+	} else if (res.sb.blank) {
+		printf("%s: blank: no metadata yet\n", argv[0]);
+	} else if (res.bitmap_scanned) {
+		printf("copied regions (%" PRIu64 "):%s", res.bits_set, d.copied.n ? "" : " none");
+		r = list_copy(&d.copied, stdout);
+		printf("\nuncopied regions (%" PRIu64 "):%s", res.sb.nr_regions - res.bits_set,
+		       d.uncopied.n ? "" : " none");
 		if (!r)
-			printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
-		json_object_put(root);
-	} else {
-		fclose(d.copied_f);
-		fclose(d.uncopied_f);
-		if (!r && res.sb.blank) {
-			printf("%s: blank: no metadata yet\n", argv[0]);
-		} else if (!r && res.bitmap_scanned) {
-			printf("copied regions (%" PRIu64 "):%s\n", res.bits_set,
-			       d.copied_n ? d.copied_s : " none");
-			printf("uncopied regions (%" PRIu64 "):%s\n",
-			       res.sb.nr_regions - res.bits_set, d.uncopied_n ? d.uncopied_s : " none");
-		}
-		free(d.copied_s);
-		free(d.uncopied_s);
+			r = list_copy(&d.uncopied, stdout);
+		printf("\n");
 	}
+	if (fflush(stdout) || ferror(stdout)) {
+		err("cannot write the output: %s", strerror(errno));
+		r = -1;
+	}
+out:
+	close(fd);
+	list_close(&d.blocks);
+	list_close(&d.copied);
+	list_close(&d.uncopied);
+	list_close(&d.problems);
 	if (r)
 		return EXIT_FAIL;
 	return res.fatal ? EXIT_METADATA : EXIT_OK;
@@ -1484,7 +1552,9 @@ static const struct command commands[] = {
 	  "read or is neither.\n" },
 	{ "dump", "META [--json]",
 	  "Print a metadata device's superblock, bitmap slots and copied/uncopied regions.",
-	  O(OPT_JSON), 1, 1, cmd_dump, NULL },
+	  O(OPT_JSON), 1, 1, cmd_dump,
+	  "\n  --json              one JSON object (see dmstream(8) for its keys)\n\n"
+	  "The region ranges go through temporary files in $TMPDIR (/tmp), not memory.\n" },
 	{ "help", "[COMMAND]", "Show the commands, or one command's help.", 0, 0, 1, cmd_help, NULL },
 	{ "version", "", "Show the version.", 0, 0, 0, cmd_version, NULL },
 };

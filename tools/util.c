@@ -320,6 +320,42 @@ int blockdev_busy(const struct blockdev *bd)
 }
 
 /*---------------------------------------------------------------------------*/
+/* Temporary files */
+const char *tmp_dir(void)
+{
+	const char *dir = getenv("TMPDIR");
+
+	return dir && *dir ? dir : "/tmp";
+}
+
+FILE *xtmpfile(void)
+{
+	const char *dir = tmp_dir();
+	char path[4096];
+	FILE *f;
+	int fd;
+
+	/* Nameless from the start where the file system can; else unlinked. */
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "%s/dmstream.XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0) {
+		err("cannot create a temporary file in %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	f = fdopen(fd, "w+");
+	if (!f) {
+		err("cannot create a temporary file in %s: %s", dir, strerror(errno));
+		close(fd);
+	}
+	return f;
+}
+
+/*---------------------------------------------------------------------------*/
 /* Memory: running out is not worth unwinding for in a command line tool. */
 static void oom(void)
 {

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 /* Exit codes (documented in dmstream(8)). */
@@ -72,6 +73,14 @@ int blockdev_busy(const struct blockdev *bd);
 /* "major:minor" in buf. */
 const char *devt_str(unsigned int major, unsigned int minor, char *buf, size_t len);
 int parse_devt(const char *s, unsigned int *major, unsigned int *minor);
+
+/* Where temporary files go: $TMPDIR, else /tmp. */
+const char *tmp_dir(void);
+/*
+ * An unlinked temporary file in tmp_dir(), open for writing and reading
+ * back; NULL (message printed) on failure.
+ */
+FILE *xtmpfile(void);
 
 /* Aligned allocation for O_DIRECT buffers. */
 void *xmalloc_aligned(size_t size);
