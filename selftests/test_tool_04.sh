@@ -132,7 +132,7 @@ fi
 
 # 8 bitmap blocks of alternating bits: 260608 regions, each its own run.
 NR=$((8 * 32576))
-read -r nr copied runs < <(python3 "$DIR/metaimg.py" "$IMG" --region-size 8 \
+read -r _ _ runs < <(python3 "$DIR/metaimg.py" "$IMG" --region-size 8 \
 	--target-size $((NR * 8)) --bits alternating)
 OUT=$TEST_TMP/dump.out
 (ulimit -v 32768 && exec "$DMSTREAM" dump --json "$IMG") >"$OUT" 2>"$TEST_TMP/dump.err"
