@@ -467,9 +467,10 @@ struct follow {
 };
 
 /*
- * A stream that can no longer complete by itself: metadata failure (fail
- * or ro mode), or stalled, which the status shows only as copy errors with
- * nothing in flight and no progress (the kernel raised an event, too).
+ * A stream that can no longer complete by itself or be finished: metadata
+ * or destination failure (fail or ro mode, complete or not), or stalled,
+ * which the status shows only as copy errors with nothing in flight and no
+ * progress (the kernel raised an event, too).
  */
 static enum verdict judge(struct follow *f, const struct stream_status *st,
 			  const struct dmx_info *info, double now, double *recheck,
@@ -483,13 +484,14 @@ static enum verdict judge(struct follow *f, const struct stream_status *st,
 			 "I/O to it fails (see dmesg)", f->name);
 		return V_FAILED;
 	}
-	if (!strcmp(st->state, "complete"))
-		return V_COMPLETE;
+	/* Even when every region is copied: finish refuses ro mode. */
 	if (!strcmp(st->mode, "ro")) {
-		snprintf(why, len, "the metadata device cannot be written: %s is in ro mode and "
-			 "stopped copying (see dmesg)", f->name);
+		snprintf(why, len, "the metadata or destination device cannot be written: %s is "
+			 "in ro mode, stopped copying and cannot be finished (see dmesg)", f->name);
 		return V_FAILED;
 	}
+	if (!strcmp(st->state, "complete"))
+		return V_COMPLETE;
 	if (!strcmp(st->state, "paused") || info->suspended || !st->errors || st->copying) {
 		f->suspect_since = 0;
 		if (!strcmp(st->state, "paused") && !f->said_paused && !f->prog) {
@@ -748,12 +750,29 @@ static bool helper_origin(const char *name, const struct stream_table *t, char *
 }
 
 /*
- * Swaps @tbl in for @name's live table: load, suspend, resume. On failure
- * the inactive table is cleared and @name resumed on its old table.
+ * A check made while the device is suspended, between the old table's
+ * postsuspend and the resume (see switch_table()). Returns 0 to go on, or
+ * non-zero with a reason in @why, to go back to the old table. It must not
+ * print: stdout or stderr may be on the suspended device.
  */
-static int switch_table(const char *name, const struct dmx_table *tbl, const char *what)
+typedef int (*suspended_check_fn)(const char *name, void *arg, char *why, size_t len);
+
+/*
+ * Swaps @tbl in for @name's live table: load, suspend, @check (when not
+ * NULL), resume. On failure the inactive table is cleared and @name resumed
+ * on its old table. Nothing is printed while @name is suspended, since the
+ * terminal or log file may be on it: the messages wait for the resume.
+ * Returns 0, -1 when the switch failed, 1 when @check refused (its reason
+ * printed).
+ */
+static int switch_table(const char *name, const struct dmx_table *tbl, const char *what,
+			suspended_check_fn check, void *arg)
 {
 	struct dmx_info info;
+	const char *failed;
+	char why[512] = "";
+	bool resumed;
+	int r = -1;
 
 	dmx_kmsg_mark();
 	if (dmx_load(name, tbl)) {
@@ -761,21 +780,90 @@ static int switch_table(const char *name, const struct dmx_table *tbl, const cha
 		return -1;
 	}
 	if (dmx_suspend(name)) {
-		err("%s: suspend failed", name);
+		failed = "suspend failed";
+		goto rollback;
+	}
+	if (check && check(name, arg, why, sizeof(why))) {
+		failed = NULL;
+		r = 1;
 		goto rollback;
 	}
 	if (dmx_resume(name)) {
-		err("%s: resume with the new table failed", name);
+		failed = "resume with the new table failed";
 		goto rollback;
 	}
 	return 0;
 
 rollback:
-	explain_refusal(what);
 	dmx_clear(name);
-	if (!dmx_info(name, &info) && info.exists && info.suspended && dmx_resume(name))
+	resumed = !dmx_info(name, &info) && info.exists &&
+		  (!info.suspended || !dmx_resume(name));
+	if (failed)
+		err("%s: %s", name, failed);
+	else
+		err("%s", why);
+	explain_refusal(what);
+	if (!resumed)
 		err("%s: could not resume it on its old table: it is still suspended", name);
-	return -1;
+	return r;
+}
+
+/*
+ * Before the switch to linear: what keeps @st's stream from being finished
+ * (metadata or destination failure, an incomplete copy), in @why; 0 when
+ * nothing does.
+ */
+static int unfinishable(const char *name, const struct stream_status *st, char *why,
+			size_t len)
+{
+	if (st->fail) {
+		snprintf(why, len, "%s is in fail mode: its metadata device failed and every "
+			 "I/O to it fails (see dmesg)", name);
+		return EXIT_COPY_FAILED;
+	}
+	if (strcmp(st->mode, "rw")) {
+		snprintf(why, len, "%s is in %s mode: its metadata or destination could not be "
+			 "written, so the end of the copy is not committed (see dmesg)", name,
+			 st->mode);
+		return EXIT_COPY_FAILED;
+	}
+	if (strcmp(st->state, "complete") || st->copied != st->total) {
+		snprintf(why, len, "%s is not complete: %" PRIu64 "/%" PRIu64 " regions copied "
+			 "(%s); '%s wait %s' first", name, st->copied, st->total, st->state,
+			 progname, name);
+		return EXIT_INCOMPLETE;
+	}
+	return 0;
+}
+
+/*
+ * Run while suspended, after the stream's postsuspend made its final
+ * commit: a commit or destination flush that failed there shows as ro or
+ * fail mode.
+ */
+static int finish_check(const char *name, void *arg, char *why, size_t len)
+{
+	struct stream_status st;
+	struct dmx_table tbl;
+	char reason[384];
+	int r = -1;
+
+	(void)arg;
+	/* stream_get() would print its errors; this may not. */
+	if (dmx_status(name, &tbl)) {
+		snprintf(why, len, "%s: cannot read its status after the suspend", name);
+		return -1;
+	}
+	if (tbl.nr != 1 || strcmp(tbl.t[0].type, "stream") ||
+	    stream_status_parse(tbl.t[0].params, tbl.t[0].len, &st))
+		snprintf(why, len, "%s: unexpected status after the suspend", name);
+	else if (unfinishable(name, &st, reason, sizeof(reason)))
+		snprintf(why, len, "%s: the final commit at the suspend failed: %s", name,
+			 reason);
+	else
+		r = 0;
+	dmx_table_free(&tbl);
+	return r;
 }
 
 static int finish(const char *name)
@@ -784,7 +872,7 @@ static int finish(const char *name)
 	struct stream_status st;
 	struct dmx_info info;
 	struct dmx_table tbl;
-	char helper[160] = "", d[32], m[32];
+	char helper[160] = "", d[32], m[32], why[512];
 	bool has_helper;
 	uint64_t len;
 	int r;
@@ -805,17 +893,22 @@ static int finish(const char *name)
 	}
 	if (stream_get_table(name, &t, &len) || stream_get(name, &st, &info))
 		return EXIT_FAIL;
-	if (strcmp(st.state, "complete")) {
-		err("%s is not complete: %" PRIu64 "/%" PRIu64 " regions copied (%s%s%s); "
-		    "'%s wait %s' first", name, st.copied, st.total, st.state,
-		    st.fail ? "" : ", ", st.fail ? "" : st.mode, progname, name);
-		return EXIT_INCOMPLETE;
+	r = unfinishable(name, &st, why, sizeof(why));
+	if (r) {
+		err("%s; not finished, it is still a stream", why);
+		return r;
 	}
 	has_helper = helper_origin(name, &t, helper, sizeof(helper));
 
+	/* The stream commits at the suspend, so its health is checked again
+	 * between the suspend and the resume. */
 	one_target(&tbl, len, "linear", "%u:%u 0", t.dest_major, t.dest_minor);
-	r = switch_table(name, &tbl, name);
+	r = switch_table(name, &tbl, name, finish_check, NULL);
 	dmx_table_free(&tbl);
+	if (r > 0) {
+		err("%s: not finished: it is resumed on its stream table, still a stream", name);
+		return EXIT_COPY_FAILED;
+	}
 	if (r) {
 		err("%s: not finished; it is still a stream", name);
 		return EXIT_FAIL;
@@ -1020,7 +1113,7 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 	table_opts(o, opts, sizeof(opts));
 	one_target(&tbl, len, "stream", "%u:%u %u:%u %u:%u %" PRIu64 " %s", meta.major,
 		   meta.minor, dest.major, dest.minor, omaj, omin, region, opts);
-	if (switch_table(name, &tbl, name))
+	if (switch_table(name, &tbl, name, NULL, NULL))
 		goto rollback;
 	dmx_table_free(&tbl);
 	dmx_table_free(&old);
@@ -1040,6 +1133,10 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 		f.interval = o->interval > 0 ? o->interval : 1;
 	}
 	r = follow_stream(&f);
+	if (r == EXIT_COPY_FAILED) {
+		err("%s is still a stream onto %s, not finished", name, dest.path);
+		return r;
+	}
 	if (r != EXIT_OK) {
 		err("%s keeps streaming onto %s: '%s wait %s' and '%s finish %s' later", name,
 		    dest.path, progname, name, progname, name);
@@ -1508,14 +1605,19 @@ static const struct command commands[] = {
 	  "\n  --timeout SEC       give up after SEC seconds (exit 5)\n"
 	  "  --progress          show progress meanwhile, as 'status --watch' (with\n"
 	  "                      its --json and --interval)\n\n"
-	  "Exits 0 when complete; 4 when the copy failed (metadata ro/fail mode, or\n"
-	  "stalled on copy errors), with the reason.\n" },
+	  "Exits 0 when complete; 4 when the copy failed (ro or fail mode, complete or\n"
+	  "not: metadata or destination failure; or stalled on copy errors), with the\n"
+	  "reason.\n" },
 	{ "finish", "NAME",
 	  "Switch a complete NAME to 'linear' on its destination; remove the helpers.",
 	  0, 1, 1, cmd_finish,
-	  "\nRefuses (exit 6) unless the copy is complete. Loads the linear table, then\n"
-	  "suspends and resumes NAME; on failure NAME stays a stream. Removes the\n"
-	  "helper origin that 'copy' made. The metadata device is free afterwards.\n" },
+	  "\nRefuses unless NAME is healthy: exit 4 in ro or fail mode (its metadata or\n"
+	  "destination failed), exit 6 when the copy is not complete. Loads the linear\n"
+	  "table, then suspends NAME, which makes the stream's final commit, and checks\n"
+	  "the status again: if the mode is no longer rw, the linear table is dropped\n"
+	  "and NAME resumed as a stream (exit 4); else NAME is resumed on the linear\n"
+	  "table. On any failure NAME stays a stream. Removes the helper origin that\n"
+	  "'copy' made. The metadata device is free afterwards.\n" },
 	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
 	  "Live copy of dm device NAME, in use, onto DEST: NAME becomes a stream.",
 	  O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) | O(OPT_MAX_INFLIGHT) |
