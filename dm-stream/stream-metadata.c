@@ -132,6 +132,9 @@ static const char *sb_check(struct stream_metadata *md, struct stream_superblock
 		return "Metadata superblock geometry is inconsistent";
 	if (le64_to_cpu(sb->nr_copied) > geo->nr_regions)
 		return "Metadata superblock copied count is out of range";
+	/* Slot ids are compared as s64: see bitmap_slot_check(). */
+	if (le64_to_cpu(sb->transaction_id) > S64_MAX)
+		return "Metadata superblock transaction id is out of range";
 	return NULL;
 }
 

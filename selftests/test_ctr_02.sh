@@ -10,12 +10,14 @@
 # - Two stream targets of one table on one metadata device are refused
 #   (a reload of the device, a new table, still shares it: test_reload_01).
 # - A metadata device too small: the log names the sectors needed.
+# - A superblock transaction id past 2^63 - 1 is refused (slot ids are
+#   compared as signed numbers).
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
 sh_require_stream
-ktap_plan 15
+ktap_plan 16
 
 make_loop -v origin 4
 make_loop -v dest 4
@@ -50,6 +52,12 @@ dm_remove s
 expect_ctr_fail "two targets of one table on one metadata device refused" \
 	"0 $len stream $meta $dest $origin 8
 $len $len stream $meta $dest2 $origin2 8" "used twice in one table"
+
+# A superblock whose transaction id does not fit the signed slot ids.
+python3 "$(dirname "$0")/metaimg.py" "$meta" --region-size 8 --target-size "$len" \
+	--sb transaction_id=2**63 >/dev/null
+sh_ctr_fail "transaction id 2^63 refused" "$base 8 1 paused" "transaction id is out of range"
+dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
 
 # 1024 regions of 8 sectors need 3 blocks (24 sectors): give it 16.
 dm_create tiny "0 16 linear $meta 0"

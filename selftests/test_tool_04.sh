@@ -31,7 +31,7 @@ DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
 [[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd python3 timeout mkfifo
 
-ktap_plan 25
+ktap_plan 26
 
 # --- files that cannot hold metadata ----------------------------------------------------
 
@@ -91,6 +91,8 @@ bad_sb "2 bitmap blocks for 512 regions" "2 bitmap blocks for 512 regions" \
 bad_sb "region size 12 sectors" "region size 12 is not a power of two" \
 	--region-size 12 --target-size 65532
 bad_sb "device too small for the bitmap" "too small: 24 sectors needed, 16 given" --blocks 2
+bad_sb "transaction id 2^63: slot ids are signed" "transaction id 9223372036854775808 is out of range" \
+	--sb transaction_id=2**63
 
 python3 "$DIR/metaimg.py" "$IMG" --region-size 2097152 --target-size "2**52" --slots zero \
 	--sb origin_size=2**54-1 --sb dest_size=2**54-1 >/dev/null

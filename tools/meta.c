@@ -388,6 +388,10 @@ static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t de
 	if (sb->nr_copied > sb->nr_regions)
 		problem(s, META_FATAL, "superblock copied count %" PRIu64
 			" is above the number of regions %" PRIu64, sb->nr_copied, sb->nr_regions);
+	/* The kernel compares slot ids as signed 64-bit numbers. */
+	if (sb->transaction_id > INT64_MAX)
+		problem(s, META_FATAL, "superblock transaction id %" PRIu64 " is out of range",
+			sb->transaction_id);
 
 	if (usable) {
 		needed = stream_metadata_blocks(sb->nr_regions);
