@@ -1586,7 +1586,7 @@ static const struct command commands[] = {
 	  "                      of this same geometry (the stream continues)\n"
 	  "  --region-size SIZE  unit of copying, a power of two from 4k to 1G (64k)\n"
 	  "  --rate RATE         limit background copying (default: none)\n"
-	  "  --max-inflight N    background regions in flight, 1 to 1024 (64)\n"
+	  "  --max-inflight N    background regions in flight, 1 to 1024 (256)\n"
 	  "  --paused            create paused; 'dmstream continue NAME' starts it\n"
 	  "  --force             overwrite a metadata device holding anything else\n\n"
 	  SIZES_HELP },
