@@ -8,6 +8,7 @@ package only writes the cases and judges the results:
   python3 -B -m fuzz table-gen  ...   table lines for `dmsetup create`
   python3 -B -m fuzz table-judge ...  outcomes vs. a model of the constructor
   python3 -B -m fuzz msg-gen / msg-judge     the same for `dmsetup message`
+  python3 -B -m fuzz meta-gen / meta-judge   corrupted metadata images
 
 Run it from selftests/ (or with PYTHONPATH=selftests). Every case is
 generated from random.Random("<seed>:<kind>:<case number>"), so one seed

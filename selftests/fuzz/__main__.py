@@ -4,7 +4,7 @@
 import argparse
 import sys
 
-from . import message, table
+from . import message, meta, table
 from .devices import Inventory
 
 
@@ -32,6 +32,14 @@ def main(argv):
         sp.add_argument("--length", type=int, required=True)
         if not gen:
             sp.add_argument("--initial", default="", help="the table's optional arguments")
+        sp = sub.add_parser("meta-gen" if gen else "meta-judge")
+        common(sp, gen)
+        sp.add_argument("--geos", required=True)
+        if not gen:
+            sp.add_argument("--tool", required=True, help="dmstream check results")
+        if gen:
+            sp.add_argument("--bases", required=True)
+            sp.add_argument("--dir", required=True)
     a = p.parse_args(argv)
 
     if a.cmd == "table-gen":
@@ -42,7 +50,12 @@ def main(argv):
     if a.cmd == "msg-gen":
         message.gen_main(a)
         return 0
-    return message.judge_main(a)
+    if a.cmd == "msg-judge":
+        return message.judge_main(a)
+    if a.cmd == "meta-gen":
+        meta.gen_main(a)
+        return 0
+    return meta.judge_main(a)
 
 
 if __name__ == "__main__":
