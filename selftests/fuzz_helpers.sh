@@ -24,7 +24,9 @@ fz_init()
 	FZ_SEED=${DMSTREAM_FUZZ_SEED:-$SRANDOM}
 	# shellcheck disable=SC2034 # used by the scripts
 	FZ_FIRST=${DMSTREAM_FUZZ_FIRST:-1}
-	ktap_diag "seed $FZ_SEED, ${FZ_FULL:+full counts}${FZ_FULL:-slice (DMSTREAM_FUZZ=full for the full counts)}; rerun with DMSTREAM_FUZZ_SEED=$FZ_SEED"
+	local what="slice (DMSTREAM_FUZZ=full for the full counts)"
+	[[ -n $FZ_FULL ]] && what="full counts"
+	ktap_diag "seed $FZ_SEED, $what; rerun with DMSTREAM_FUZZ_SEED=$FZ_SEED"
 }
 
 # fz_count SLICE FULL: the case count for this run.
@@ -60,10 +62,10 @@ fz_klog_start()
 	dmesg --follow-new >"$FZ_KLOG_FILE" 2>/dev/null &
 	FZ_KLOG_PID=$!
 	# dmesg must be reading before the first marker.
-	local i
-	for ((i = 0; i < 50; i++)); do
+	local start=$SECONDS
+	while [[ $((SECONDS - start)) -lt 120 ]]; do
 		printf 'dmst-fuzz: klog start\n' >/dev/kmsg
-		sleep 0.1
+		sleep 0.2
 		grep -q 'dmst-fuzz: klog start' "$FZ_KLOG_FILE" && return 0
 	done
 	return 1
@@ -73,12 +75,12 @@ fz_klog_start()
 # stop the reader.
 fz_klog_stop()
 {
-	local i tag="dmst-fuzz: klog end $RANDOM"
+	local start=$SECONDS tag="dmst-fuzz: klog end $RANDOM"
 
 	printf '%s\n' "$tag" >/dev/kmsg
-	for ((i = 0; i < 100; i++)); do
+	while [[ $((SECONDS - start)) -lt 120 ]]; do
 		grep -qF -- "$tag" "$FZ_KLOG_FILE" && break
-		sleep 0.1
+		sleep 0.2
 	done
 	[[ -n $FZ_KLOG_PID ]] && kill "$FZ_KLOG_PID" 2>/dev/null
 	wait "$FZ_KLOG_PID" 2>/dev/null
