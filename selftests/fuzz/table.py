@@ -11,6 +11,8 @@ too large length is refused before the constructor, and after it the length
 must be a multiple of the destination's and origin's logical block size.
 """
 
+import re
+
 from .devices import JUNK_DEVICES
 from .util import (U32_MAX, U64_MAX, KernelLog, Totals, case_rng, core_table_errors, decimal,
                    number_token, read_tsv, split_args, stream_table_errors)
@@ -439,6 +441,7 @@ def judge_main(args, inv):
                  "mismatches", "oopses", "left", "not-run")
     state = {}
     failed = 0
+    verdicts = {}
     for n in sorted(cases):
         _, what, meta, blank, line = cases[n]
         res = results.get(n)
@@ -450,6 +453,13 @@ def judge_main(args, inv):
             state[blank] = None
         o = predict(line, inv, state)
         cat, problem = judge(o, res, klog.lines(n))
+        if res["rc"] == "0":
+            key = "accepted"
+        else:
+            errs = stream_table_errors(klog.lines(n)) or \
+                ["dm core: " + e for e in core_table_errors(klog.lines(n))] or ["no log"]
+            key = re.sub(r"\d+", "N", errs[0].split(" (-")[0])
+        verdicts[key] = verdicts.get(key, 0) + 1
         bad = klog.bad(n)
         if bad:
             tot.add("oopses")
@@ -477,6 +487,7 @@ def judge_main(args, inv):
                 state[md] = "unknown"
     for l in klog.bad_outside[:5]:
         print("# kernel log outside the cases: %s" % l)
+    print("# kernel verdicts: " + ", ".join("%s %d" % kv for kv in sorted(verdicts.items())))
     print("# table totals: %s" % tot.line())
     return 1 if failed or klog.bad_outside or tot.n["not-run"] else 0
 
