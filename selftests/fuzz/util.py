@@ -112,10 +112,11 @@ class KernelLog:
 
 
 def kmsg_escape(s):
-    """A message as /dev/kmsg shows it: bytes below 0x20, from 0x7f and the
-    backslash as \\xHH."""
-    return "".join(chr(b) if 32 <= b < 127 and b != 92 else "\\x%02x" % b
-                   for b in s.encode())
+    """A message as `dmesg` prints it: /dev/kmsg escapes control bytes, bytes
+    from 0x7f and the backslash as \\xHH; dmesg decodes that and escapes
+    again what is not printable in its (C) locale, which spares the
+    backslash."""
+    return "".join(chr(b) if 32 <= b < 127 else "\\x%02x" % b for b in s.encode())
 
 
 def stream_table_errors(lines):
