@@ -385,14 +385,15 @@ def check_status(o, status):
 def hint(line):
     """A likely cause when the kernel accepted a line the model refuses."""
     args = split_args(line.split(None, 3)[3]) if len(line.split()) > 3 else []
+    if len(args) > 4:
+        v = decimal(args[4])
+        if v is not None and v > U32_MAX:
+            return ("opt-arg count %s is read modulo 2^64, then 2^32 (dm_read_arg_group: "
+                    "%%u)" % args[4])
     for w in args[3:]:
         v = decimal(w)
         if v is not None and v > U64_MAX:
             return "%s is past 2^64 and read modulo 2^64 (vsscanf %%llu wraps)" % w
-    if len(args) > 4:
-        v = decimal(args[4])
-        if v is not None and v > U32_MAX:
-            return "opt-arg count %s is read modulo 2^32 (dm_read_arg_group: %%u)" % args[4]
     return ""
 
 
