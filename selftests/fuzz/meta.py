@@ -24,7 +24,6 @@ model`); for all other images that is the kernel's verdict.
 """
 
 import os
-import struct
 
 from .util import U64_MAX, KernelLog, Totals, case_rng, crc32c_raw, read_tsv
 
