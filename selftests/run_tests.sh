@@ -4,13 +4,15 @@
 # run_tests.sh - run the dm-stream selftests (KTAP) and check the kernel log.
 #
 # Usage:
-#   selftests/run_tests.sh [--timeout SEC] [--mem SIZE] [TEST...]      (host)
+#   selftests/run_tests.sh [--timeout SEC] [--mem SIZE] [-e VAR=VALUE]... [TEST...]
+#                                                                       (host)
 #   selftests/run_tests.sh [--dir DIR] [--out DIR] [--no-load] [TEST...] (guest)
 #
 # On the host (DMSTREAM_GUEST unset) it boots the guest once with
-# selftests/run-guest (--timeout/--mem are passed to it: overall guest
-# timeout, default 1500 s) and runs itself there. `make check [T=name]`
-# calls it this way.
+# selftests/run-guest (--timeout/--mem/-e are passed to it: overall guest
+# timeout, default 1500 s; guest memory; variables exported to the tests)
+# and runs itself there. `make check [T=name]` and `make fuzz` call it this
+# way.
 #
 # In the guest it:
 #   1. loads dm-mod dm-bufio libcrc32c loop dm-flakey dm-delay dm-log-writes
@@ -20,8 +22,9 @@
 #      default: every DIR/test_*.sh, sorted) with bash, from a copy of
 #      selftests/ and of the module taken when the run starts (so edits and
 #      rebuilds during a run do not leak into it), under the per-test
-#      timeout from DIR/settings (`timeout=SEC`, default 600), its output
-#      indented as a KTAP subtest;
+#      timeout from DIR/settings (`timeout=SEC`, default 600; the variable
+#      DMSTREAM_TEST_TIMEOUT overrides it), its output indented as a KTAP
+#      subtest;
 #   3. scans the kernel log written since its own start marker for BUG:,
 #      WARNING:, Oops, KASAN:, UBSAN:, lockdep reports, hung tasks, kmemleak
 #      reports and the like: the top-level test "kernel log", one failed
@@ -69,7 +72,7 @@ if [[ -z ${DMSTREAM_GUEST:-} ]]; then
 	args=()
 	while [[ $# -gt 0 ]]; do
 		case $1 in
-		--timeout|--mem) guest_opts+=("$1" "${2:?}"); shift 2 ;;
+		--timeout|--mem|-e) guest_opts+=("$1" "${2:?}"); shift 2 ;;
 		*) args+=("$(printf '%q' "$1")"); shift ;;
 		esac
 	done
@@ -120,7 +123,7 @@ while [[ $# -gt 0 ]]; do
 	--dir) dir=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
 	--no-load) load=; shift ;;
-	--timeout|--mem) shift 2 ;;	# host options, nothing to do here
+	--timeout|--mem|-e) shift 2 ;;	# host options, nothing to do here
 	-h|--help) sed -n '3,/^$/s/^# \{0,1\}//p' "$SELF"; exit 0 ;;
 	*) names+=("$1"); shift ;;
 	esac
@@ -175,6 +178,7 @@ if [[ -f $dir/settings ]]; then
 	t=$(sed -n 's/^timeout=\([0-9][0-9]*\)$/\1/p' "$dir/settings")
 	[[ -z $t ]] || test_timeout=$t
 fi
+[[ ${DMSTREAM_TEST_TIMEOUT:-} =~ ^[0-9]+$ ]] && test_timeout=$DMSTREAM_TEST_TIMEOUT
 
 tests=()
 if [[ ${#names[@]} -eq 0 ]]; then
