@@ -132,7 +132,7 @@ static const char *sb_check(struct stream_metadata *md, struct stream_superblock
 		return "Metadata superblock geometry is inconsistent";
 	if (le64_to_cpu(sb->nr_copied) > geo->nr_regions)
 		return "Metadata superblock copied count is out of range";
-	/* Slot ids are compared as s64: see bitmap_slot_check(). */
+	/* Slot ids not above it are compared as s64: see slot_id(). */
 	if (le64_to_cpu(sb->transaction_id) > S64_MAX)
 		return "Metadata superblock transaction id is out of range";
 	return NULL;
@@ -173,13 +173,12 @@ static void bitmap_unpack(struct stream_metadata *md, u64 index,
 }
 
 /* The transaction id of a valid slot read from @location, or -1. */
-static s64 bitmap_slot_check(const struct stream_bitmap_disk *disk, u64 location)
+/* A slot read from @location is valid: checksum, magic and block number. */
+static bool bitmap_slot_check(const struct stream_bitmap_disk *disk, u64 location)
 {
-	if (le32_to_cpu(disk->magic) != STREAM_BITMAP_MAGIC ||
-	    le32_to_cpu(disk->csum) != block_csum(disk, STREAM_BITMAP_CSUM_XOR) ||
-	    le64_to_cpu(disk->blocknr) != location)
-		return -1;
-	return le64_to_cpu(disk->transaction_id) & S64_MAX;
+	return le32_to_cpu(disk->magic) == STREAM_BITMAP_MAGIC &&
+	       le32_to_cpu(disk->csum) == block_csum(disk, STREAM_BITMAP_CSUM_XOR) &&
+	       le64_to_cpu(disk->blocknr) == location;
 }
 
 /*---------------------------------------------------------------------------*/
@@ -254,8 +253,9 @@ static s64 slot_id(struct stream_metadata *md, u64 index, unsigned int s, bool *
 {
 	u64 loc = stream_bitmap_location(index, s);
 	struct dm_buffer *b;
+	bool valid;
+	u64 id;
 	void *p;
-	s64 id;
 
 	p = dm_bufio_read(md->bufio, loc, &b);
 	if (IS_ERR(p)) {
@@ -264,12 +264,16 @@ static s64 slot_id(struct stream_metadata *md, u64 index, unsigned int s, bool *
 		*read_error = true;
 		return -1;
 	}
-	id = bitmap_slot_check(p, loc);
+	valid = bitmap_slot_check(p, loc);
+	id = le64_to_cpu(((struct stream_bitmap_disk *)p)->transaction_id);
 	dm_bufio_release(b);
-	if (id > (s64)md->transaction_id) {
+	if (!valid)
+		return -1;
+	if (id > md->transaction_id) {
 		mark_block_dirty(md, index);
-		id = -1;
+		return -1;
 	}
+	/* At most the superblock's id, which sb_check() keeps within s64. */
 	return id;
 }
 

@@ -507,11 +507,13 @@ static int pick_slot(struct meta_slot_info si[2], uint64_t committed)
 	unsigned int i;
 
 	for (i = 0; i < 2; i++) {
-		id[i] = si[i].valid ? (int64_t)(si[i].transaction_id & INT64_MAX) : -1;
-		if (id[i] > (int64_t)committed) {
+		id[i] = -1;
+		if (!si[i].valid)
+			continue;
+		if (si[i].transaction_id > committed || committed > INT64_MAX)
 			si[i].future = true;
-			id[i] = -1;
-		}
+		else
+			id[i] = (int64_t)si[i].transaction_id;
 	}
 	if (id[0] < 0 && id[1] < 0)
 		return -1;

@@ -46,7 +46,7 @@ SB_FIELDS = {
 }
 SLOT_FIELDS = {"csum": (0, 4), "magic": (4, 4), "blocknr": (8, 8), "transaction_id": (16, 8)}
 
-E_SMALL = "Metadata device too small: %d sectors needed"
+E_SMALL = "Metadata device too small (the log line above says how many sectors are needed)"
 E_MAGIC = "Metadata device holds something else: bad superblock magic"
 E_CSUM = "Metadata superblock checksum mismatch"
 E_BLOCKNR = "Metadata superblock has a wrong block number"
@@ -55,6 +55,7 @@ E_BSIZE = "Unsupported metadata block size"
 E_GEO = "Metadata was formatted for another "
 E_INCONS = "Metadata superblock geometry is inconsistent"
 E_RANGE = "Metadata superblock copied count is out of range"
+E_TID = "Metadata superblock transaction id is out of range"
 E_CORRUPT = "Metadata bitmap block corrupt (checksum mismatch in both slots)"
 E_PAST = "Metadata bitmap has bits set past the last region"
 E_COUNT = "Metadata bitmap disagrees with the superblock's copied count"
@@ -129,7 +130,7 @@ def model(img, dev_sectors, geo):
     nr = -(-length // rs)
     nb = nr_bitmap_blocks(nr)
     if dev_sectors < 8 * needed_blocks(nr):
-        return Verdict(False, E_SMALL % (8 * needed_blocks(nr)))
+        return Verdict(False, E_SMALL)
     sb = blk(img, 0)
     if not any(sb):
         return Verdict(True, "formatted", 0)
@@ -154,6 +155,8 @@ def model(img, dev_sectors, geo):
         return Verdict(False, E_INCONS)
     if f["nr_copied"] > nr:
         return Verdict(False, E_RANGE)
+    if f["transaction_id"] >= 1 << 63:
+        return Verdict(False, E_TID)
     chosen = []
     for i in range(nb):
         s = chosen_slot(img, i, f["transaction_id"])
@@ -530,7 +533,7 @@ def judge_main(args):
         # The table decides: the geometry recorded, or the size a device
         # needs (for a blank device, only the table knows it).
         table_dep = not want.ok and want_tool.ok and (
-            want.msg.startswith(E_GEO) or want.msg.startswith(E_SMALL.split(":")[0]))
+            want.msg.startswith(E_GEO) or want.msg.startswith(E_SMALL))
         lines = klog.lines(n)
         serr = [l.split(" stream: ", 1)[1] for l in lines
                 if "device-mapper: table:" in l and " stream: " in l]

@@ -37,7 +37,7 @@ E_ORIGIN = "Origin device is shorter than the target"
 E_DEST = "Destination device is shorter than the target"
 E_LBS = "Region size is not a multiple of a device's logical block size"
 E_NREG = "Too many regions: use a larger region size"
-E_META = "Metadata device too small: %d sectors needed"
+E_META = "Metadata device too small (the log line above says how many sectors are needed)"
 E_GEO = "Metadata was formatted for another %s"
 
 UNKNOWN_WORDS = ["pause", "continue", "discard_passdown", "rate=5", "paused=1",
@@ -158,7 +158,7 @@ def predict(line, inv, state):
         return Outcome("refuse", E_NREG)
     need = metadata_sectors(nr)
     if meta.sectors < need:
-        return Outcome("refuse", E_META % need)
+        return Outcome("refuse", E_META)
     geo = (rs, length, origin.sectors, dest.sectors)
     if meta.role != "meta" or "meta" in (dest.role, origin.role):
         # A data device formatted, or a metadata device streamed into: the
