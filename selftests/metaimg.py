@@ -9,6 +9,7 @@ salt. The image is a sparse file: blocks left all zero are not written.
 
     metaimg.py IMAGE [--region-size S] [--target-size S] [--bits PATTERN]
                      [--slots valid|zero] [--blocks N] [--sb FIELD=VALUE]...
+                     [--slot-tid SLOT=ID]...
 
 Sizes are in sectors. By default the geometry is consistent (nr_regions,
 nr_bitmap_blocks, origin and destination sizes, nr_copied from the bits,
@@ -17,6 +18,9 @@ superblock field after that (values may be hex, or 2**N forms like
 "2**64-1"), with the checksum computed over the result. --bits: none,
 all, alternating (region 0, 2, 4, ... copied). --slots zero leaves every
 bitmap slot all zero (no valid slot), which is quick for huge images.
+Valid slots: slot 0 holds the bits with the superblock's transaction id,
+slot 1 no bits with the one before; --slot-tid gives every block's slot
+SLOT another id (checksum recomputed).
 Prints the number of regions, copied regions and runs of equal bits.
 """
 import argparse
@@ -91,6 +95,7 @@ def main():
     ap.add_argument("--slots", choices=["valid", "zero"], default="valid")
     ap.add_argument("--blocks", type=number, help="image size in 4 KiB blocks")
     ap.add_argument("--sb", action="append", default=[], metavar="FIELD=VALUE")
+    ap.add_argument("--slot-tid", action="append", default=[], metavar="SLOT=ID")
     a = ap.parse_args()
 
     rs, ts = a.region_size, a.target_size
@@ -122,6 +127,10 @@ def main():
                     # Slot 0 holds the committed transaction, slot 1 the
                     # one before, with no bits (as after a first commit).
                     tid = max(sb["transaction_id"] - s, 0) & (2 ** 64 - 1)
+                    for kv in a.slot_tid:
+                        k, _, v = kv.partition("=")
+                        if int(k) == s:
+                            tid = number(v) & (2 ** 64 - 1)
                     b = bytearray(struct.pack("<IIQQ", 0, BITMAP_MAGIC, loc, tid))
                     b += bits if s == 0 else bytes(len(bits))
                     struct.pack_into("<I", b, 0, csum(b, BM_SALT))

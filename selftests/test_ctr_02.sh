@@ -10,14 +10,14 @@
 # - Two stream targets of one table on one metadata device are refused
 #   (a reload of the device, a new table, still shares it: test_reload_01).
 # - A metadata device too small: the log names the sectors needed.
-# - A superblock transaction id past 2^63 - 1 is refused (slot ids are
-#   compared as signed numbers).
+# - A superblock transaction id past 2^63 - 1 is refused, and a slot id
+#   with bit 63 set is above the superblock's (it used to be masked).
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
 sh_require_stream
-ktap_plan 16
+ktap_plan 17
 
 make_loop -v origin 4
 make_loop -v dest 4
@@ -53,10 +53,27 @@ expect_ctr_fail "two targets of one table on one metadata device refused" \
 	"0 $len stream $meta $dest $origin 8
 $len $len stream $meta $dest2 $origin2 8" "used twice in one table"
 
+# put_image ARGS...: a metadata image (metaimg.py ARGS) on $meta.
+put_image()
+{
+	python3 "$(dirname "$0")/metaimg.py" "$TEST_TMP/img" --region-size 8 \
+		--target-size "$len" --bits alternating "$@" >/dev/null &&
+		dd if="$TEST_TMP/img" of="$meta" bs=4096 oflag=direct conv=notrunc status=none
+}
+
 # A superblock whose transaction id does not fit the signed slot ids.
-python3 "$(dirname "$0")/metaimg.py" "$meta" --region-size 8 --target-size "$len" \
-	--sb transaction_id=2**63 >/dev/null
+put_image --sb transaction_id=2**63
 sh_ctr_fail "transaction id 2^63 refused" "$base 8 1 paused" "transaction id is out of range"
+# A slot whose id has bit 63 set is above the superblock's (2), not id 2.
+put_image --sb transaction_id=2 --slot-tid 0=1 --slot-tid 1=2**63+2
+dm_create s "$base 8 1 paused"
+if [[ $(sh_copied s) == 512 ]]; then
+	ktap_ok "a slot id of 2^63 + 2 is above the superblock's 2: the other slot serves"
+else
+	ktap_fail "a slot id of 2^63 + 2 is above the superblock's 2: the other slot serves" \
+		"$(dmesg_since_mark | grep stream | tail -n 2)"
+fi
+dm_exists s && dm_remove s
 dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
 
 # 1024 regions of 8 sectors need 3 blocks (24 sectors): give it 16.

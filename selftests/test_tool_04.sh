@@ -31,7 +31,7 @@ DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
 [[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd python3 timeout mkfifo
 
-ktap_plan 26
+ktap_plan 27
 
 # --- files that cannot hold metadata ----------------------------------------------------
 
@@ -93,6 +93,10 @@ bad_sb "region size 12 sectors" "region size 12 is not a power of two" \
 bad_sb "device too small for the bitmap" "too small: 24 sectors needed, 16 given" --blocks 2
 bad_sb "transaction id 2^63: slot ids are signed" "transaction id 9223372036854775808 is out of range" \
 	--sb transaction_id=2**63
+python3 "$DIR/metaimg.py" "$IMG" --bits alternating --sb transaction_id=2 --slot-tid 0=1 \
+	--slot-tid 1=2**63+2 >/dev/null
+tt_expect "a slot id of 2^63 + 2 is above the superblock's 2, not id 2: ok" 0 \
+	"transaction 9223372036854775810 is above the committed 2" check "$IMG"
 
 python3 "$DIR/metaimg.py" "$IMG" --region-size 2097152 --target-size "2**52" --slots zero \
 	--sb origin_size=2**54-1 --sb dest_size=2**54-1 >/dev/null
