@@ -222,8 +222,10 @@ fi
 # --- the cases ---------------------------------------------------------------------
 start=$SECONDS
 fz_py meta-gen --seed "$FZ_SEED" --first "$FZ_FIRST" --count "$N" --geos "$W/geos.tsv" \
-	--bases "$W/bases.tsv" --dir "$W/img" --out "$W/cases.tsv" ||
+	--bases "$W/bases.tsv" --dir "$W/img" --out "$W/cases.tsv" || {
+	ktap_fail "the case generator ran" "fuzz meta-gen crashed (seed $FZ_SEED): a bug in selftests/fuzz"
 	ktap_skip_all "meta-gen failed"
+}
 gen_secs=$((SECONDS - start))
 fz_klog_start "$W/kmsg.log" || ktap_skip_all "cannot follow the kernel log"
 start=$SECONDS

@@ -277,7 +277,7 @@ def m_sb_geometry(c):
     else:
         off = SB_FIELDS[what][0]
         put(c.img, off, 8, get(c.img, off, 8) + r.choice([1, 8, -1, -get(c.img, off, 8) + 1]))
-    nr = -(-length // rs)
+    nr = -(-length // rs) if rs else 0
     if r.random() < 0.9:
         put(c.img, 48, 8, nr)
         put(c.img, 72, 8, nr_bitmap_blocks(nr))
