@@ -20,6 +20,7 @@
 . "$(dirname "$0")/stream_helpers.sh"
 
 sh_require_stream
+require_module dm-zero
 ktap_plan 18
 
 make_loop -v origin 4

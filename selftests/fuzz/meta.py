@@ -35,6 +35,7 @@ BMAGIC = 0x504D4254
 SB_XOR = 0x5B3C9E17
 BM_XOR = 0x2D81F4A6
 MAX_REGIONS = 1 << 31
+MAX_DEVICE_SECTORS = ((1 << 63) - 1) >> 9   # tools/meta.c
 
 # name: (offset, size)
 SB_FIELDS = {
@@ -183,6 +184,9 @@ def sb_geometry(img):
     if not 8 <= rs <= 2097152 or rs & (rs - 1) or not length:
         return None
     if -(-length // rs) > MAX_REGIONS or osize < length or dsize < length:
+        return None
+    # No block device is larger (its size in bytes is a loff_t).
+    if max(osize, dsize) > MAX_DEVICE_SECTORS:
         return None
     return rs, length, osize, dsize
 
