@@ -262,7 +262,12 @@ static s64 slot_id(struct stream_metadata *md, u64 index, unsigned int s, bool *
 		DMWARN("cannot read bitmap block %llu slot %u (%ld): using the other slot",
 		       index, s, PTR_ERR(p));
 		*read_error = true;
-		/* It may hold a later transaction: overwrite it at the next commit. */
+		/*
+		 * It may hold a later transaction: overwrite it at the next
+		 * commit, with a new buffer (dm-bufio keeps the read error in
+		 * the cached one and would return it to dm_bufio_new()).
+		 */
+		dm_bufio_forget(md->bufio, loc);
 		mark_block_dirty(md, index);
 		return -1;
 	}

@@ -20,9 +20,10 @@
 #    it); left alone, the next commits raise the superblock's id past it
 #    and it becomes the block's current slot, with its stale bits. Bitmap
 #    block 0's free slot gets such a transaction (bits 0 and 1, id 2); the
-#    target loads with that slot unreadable (reads fail, writes pass: a
-#    dm-flakey that is always down) and commits twice into bitmap block 1
-#    only; then the metadata must load as it is.
+#    target loads with that slot unreadable (an error target, replaced by
+#    the plain device once the target is up; meanwhile a gate holds the
+#    destination's flushes, with which every commit starts) and commits
+#    twice into bitmap block 1 only; then the metadata must load as it is.
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
@@ -215,12 +216,14 @@ else
 	ktap_fail "bitmap block 0: an uncommitted transaction 2 with regions 0 and 1" "$slot"
 fi
 b=$((8 * (1 + slot)))
-dm_create mflaky "0 $b linear $meta3 0
-$b 8 flakey $meta3 $b 0 1
+dm_create mbad3 "0 $b linear $meta3 0
+$b 8 error
 $((b + 8)) $((msz - b - 8)) linear $meta3 $((b + 8))"
+sh_gate dgate "$dest3" "f"
 ok=
-if dm_create s3 "0 $len stream $(dm_dev mflaky) $dest3 $origin3 8 1 paused" &&
-   [[ $(sh_copied s3) == 1 ]]; then
+if dm_create s3 "0 $len stream $(dm_dev mbad3) $(dm_dev dgate) $origin3 8 1 paused" &&
+   [[ $(sh_copied s3) == 1 ]] && dm_reload mbad3 "0 $msz linear $meta3 0" &&
+   sh_gate_set dgate "$dest3" ""; then
 	dev=$(dm_dev s3)
 	for r in $B1 $((B1 + 1)); do
 		dd if=/dev/urandom of="$dev" bs=4096 seek=$r count=1 oflag=direct conv=fsync \
@@ -234,8 +237,8 @@ else
 		"${DM_ERR:-status $(dm_status s3)}"
 fi
 dm_exists s3 && dm_remove s3
-dm_remove mflaky
-if dm_create s3 "0 $len stream $meta3 $dest3 $origin3 8 1 paused" &&
+dm_remove mbad3
+if dm_create s3 "0 $len stream $meta3 $(dm_dev dgate) $origin3 8 1 paused" &&
    [[ $(sh_copied s3) == 3 ]]; then
 	ktap_ok "then the metadata loads with 3 copied (the slot was rewritten)"
 else
