@@ -4,12 +4,15 @@
 # run_tests.sh - run the dm-stream selftests (KTAP) and check the kernel log.
 #
 # Usage:
-#   selftests/run_tests.sh [--timeout SEC] [--mem SIZE] [TEST...]      (host)
+#   selftests/run_tests.sh [--timeout SEC] [--mem SIZE] [--kernel FILE
+#       --modules DIR] [--append ARGS] [-e VAR=VALUE]... [TEST...]   (host)
 #   selftests/run_tests.sh [--dir DIR] [--out DIR] [--no-load] [TEST...] (guest)
 #
 # On the host (DMSTREAM_GUEST unset) it boots the guest once with
-# selftests/run-guest (--timeout/--mem are passed to it: overall guest
-# timeout, default 1500 s) and runs itself there. `make check [T=name]`
+# selftests/run-guest and runs itself there; its options are run-guest's:
+# overall guest timeout (default 1500 s), RAM, another kernel and its
+# modules, kernel arguments, environment. DMSTREAM_STRESS_CYCLES and
+# DMSTREAM_TIMEOUT_SCALE are passed on when set. `make check [T=name]`
 # calls it this way.
 #
 # In the guest it:
@@ -20,8 +23,9 @@
 #      default: every DIR/test_*.sh, sorted) with bash, from a copy of
 #      selftests/ and of the module taken when the run starts (so edits and
 #      rebuilds during a run do not leak into it), under the per-test
-#      timeout from DIR/settings (`timeout=SEC`, default 600), its output
-#      indented as a KTAP subtest;
+#      timeout from DIR/settings (`timeout=SEC`, default 600) times
+#      $DMSTREAM_TIMEOUT_SCALE (default 1), its output indented as a KTAP
+#      subtest;
 #   3. scans the kernel log written since its own start marker for BUG:,
 #      WARNING:, Oops, KASAN:, UBSAN:, lockdep reports, hung tasks, kmemleak
 #      reports and the like: the top-level test "kernel log", one failed
@@ -44,7 +48,8 @@
 #
 # Environment for the tests: DMSTREAM_KO, DMSTREAM_OUT, and
 # DMSTREAM_KLOG_ALLOW: a file; a test that writes a kernel log line on
-# purpose appends a fixed string unique to that line to it.
+# purpose appends a fixed string unique to that line to it. Also, when set
+# on the host: DMSTREAM_STRESS_CYCLES (test_stress_01).
 #
 # --dir and --out let a test run this driver on fixtures (test_runner_01).
 
@@ -69,9 +74,15 @@ if [[ -z ${DMSTREAM_GUEST:-} ]]; then
 	args=()
 	while [[ $# -gt 0 ]]; do
 		case $1 in
-		--timeout|--mem) guest_opts+=("$1" "${2:?}"); shift 2 ;;
+		--timeout|--mem|--kernel|--modules|--append|-e)
+			guest_opts+=("$1" "${2:?}"); shift 2 ;;
 		*) args+=("$(printf '%q' "$1")"); shift ;;
 		esac
+	done
+	# Knobs passed on when set on the host: the cycles of test_stress_01,
+	# the factor on the per-test timeout (KERNEL=debug sets it).
+	for v in DMSTREAM_STRESS_CYCLES DMSTREAM_TIMEOUT_SCALE; do
+		[[ -z ${!v:-} ]] || guest_opts+=(-e "$v=${!v}")
 	done
 	out=${DMSTREAM_OUT:-$REPO/selftests/out}
 	mkdir -p "$out" && out=$(cd "$out" && pwd -P) || exit 2
@@ -120,7 +131,8 @@ while [[ $# -gt 0 ]]; do
 	--dir) dir=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
 	--no-load) load=; shift ;;
-	--timeout|--mem) shift 2 ;;	# host options, nothing to do here
+	# host options, nothing to do here
+	--timeout|--mem|--kernel|--modules|--append|-e) shift 2 ;;
 	-h|--help) sed -n '3,/^$/s/^# \{0,1\}//p' "$SELF"; exit 0 ;;
 	*) names+=("$1"); shift ;;
 	esac
@@ -174,6 +186,9 @@ test_timeout=600
 if [[ -f $dir/settings ]]; then
 	t=$(sed -n 's/^timeout=\([0-9][0-9]*\)$/\1/p' "$dir/settings")
 	[[ -z $t ]] || test_timeout=$t
+fi
+if [[ ${DMSTREAM_TIMEOUT_SCALE:-1} =~ ^[1-9][0-9]*$ ]]; then
+	test_timeout=$((test_timeout * ${DMSTREAM_TIMEOUT_SCALE:-1}))
 fi
 
 tests=()
