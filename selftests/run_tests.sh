@@ -13,7 +13,9 @@
 # overall guest timeout (default 1500 s), RAM, another kernel and its
 # modules, kernel arguments, environment. DMSTREAM_STRESS_CYCLES and
 # DMSTREAM_TIMEOUT_SCALE are passed on when set. `make check [T=name]`
-# calls it this way.
+# calls it this way; `make check KERNEL=debug` with the debug kernel of
+# scripts/debug-kernel.sh, DMSTREAM_KO set to the module built for it and
+# DMSTREAM_TIMEOUT_SCALE=4.
 #
 # In the guest it:
 #   1. loads dm-mod dm-bufio libcrc32c loop dm-flakey dm-delay dm-log-writes
