@@ -22,6 +22,11 @@
 #                        hour or more on 2 cores) and cached in
 #                        $DMSTREAM_CACHE (/var/cache/dm-stream); the module
 #                        is built against it in build-debug/
+#   make fuzz [SEED=n]   boot a QEMU guest once and run the fuzz and soak
+#                        selftests (selftests/test_fuzz_*, test_soak_*) at full
+#                        counts: 500 table lines, 300 messages, 1000 corrupted
+#                        metadata images, a 300 s soak; SEED=n reproduces a
+#                        run, TIMEOUT=<s> sets the guest timeout (default 7200)
 #   make demo            boot a QEMU guest and live-copy a mounted ext4 volume
 #                        with `dmstream copy --finish` (tools/demo.sh)
 #   make bench [BENCH_ARGS="--size 512 ..."]
@@ -73,7 +78,7 @@ KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
 SIGN_KEY = $(wildcard $(KDIR)/certs/signing_key.pem $(KDIR)/output/signing_key.pem)
 
 .PHONY: all modules tools install modules_install tools_install clean \
-	deps check demo bench help kdir-check debug-kernel debug-modules
+	deps check fuzz demo bench help kdir-check debug-kernel debug-modules
 
 all: modules tools
 
@@ -165,6 +170,18 @@ debug-modules: debug-kernel
 			ln -sfn "$$f" .; \
 		done
 	$(MAKE) -C "$$(scripts/debug-kernel.sh --kdir)" M=$(CURDIR)/$(DEBUG_BUILD) modules
+
+# Like check, with the fuzz and soak tests only, at full counts
+# (DMSTREAM_FUZZ=full); each may take up to an hour in the guest.
+FUZZ_TESTS = $(sort $(notdir $(basename $(wildcard selftests/test_fuzz_*.sh \
+	selftests/test_soak_*.sh))))
+fuzz:
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@$(MAKE) --no-print-directory all \
+		$(if $(filter file,$(origin KDIR)),KDIR=/usr/src/linux-headers-$$(scripts/deps.sh --abi))
+	@selftests/run_tests.sh --timeout $(or $(TIMEOUT),7200) -e DMSTREAM_FUZZ=full \
+		-e DMSTREAM_TEST_TIMEOUT=3600 $(if $(SEED),-e DMSTREAM_FUZZ_SEED=$(SEED)) \
+		$(FUZZ_TESTS)
 
 # Like check: deps first when anything is missing, then the build, then one
 # guest boot running tools/demo.sh.

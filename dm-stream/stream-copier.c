@@ -109,16 +109,28 @@ static void copy_done(int read_err, unsigned long write_err, void *context)
 	stream_copier_job_done(context, (read_err || write_err) ? -EIO : 0);
 }
 
+sector_t stream_copier_next_piece(struct stream_copier *c, struct stream_job *job)
+{
+	sector_t left = run_sectors(c, job->region, job->nr) - job->done;
+
+	if (!job->background)
+		return left;
+	return min(left, max(c->piece_sectors, c->min_piece));
+}
+
 static void issue_copy(struct stream_copier *c, struct stream_job *job)
 {
 	struct dm_io_region from, to;
 
+	job->piece = stream_copier_next_piece(c, job);
 	from.bdev = c->origin;
-	from.sector = region_to_sector(c, job->region);
-	from.count = run_sectors(c, job->region, job->nr);
+	from.sector = region_to_sector(c, job->region) + job->done;
+	from.count = job->piece;
 	to = from;
 	to.bdev = c->dest;
 
+	if (job->background)
+		c->inflight_sectors += job->piece;
 	job->tries++;
 	dm_kcopyd_copy(c->kc, &from, 1, &to, 0, copy_done, job);
 }
@@ -151,6 +163,26 @@ struct stream_job *stream_copier_claim(struct stream_copier *c, unsigned long re
 }
 
 void stream_copier_retry(struct stream_copier *c, struct stream_job *job)
+{
+	list_del_init(&job->list);
+	issue_copy(c, job);
+}
+
+bool stream_copier_piece_done(struct stream_copier *c, struct stream_job *job)
+{
+	if (job->background)
+		c->inflight_sectors -= job->piece;
+	if (!job->error)
+		job->done += job->piece;
+	job->piece = 0;
+	if (job->error || job->done == run_sectors(c, job->region, job->nr))
+		return true;
+	job->tries = 0;
+	list_add_tail(&job->list, &c->pending);
+	return false;
+}
+
+void stream_copier_continue(struct stream_copier *c, struct stream_job *job)
 {
 	list_del_init(&job->list);
 	issue_copy(c, job);
@@ -258,6 +290,7 @@ int stream_copier_init(struct stream_copier *c)
 
 	c->jobs = RB_ROOT;
 	INIT_LIST_HEAD(&c->retry);
+	INIT_LIST_HEAD(&c->pending);
 	INIT_LIST_HEAD(&c->completed);
 	spin_lock_init(&c->lock);
 	c->last_refill = jiffies;
@@ -270,11 +303,17 @@ bad_pool:
 	return r;
 }
 
-/* Called with no job in flight. */
+void stream_copier_stop(struct stream_copier *c)
+{
+	if (c->kc)
+		dm_kcopyd_client_destroy(c->kc);
+	c->kc = NULL;
+}
+
 void stream_copier_exit(struct stream_copier *c)
 {
 	WARN_ON(c->nr_jobs);
-	dm_kcopyd_client_destroy(c->kc);
+	stream_copier_stop(c);
 	mempool_exit(&c->job_pool);
 	kvfree(c->busy);
 }

@@ -3,6 +3,12 @@
  * dm-stream copier: region copy jobs on dm-kcopyd, the scan cursor, merging
  * of neighbouring regions and the rate limit.
  *
+ * A background job copies its run in pieces of at most piece_sectors, one
+ * piece in flight at a time, so that the bytes in flight are bounded
+ * whatever the region size: between two pieces the job waits on the
+ * pending list, where the caller can continue it or drop it (a suspend).
+ * A job started for a bio copies its run in one piece.
+ *
  * Concurrency contract: every function here except stream_copier_job_done()
  * is called from the target's worker only (or from ctr/dtr when no worker
  * runs) and takes no locks of the caller's; none of them blocks, except
@@ -26,14 +32,16 @@ struct dm_kcopyd_client;
 /* A job owns a run of regions: a copy, or a whole-region overwrite. */
 struct stream_job {
 	struct rb_node node;		/* in copier->jobs, keyed by region */
-	struct list_head list;		/* on copier->completed or ->retry */
+	struct list_head list;		/* on copier->completed, ->retry or ->pending */
 	struct stream_copier *copier;
 	unsigned long region;
 	unsigned long nr;
 	bool background;		/* started by the cursor, not by a bio */
 	bool overwrite;			/* no copy: a bio writes the whole region */
-	unsigned int tries;
+	unsigned int tries;		/* of the current piece */
 	unsigned long retry_at;		/* jiffies */
+	sector_t done;			/* sectors of the run copied so far */
+	sector_t piece;			/* sectors of the piece in flight */
 	int error;
 	struct bio *bio;		/* the overwriting bio */
 	struct bio_list waiters;	/* bios to replay when the job ends */
@@ -48,6 +56,7 @@ struct stream_copier {
 	sector_t region_size;
 	unsigned int region_shift;
 	unsigned long nr_regions;
+	sector_t min_piece;		/* a multiple of the logical block sizes */
 
 	void (*wake)(void *context);	/* called when a job completes */
 	void *wake_context;
@@ -56,6 +65,9 @@ struct stream_copier {
 	unsigned long *busy;		/* regions owned by a job */
 	struct rb_root jobs;
 	struct list_head retry;
+	struct list_head pending;	/* background jobs between two pieces */
+	sector_t piece_sectors;		/* set by the caller before copying */
+	sector_t inflight_sectors;	/* of background pieces in flight */
 	unsigned long cursor;
 	unsigned long no_merge_end;	/* regions below: copied one by one */
 	unsigned long nr_jobs;
@@ -77,6 +89,12 @@ void stream_copier_module_exit(void);
 
 /* Fill in the fields above "Worker only" first. */
 int stream_copier_init(struct stream_copier *c);
+/*
+ * Destroys the kcopyd client: blocks until every kcopyd job ended and its
+ * callback (stream_copier_job_done() and the wake it calls) returned.
+ */
+void stream_copier_stop(struct stream_copier *c);
+/* With no job left; stops first if that was not done. */
 void stream_copier_exit(struct stream_copier *c);
 
 struct stream_job *stream_copier_find(struct stream_copier *c, unsigned long region);
@@ -90,8 +108,18 @@ struct stream_job *stream_copier_copy(struct stream_copier *c, unsigned long reg
 				      unsigned long nr, bool background);
 struct stream_job *stream_copier_claim(struct stream_copier *c, unsigned long region,
 				       struct bio *bio);
-/* Issues the copy of a job again (after an error). */
+/* Issues the current piece of a job again (after an error). */
 void stream_copier_retry(struct stream_copier *c, struct stream_job *job);
+/*
+ * A copy job's piece ended (job->error tells how). Returns true when the
+ * job is over: copied whole, or failed. Otherwise the job is now on the
+ * pending list.
+ */
+bool stream_copier_piece_done(struct stream_copier *c, struct stream_job *job);
+/* The size of a pending job's next piece. */
+sector_t stream_copier_next_piece(struct stream_copier *c, struct stream_job *job);
+/* Takes a job off the pending list and issues its next piece. */
+void stream_copier_continue(struct stream_copier *c, struct stream_job *job);
 /* Any context: a job's copy or bio finished with @error. */
 void stream_copier_job_done(struct stream_job *job, int error);
 /* Moves the finished jobs to @list. */

@@ -28,22 +28,34 @@
  * Open metadata, by device. A table reload constructs the new instance
  * while the old one still runs: both must use the same in-core bitmap, or
  * the new one would start from a superblock that misses the old one's last
- * changes. Protected by open_lock.
+ * changes. Protected by open_lock, which is never held across I/O: a device
+ * being opened is on the list with opening set, and other openers are
+ * refused until it is done.
  */
 static DEFINE_MUTEX(open_lock);
 static LIST_HEAD(open_list);
+
+/* A table holding a reference. */
+struct md_holder {
+	struct list_head list;
+	const void *table;
+};
 
 struct stream_metadata {
 	/* On open_list, shared by the table instances of one dm device. */
 	struct list_head list;
 	dev_t dev;
 	const void *owner;
-	unsigned int refs;
+	struct list_head holders;
+	bool opening;
 
 	struct dm_bufio_client *bufio;
 	struct stream_geometry geo;
 	u64 nr_bitmap_blocks;
 	u64 total_blocks;
+
+	/* Read locklessly by map and status; raised by the worker only. */
+	enum stream_mode mode;
 
 	/* The last committed transaction. */
 	u64 transaction_id;
@@ -51,12 +63,14 @@ struct stream_metadata {
 	/* Regions copied, in core: one bit per region, rounded up to a block. */
 	unsigned long *copied;
 	unsigned long nr_copied;
-	/* nr_copied as packed by the last pre_commit. */
-	unsigned long nr_copied_packed;
 
-	/* Per bitmap block: changed since pre_commit, packed, slot in use. */
+	/*
+	 * One bit per word of copied: a bit of that word was set since the
+	 * last commit (or the block's unused slot must be rewritten).
+	 */
 	unsigned long *dirty;
-	unsigned long *packed;
+	unsigned long nr_dirty;
+	/* Per bitmap block: the slot in use. */
 	unsigned long *slot;
 };
 
@@ -118,6 +132,9 @@ static const char *sb_check(struct stream_metadata *md, struct stream_superblock
 		return "Metadata superblock geometry is inconsistent";
 	if (le64_to_cpu(sb->nr_copied) > geo->nr_regions)
 		return "Metadata superblock copied count is out of range";
+	/* Slot ids not above it are compared as s64: see slot_id(). */
+	if (le64_to_cpu(sb->transaction_id) > S64_MAX)
+		return "Metadata superblock transaction id is out of range";
 	return NULL;
 }
 
@@ -156,13 +173,12 @@ static void bitmap_unpack(struct stream_metadata *md, u64 index,
 }
 
 /* The transaction id of a valid slot read from @location, or -1. */
-static s64 bitmap_slot_check(const struct stream_bitmap_disk *disk, u64 location)
+/* A slot read from @location is valid: checksum, magic and block number. */
+static bool bitmap_slot_check(const struct stream_bitmap_disk *disk, u64 location)
 {
-	if (le32_to_cpu(disk->magic) != STREAM_BITMAP_MAGIC ||
-	    le32_to_cpu(disk->csum) != block_csum(disk, STREAM_BITMAP_CSUM_XOR) ||
-	    le64_to_cpu(disk->blocknr) != location)
-		return -1;
-	return le64_to_cpu(disk->transaction_id) & S64_MAX;
+	return le32_to_cpu(disk->magic) == STREAM_BITMAP_MAGIC &&
+	       le32_to_cpu(disk->csum) == block_csum(disk, STREAM_BITMAP_CSUM_XOR) &&
+	       le64_to_cpu(disk->blocknr) == location;
 }
 
 /*---------------------------------------------------------------------------*/
@@ -217,36 +233,71 @@ static int format(struct stream_metadata *md)
 	return r;
 }
 
+static void mark_block_dirty(struct stream_metadata *md, u64 index)
+{
+	unsigned long w;
+
+	for (w = index * WORDS_PER_BLOCK; w < (index + 1) * WORDS_PER_BLOCK; w++)
+		if (!test_and_set_bit(w, md->dirty))
+			md->nr_dirty++;
+}
+
+/*
+ * The transaction id of slot @s of bitmap block @index, or -1 when it is
+ * unreadable, invalid or from a transaction after the committed one. A
+ * valid slot from a later (uncommitted) transaction makes the block dirty,
+ * so that the next commit overwrites it before any superblock could make
+ * it current.
+ */
+static s64 slot_id(struct stream_metadata *md, u64 index, unsigned int s, bool *read_error)
+{
+	u64 loc = stream_bitmap_location(index, s);
+	struct dm_buffer *b;
+	bool valid;
+	u64 id;
+	void *p;
+
+	p = dm_bufio_read(md->bufio, loc, &b);
+	if (IS_ERR(p)) {
+		DMWARN("cannot read bitmap block %llu slot %u (%ld): using the other slot",
+		       index, s, PTR_ERR(p));
+		*read_error = true;
+		return -1;
+	}
+	valid = bitmap_slot_check(p, loc);
+	id = le64_to_cpu(((struct stream_bitmap_disk *)p)->transaction_id);
+	dm_bufio_release(b);
+	if (!valid)
+		return -1;
+	if (id > md->transaction_id) {
+		mark_block_dirty(md, index);
+		return -1;
+	}
+	/* At most the superblock's id, which sb_check() keeps within s64. */
+	return id;
+}
+
 /*
  * Picks, for bitmap block @index, the valid slot with the highest transaction
- * id not above the committed one. A valid slot from a later (uncommitted)
- * transaction is marked dirty so that the next commit overwrites it before
- * any superblock could make it current.
+ * id not above the committed one. A slot that cannot be read counts as
+ * invalid: the other one may still serve.
  */
 static int load_bitmap_block(struct stream_metadata *md, u64 index, const char **error)
 {
-	s64 id[2] = { -1, -1 };
+	bool read_error = false;
 	struct dm_buffer *b;
-	unsigned int s, best;
+	unsigned int best;
+	s64 id[2];
 	void *p;
 
-	for (s = 0; s < 2; s++) {
-		p = dm_bufio_read(md->bufio, stream_bitmap_location(index, s), &b);
-		if (IS_ERR(p)) {
-			*error = "Cannot read a metadata bitmap block";
-			return PTR_ERR(p);
-		}
-		id[s] = bitmap_slot_check(p, stream_bitmap_location(index, s));
-		dm_bufio_release(b);
-		if (id[s] > (s64)md->transaction_id) {
-			id[s] = -1;
-			__set_bit(index, md->dirty);
-		}
-	}
+	id[0] = slot_id(md, index, 0, &read_error);
+	id[1] = slot_id(md, index, 1, &read_error);
 	if (id[0] < 0 && id[1] < 0) {
 		DMERR("bitmap block %llu: no valid slot", index);
-		*error = "Metadata bitmap block corrupt (checksum mismatch in both slots)";
-		return -EILSEQ;
+		*error = read_error ?
+			"Cannot read a metadata bitmap block (no readable, valid slot)" :
+			"Metadata bitmap block corrupt (checksum mismatch in both slots)";
+		return read_error ? -EIO : -EILSEQ;
 	}
 	best = id[1] > id[0] ? 1 : 0;
 	p = dm_bufio_read(md->bufio, stream_bitmap_location(index, best), &b);
@@ -329,120 +380,194 @@ static int open_or_format(struct stream_metadata *md, const char **error)
 	return r;
 }
 
-static void md_destroy(struct stream_metadata *md);
+static void md_destroy(struct stream_metadata *md)
+{
+	/*
+	 * dm-bufio writes dirty buffers here. After a failed commit they can
+	 * only be slots packed for the failed transaction: the superblock on
+	 * disk is older, so a load ignores them and rewrites them first.
+	 */
+	if (md->bufio)
+		dm_bufio_client_destroy(md->bufio);
+	bitmap_free(md->slot);
+	bitmap_free(md->dirty);
+	kvfree(md->copied);
+	kfree(md);
+}
 
-static struct stream_metadata *md_create(struct block_device *bdev,
-					 const struct stream_geometry *geo,
-					 char **error)
+static struct stream_metadata *md_alloc(struct block_device *bdev,
+					const struct stream_geometry *geo,
+					char **error)
 {
 	unsigned long words;
 	struct stream_metadata *md;
-	sector_t dev_sectors = bdev_nr_sectors(bdev);
-	u64 needed;
-	const char *err = NULL;
-	int r;
 
 	md = kzalloc(sizeof(*md), GFP_KERNEL);
 	if (!md) {
 		*error = "Cannot allocate metadata";
 		return ERR_PTR(-ENOMEM);
 	}
+	INIT_LIST_HEAD(&md->holders);
 	md->geo = *geo;
 	md->nr_bitmap_blocks = stream_nr_bitmap_blocks(geo->nr_regions);
-	md->total_blocks = dev_sectors / STREAM_BLOCK_SECTORS;
+	md->total_blocks = bdev_nr_sectors(bdev) / STREAM_BLOCK_SECTORS;
 
-	needed = stream_metadata_blocks(geo->nr_regions);
-	if (md->total_blocks < needed) {
+	if (md->total_blocks < stream_metadata_blocks(geo->nr_regions)) {
 		/* The constructor checked this and said how much is needed. */
 		*error = "Metadata device too small";
-		r = -EINVAL;
-		goto bad;
+		kfree(md);
+		return ERR_PTR(-EINVAL);
 	}
 
 	words = md->nr_bitmap_blocks * WORDS_PER_BLOCK;
 	md->copied = kvcalloc(words, sizeof(unsigned long), GFP_KERNEL);
-	md->dirty = bitmap_zalloc(md->nr_bitmap_blocks, GFP_KERNEL);
-	md->packed = bitmap_zalloc(md->nr_bitmap_blocks, GFP_KERNEL);
+	md->dirty = bitmap_zalloc(words, GFP_KERNEL);
 	md->slot = bitmap_zalloc(md->nr_bitmap_blocks, GFP_KERNEL);
-	if (!md->copied || !md->dirty || !md->packed || !md->slot) {
+	if (!md->copied || !md->dirty || !md->slot) {
 		*error = "Cannot allocate the in-core bitmap";
-		r = -ENOMEM;
-		goto bad;
+		md_destroy(md);
+		return ERR_PTR(-ENOMEM);
 	}
+	return md;
+}
+
+/* Reads (or formats) the metadata. Blocks on I/O; no locks held. */
+static int md_read(struct stream_metadata *md, struct block_device *bdev, char **error)
+{
+	const char *err = NULL;
+	int r;
 
 	md->bufio = dm_bufio_client_create(bdev, STREAM_BLOCK_SIZE, 1, 0, NULL, NULL, 0);
 	if (IS_ERR(md->bufio)) {
 		*error = "Cannot create the metadata buffer cache";
 		r = PTR_ERR(md->bufio);
 		md->bufio = NULL;
-		goto bad;
+		return r;
 	}
 
 	r = open_or_format(md, &err);
-	if (r) {
+	if (r)
 		*error = (char *)err;
-		goto bad;
-	}
-	return md;
+	return r;
+}
 
-bad:
-	md_destroy(md);
-	return ERR_PTR(r);
+static bool same_geometry(const struct stream_geometry *a, const struct stream_geometry *b)
+{
+	return a->region_size == b->region_size && a->target_size == b->target_size &&
+	       a->origin_size == b->origin_size && a->dest_size == b->dest_size &&
+	       a->nr_regions == b->nr_regions;
+}
+
+/* An open metadata for @md_owner, for one more table. Called with open_lock held. */
+static int __md_share(struct stream_metadata *md, const struct stream_geometry *geo,
+		      const void *md_owner, const void *table, char **error)
+{
+	struct md_holder *h;
+
+	if (md->opening) {
+		*error = "Metadata device is being opened by another table: try again";
+		return -EBUSY;
+	}
+	if (md->owner != md_owner) {
+		*error = "Metadata device is in use by another stream device";
+		return -EBUSY;
+	}
+	list_for_each_entry(h, &md->holders, list) {
+		if (h->table == table) {
+			*error = "Metadata device is used twice in one table";
+			return -EBUSY;
+		}
+	}
+	if (!same_geometry(&md->geo, geo)) {
+		*error = "Metadata device is in use with another geometry: suspend and remove first";
+		return -EBUSY;
+	}
+	return 0;
 }
 
 struct stream_metadata *stream_md_open(struct block_device *bdev,
 				       const struct stream_geometry *geo,
-				       const void *owner, char **error)
+				       const void *md_owner, const void *table,
+				       char **error)
 {
 	struct stream_metadata *md;
+	struct md_holder *h;
+	int r;
+
+	h = kzalloc(sizeof(*h), GFP_KERNEL);
+	if (!h) {
+		*error = "Cannot allocate metadata";
+		return ERR_PTR(-ENOMEM);
+	}
+	h->table = table;
 
 	mutex_lock(&open_lock);
 	list_for_each_entry(md, &open_list, list) {
 		if (md->dev != bdev->bd_dev)
 			continue;
-		if (md->owner != owner) {
-			*error = "Metadata device is in use by another stream device";
-			md = ERR_PTR(-EBUSY);
-		} else if (memcmp(&md->geo, geo, sizeof(*geo))) {
-			*error = "Metadata device is in use with another geometry: suspend and remove first";
-			md = ERR_PTR(-EBUSY);
-		} else {
-			md->refs++;
+		r = __md_share(md, geo, md_owner, table, error);
+		if (!r)
+			list_add(&h->list, &md->holders);
+		mutex_unlock(&open_lock);
+		if (r) {
+			kfree(h);
+			return ERR_PTR(r);
 		}
-		goto out;
+		return md;
 	}
 
-	md = md_create(bdev, geo, error);
-	if (!IS_ERR(md)) {
-		md->dev = bdev->bd_dev;
-		md->owner = owner;
-		md->refs = 1;
-		list_add(&md->list, &open_list);
+	md = md_alloc(bdev, geo, error);
+	if (IS_ERR(md)) {
+		mutex_unlock(&open_lock);
+		kfree(h);
+		return md;
 	}
-out:
+	md->dev = bdev->bd_dev;
+	md->owner = md_owner;
+	md->opening = true;
+	list_add(&h->list, &md->holders);
+	list_add(&md->list, &open_list);
 	mutex_unlock(&open_lock);
+
+	/* Formatting may write hundreds of MiB: not under open_lock. */
+	r = md_read(md, bdev, error);
+
+	mutex_lock(&open_lock);
+	if (r)
+		list_del(&md->list);
+	else
+		md->opening = false;
+	mutex_unlock(&open_lock);
+	if (r) {
+		kfree(h);
+		md_destroy(md);
+		return ERR_PTR(r);
+	}
 	return md;
 }
 
-void stream_md_close(struct stream_metadata *md)
+void stream_md_close(struct stream_metadata *md, const void *table)
 {
-	mutex_lock(&open_lock);
-	if (!--md->refs) {
-		list_del(&md->list);
-		md_destroy(md);
-	}
-	mutex_unlock(&open_lock);
-}
+	struct md_holder *h;
+	bool last;
 
-static void md_destroy(struct stream_metadata *md)
-{
-	if (md->bufio)
-		dm_bufio_client_destroy(md->bufio);
-	bitmap_free(md->slot);
-	bitmap_free(md->packed);
-	bitmap_free(md->dirty);
-	kvfree(md->copied);
-	kfree(md);
+	mutex_lock(&open_lock);
+	list_for_each_entry(h, &md->holders, list) {
+		if (h->table == table)
+			break;
+	}
+	if (!WARN_ON(list_entry_is_head(h, &md->holders, list))) {
+		list_del(&h->list);
+		kfree(h);
+	}
+	last = list_empty(&md->holders);
+	if (last)
+		list_del(&md->list);
+	mutex_unlock(&open_lock);
+
+	/* Nobody can find it any more: tear it down without the lock. */
+	if (last)
+		md_destroy(md);
 }
 
 /*---------------------------------------------------------------------------*/
@@ -474,10 +599,17 @@ unsigned long stream_md_set_copied(struct stream_metadata *md, unsigned long sta
 	unsigned long r, set = 0;
 
 	for (r = start; r < start + nr; r++) {
-		if (!test_and_set_bit(r, md->copied)) {
-			__set_bit(r / STREAM_BITS_PER_BLOCK, md->dirty);
+		if (!test_bit(r, md->copied) && !test_and_set_bit(r / BITS_PER_LONG, md->dirty))
+			md->nr_dirty++;
+	}
+	/*
+	 * A copied bit is never seen without its dirty bit until a commit
+	 * clears that: pairs with smp_rmb() in stream_md_is_committed().
+	 */
+	smp_wmb();
+	for (r = start; r < start + nr; r++) {
+		if (!test_and_set_bit(r, md->copied))
 			set++;
-		}
 	}
 	/* Pairs with READ_ONCE() in stream_md_nr_copied(). */
 	WRITE_ONCE(md->nr_copied, md->nr_copied + set);
@@ -486,70 +618,123 @@ unsigned long stream_md_set_copied(struct stream_metadata *md, unsigned long sta
 
 bool stream_md_changed(struct stream_metadata *md)
 {
-	return !bitmap_empty(md->dirty, md->nr_bitmap_blocks) ||
-	       !bitmap_empty(md->packed, md->nr_bitmap_blocks);
+	return md->nr_dirty;
+}
+
+bool stream_md_is_committed(struct stream_metadata *md, unsigned long region)
+{
+	if (!test_bit(region, md->copied))
+		return false;
+	/* Pairs with smp_wmb() in stream_md_set_copied(). */
+	smp_rmb();
+	return !test_bit(region / BITS_PER_LONG, md->dirty);
+}
+
+/*---------------------------------------------------------------------------*/
+/* Modes */
+enum stream_mode stream_md_mode(struct stream_metadata *md)
+{
+	/* Pairs with WRITE_ONCE() in stream_md_degrade(). */
+	return READ_ONCE(md->mode);
+}
+
+bool stream_md_degrade(struct stream_metadata *md, enum stream_mode mode)
+{
+	if (mode <= md->mode)
+		return false;
+	WRITE_ONCE(md->mode, mode);
+	return true;
 }
 
 /*---------------------------------------------------------------------------*/
 /* Commit */
-int stream_md_pre_commit(struct stream_metadata *md)
+
+/* Packs every block with a dirty word into its unused slot, as @id. */
+static int pack_dirty_blocks(struct stream_metadata *md, u64 id)
 {
+	unsigned long nr_words = md->nr_bitmap_blocks * WORDS_PER_BLOCK;
+	unsigned long w = 0;
 	struct dm_buffer *b;
-	unsigned long i;
 	void *p;
 
-	for_each_set_bit(i, md->dirty, md->nr_bitmap_blocks) {
-		u64 loc = stream_bitmap_location(i, !test_bit(i, md->slot));
+	while ((w = find_next_bit(md->dirty, nr_words, w)) < nr_words) {
+		u64 index = w / WORDS_PER_BLOCK;
+		u64 loc = stream_bitmap_location(index, !test_bit(index, md->slot));
 
 		p = dm_bufio_new(md->bufio, loc, &b);
 		if (IS_ERR(p))
 			return PTR_ERR(p);
-		bitmap_pack(md, i, loc, p, md->transaction_id + 1);
+		bitmap_pack(md, index, loc, p, id);
 		dm_bufio_mark_buffer_dirty(b);
 		dm_bufio_release(b);
-		__clear_bit(i, md->dirty);
-		__set_bit(i, md->packed);
+		w = (index + 1) * WORDS_PER_BLOCK;
 	}
-	/*
-	 * Only the worker sets bits, and it is the caller: the count matches
-	 * the bits just packed.
-	 */
-	md->nr_copied_packed = md->nr_copied;
 	return 0;
+}
+
+/* The slots just written are in use now; nothing is dirty. */
+static void commit_done(struct stream_metadata *md)
+{
+	unsigned long nr_words = md->nr_bitmap_blocks * WORDS_PER_BLOCK;
+	unsigned long w = 0;
+
+	while ((w = find_next_bit(md->dirty, nr_words, w)) < nr_words) {
+		u64 index = w / WORDS_PER_BLOCK;
+
+		__change_bit(index, md->slot);
+		w = (index + 1) * WORDS_PER_BLOCK;
+	}
+	/* map may read these concurrently: a clear word means committed now. */
+	bitmap_zero(md->dirty, nr_words);
+	md->nr_dirty = 0;
+	md->transaction_id++;
 }
 
 int stream_md_commit(struct stream_metadata *md)
 {
+	u64 id = md->transaction_id + 1;
 	struct dm_buffer *b;
 	void *p;
 	int r;
 
+	if (md->mode != STREAM_MODE_RW)
+		return -EIO;
+
+	/*
+	 * The worker that sets bits is the caller: nr_copied matches the bits
+	 * packed, and every one of them was set before the caller's flush.
+	 */
+	r = pack_dirty_blocks(md, id);
+	if (r)
+		goto failed;
 	r = dm_bufio_write_dirty_buffers(md->bufio);
 	if (r)
-		return r;
+		goto failed;
 
 	p = dm_bufio_new(md->bufio, STREAM_SB_BLOCK, &b);
-	if (IS_ERR(p))
-		return PTR_ERR(p);
-	sb_pack(md, p, md->transaction_id + 1, md->nr_copied_packed);
+	if (IS_ERR(p)) {
+		r = PTR_ERR(p);
+		goto failed;
+	}
+	sb_pack(md, p, id, md->nr_copied);
 	dm_bufio_mark_buffer_dirty(b);
 	dm_bufio_release(b);
 
 	r = dm_bufio_write_dirty_buffers(md->bufio);
 	if (r)
-		return r;
+		goto failed;
 
-	md->transaction_id++;
-	bitmap_xor(md->slot, md->slot, md->packed, md->nr_bitmap_blocks);
-	bitmap_zero(md->packed, md->nr_bitmap_blocks);
+	commit_done(md);
 	return 0;
-}
 
-void stream_md_abort_commit(struct stream_metadata *md)
-{
-	/* Pack those blocks again at the next attempt. */
-	bitmap_or(md->dirty, md->dirty, md->packed, md->nr_bitmap_blocks);
-	bitmap_zero(md->packed, md->nr_bitmap_blocks);
+failed:
+	/*
+	 * The superblock on disk may now be transaction @id or the one before,
+	 * so the slots of @id may be current: never write either slot again,
+	 * nor reuse @id. Only a new load from disk may commit again.
+	 */
+	stream_md_degrade(md, STREAM_MODE_RO);
+	return r;
 }
 
 u64 stream_md_used_blocks(struct stream_metadata *md)

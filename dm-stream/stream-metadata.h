@@ -7,31 +7,42 @@
  *
  * Concurrency contract:
  * - stream_md_open() and stream_md_close() run in the constructor and the
- *   destructor. They block on I/O and take a global mutex. Opening a device
- *   that is already open for the same @owner (the dm device: a table
- *   reload) returns the same, reference-counted object, so the new table
- *   sees the old one's in-core bitmap; the callers make sure that only one
- *   instance's worker runs at a time (the old one is suspended before the
- *   new one resumes).
- * - stream_md_set_copied(), stream_md_pre_commit() and stream_md_commit()
- *   must be serialised by the caller: the target calls them from its single
- *   worker only. They take no locks. set_copied never blocks; pre_commit and
- *   commit block on metadata I/O and allocate with GFP_NOIO.
- * - stream_md_is_copied(), stream_md_nr_copied() and the geometry getters
- *   never block and may be called from any context without locks (map,
- *   status). A region reported copied stays copied: bits are only ever set.
- *   stream_md_set_copied() sets bits with set_bit(); callers that publish
- *   the region's data before calling it need no further barrier, because
- *   the data is on the destination before the bit is set (the bit is set
- *   from the worker after the copy or write completed).
+ *   destructor. They block on I/O. A global mutex protects the list of open
+ *   metadata, but is not held across I/O. Opening a device that is already
+ *   open for the same @md_owner (the dm device) from another @table (a
+ *   table reload) returns the same, reference-counted object, so that the
+ *   new table sees the old one's in-core bitmap and mode; the callers make
+ *   sure that only one instance's worker runs at a time (the old one is
+ *   suspended before the new one resumes). A second opener from the same
+ *   table (two targets of one table on one metadata device) is refused.
+ * - stream_md_set_copied() and stream_md_commit() must be serialised by the
+ *   caller: the target calls them from its single worker only. They take no
+ *   locks. set_copied never blocks; commit blocks on metadata I/O and
+ *   allocates with GFP_NOIO.
+ * - stream_md_is_copied(), stream_md_nr_copied(), stream_md_mode() and the
+ *   geometry getters never block and may be called from any context without
+ *   locks (map, status). A region reported copied stays copied: bits are
+ *   only ever set. stream_md_set_copied() sets bits with set_bit(); callers
+ *   that publish the region's data before calling it need no further
+ *   barrier, because the data is on the destination before the bit is set
+ *   (the bit is set from the worker after the copy or write completed).
  *
- * Commit protocol (crash safety): pre_commit packs every bitmap block that
- * changed since the last commit into its unused slot, snapshotting the
- * in-core bits; the caller then flushes the destination, so that every
- * region in the snapshot is durable there; commit writes the bitmap slots,
- * flushes the metadata device and finally writes the superblock with the new
- * transaction id. Until the superblock lands, the new slots are ignored on
- * load.
+ * Commit protocol (crash safety): the caller flushes the destination, so
+ * that every region set in core is durable there, then calls
+ * stream_md_commit(), which packs every bitmap block that changed since the
+ * last commit into its unused slot, writes and flushes them, and finally
+ * writes and flushes the superblock with the new transaction id. Until the
+ * superblock lands, the new slots are ignored on load. No bit may be set
+ * between the flush and the commit: both run in the one worker that sets
+ * bits.
+ *
+ * Modes: the mode belongs to the metadata, so a table reload keeps it. Any
+ * failed commit, or a failed destination flush reported with
+ * stream_md_degrade(), leaves rw for good: after a failure the superblock
+ * on disk may be the old or the new transaction, and both slots of a block
+ * may be in use, so nothing is ever committed again from this in-core
+ * state. Remove the device and create it again to start from what is on
+ * disk.
  */
 #ifndef DM_STREAM_METADATA_H
 #define DM_STREAM_METADATA_H
@@ -50,14 +61,22 @@ struct stream_geometry {
 	unsigned long nr_regions;
 };
 
+/* Only ever moves up. */
+enum stream_mode {
+	STREAM_MODE_RW,		/* normal */
+	STREAM_MODE_RO,		/* nothing can be committed: no new copies */
+	STREAM_MODE_FAIL,	/* every bio fails */
+};
+
 /*
  * Open the metadata on @bdev, formatting it if its first block is all zero.
  * On failure returns an ERR_PTR and points *@error at a message for the user.
  */
 struct stream_metadata *stream_md_open(struct block_device *bdev,
 				       const struct stream_geometry *geo,
-				       const void *owner, char **error);
-void stream_md_close(struct stream_metadata *md);
+				       const void *md_owner, const void *table,
+				       char **error);
+void stream_md_close(struct stream_metadata *md, const void *table);
 
 bool stream_md_is_copied(struct stream_metadata *md, unsigned long region);
 /* First uncopied region in [start, nr_regions), or nr_regions. */
@@ -72,11 +91,22 @@ unsigned long stream_md_set_copied(struct stream_metadata *md, unsigned long sta
 				   unsigned long nr);
 /* True when a commit would write something. */
 bool stream_md_changed(struct stream_metadata *md);
+/*
+ * True when @region is copied and its bit is on disk (a FUA write to it
+ * needs no commit). Any context, no locks: false may be stale, true not.
+ */
+bool stream_md_is_committed(struct stream_metadata *md, unsigned long region);
 
-int stream_md_pre_commit(struct stream_metadata *md);
+/*
+ * Commits every change; the caller flushed the destination first. Returns
+ * 0, or an error with the mode raised to at least ro. Fails at once, with
+ * no I/O, unless the mode is rw.
+ */
 int stream_md_commit(struct stream_metadata *md);
-/* After a failed pre_commit, destination flush or commit: retry later. */
-void stream_md_abort_commit(struct stream_metadata *md);
+
+enum stream_mode stream_md_mode(struct stream_metadata *md);
+/* Raises the mode to @mode; true when it changed. Worker only. */
+bool stream_md_degrade(struct stream_metadata *md, enum stream_mode mode);
 
 /* Metadata blocks in use and available, for the status line. */
 u64 stream_md_used_blocks(struct stream_metadata *md);

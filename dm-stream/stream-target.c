@@ -13,11 +13,13 @@
  * either remaps a bio at once or defers it there.
  */
 #include <linux/blkdev.h>
+#include <linux/ctype.h>
 #include <linux/device-mapper.h>
 #include <linux/jiffies.h>
 #include <linux/log2.h>
 #include <linux/module.h>
 #include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/workqueue.h>
 
 #include "stream-copier.h"
@@ -31,8 +33,13 @@
 /* Background regions in flight; measured with bench/ (see the rst). */
 #define DEFAULT_MAX_INFLIGHT	256
 #define MAX_MAX_INFLIGHT	1024
-/* Neighbouring regions merged into one kcopyd job: up to 1 MiB. */
+/*
+ * Neighbouring regions merged into one kcopyd job, and the pieces larger
+ * regions are copied in: up to 1 MiB.
+ */
 #define MERGE_SECTORS		2048
+/* Background copying in flight, whatever the region size: 16 MiB. */
+#define MAX_INFLIGHT_SECTORS	32768
 /* Background commit period when something changed. */
 #define COMMIT_PERIOD		HZ
 /* A failed copy is tried this many times in all, with doubling delays. */
@@ -40,12 +47,6 @@
 #define RETRY_DELAY		(HZ / 10)
 /* Wait before trying again when a job cannot be allocated. */
 #define NOMEM_DELAY		(HZ / 10)
-
-enum stream_mode {
-	MODE_RW,	/* normal */
-	MODE_RO,	/* metadata cannot be written: no new copies */
-	MODE_FAIL,	/* metadata lost: every bio fails */
-};
 
 /* Bits in stream_c.flags. */
 enum {
@@ -56,6 +57,9 @@ enum {
 	STREAM_COMMIT_NOW,	/* commit at the next worker run */
 	STREAM_COMPLETE,	/* completion was committed and announced */
 	STREAM_DISCARD_PASSDOWN,
+	STREAM_FLUSH_ORIGIN,	/* the next flush must flush the origin too */
+	STREAM_REQUEUE,		/* noflush suspend: push parked bios back to dm */
+	STREAM_DYING,		/* the destructor runs: do not arm the waker */
 };
 
 struct stream_c {
@@ -74,7 +78,7 @@ struct stream_c {
 	unsigned long flags;
 	unsigned int rate;		/* KiB/s, 0 = unlimited */
 	unsigned int max_inflight;	/* background regions */
-	enum stream_mode mode;
+	enum stream_mode announced;	/* the last mode logged and evented */
 	unsigned long copy_errors;	/* regions given up after retries */
 
 	spinlock_t lock;		/* protects deferred */
@@ -178,66 +182,98 @@ static void want_wake(struct stream_c *sc, unsigned long when)
 static const char *mode_name(enum stream_mode mode)
 {
 	switch (mode) {
-	case MODE_RW:
+	case STREAM_MODE_RW:
 		return "rw";
-	case MODE_RO:
+	case STREAM_MODE_RO:
 		return "ro";
 	default:
 		return "fail";
 	}
 }
 
+static enum stream_mode get_mode(struct stream_c *sc)
+{
+	return stream_md_mode(sc->md);
+}
+
+static const char *sc_name(struct stream_c *sc)
+{
+	return dm_device_name(dm_table_get_md(sc->ti->table));
+}
+
+/* Raises the mode (worker only); logs and raises a dm event when it changed. */
 static void set_mode(struct stream_c *sc, enum stream_mode mode)
 {
-	if (mode <= sc->mode)
+	stream_md_degrade(sc->md, mode);
+	mode = get_mode(sc);
+	if (mode <= sc->announced)
 		return;
-	DMERR("%s: switching to %s mode", dm_device_name(dm_table_get_md(sc->ti->table)),
-	      mode_name(mode));
-	/* Pairs with READ_ONCE() in stream_map() and stream_status(). */
-	WRITE_ONCE(sc->mode, mode);
+	sc->announced = mode;
+	DMERR("%s: switching to %s mode", sc_name(sc), mode_name(mode));
 	dm_table_event(sc->ti->table);
 }
 
 /*
  * Makes every region copied in core durable: flush the destination, then
- * write the bitmap and the superblock. A metadata failure degrades the mode
- * (rw -> ro, ro -> fail); a destination flush failure only fails this commit.
+ * write the bitmap and the superblock. Any failure leaves rw for good (see
+ * stream-metadata.h): a failed destination flush may have lost copies made
+ * since the last commit, so they must never be committed. In ro mode
+ * nothing can be committed, and whoever needs a commit then fails, and so
+ * does the target.
  */
 static int commit(struct stream_c *sc)
 {
 	int r;
 
-	if (sc->mode == MODE_FAIL)
+	if (get_mode(sc) != STREAM_MODE_RW) {
+		set_mode(sc, STREAM_MODE_FAIL);
 		return -EIO;
-
-	r = stream_md_pre_commit(sc->md);
-	if (r)
-		goto metadata_failed;
+	}
 
 	r = blkdev_issue_flush(sc->dest_dev->bdev);
 	if (r) {
-		DMERR_LIMIT("destination flush failed (%d): metadata not written", r);
-		stream_md_abort_commit(sc->md);
+		DMERR_LIMIT("%s: destination flush failed (%d): nothing committed",
+			    sc_name(sc), r);
+		set_mode(sc, STREAM_MODE_RO);
 		return r;
 	}
 
 	r = stream_md_commit(sc->md);
-	if (r)
-		goto metadata_failed;
+	if (r) {
+		DMERR_LIMIT("%s: writing metadata failed (%d)", sc_name(sc), r);
+		set_mode(sc, STREAM_MODE_RO);
+		return r;
+	}
 	sc->last_commit = jiffies;
 	return 0;
+}
 
-metadata_failed:
-	DMERR_LIMIT("writing metadata failed (%d)", r);
-	stream_md_abort_commit(sc->md);
-	set_mode(sc, sc->mode == MODE_RW ? MODE_RO : MODE_FAIL);
-	return r;
+/*
+ * The table this one replaced may have completed writes to the origin that
+ * still sit in its volatile cache (a live copy starts from a plain mapping
+ * of the origin). A completed flush covers every write completed before
+ * it, whichever table completed it: so the first flush through this table
+ * flushes the origin too. Nothing else writes the origin.
+ */
+static int flush_origin(struct stream_c *sc)
+{
+	int r;
+
+	if (!test_bit(STREAM_FLUSH_ORIGIN, &sc->flags))
+		return 0;
+	r = blkdev_issue_flush(sc->origin_dev->bdev);
+	if (r) {
+		DMERR_LIMIT("%s: origin flush failed (%d)", sc_name(sc), r);
+		return r;
+	}
+	clear_bit(STREAM_FLUSH_ORIGIN, &sc->flags);
+	return 0;
 }
 
 static void mark_copied(struct stream_c *sc, unsigned long region, unsigned long nr)
 {
 	stream_md_set_copied(sc->md, region, nr);
-	if (sc->mode == MODE_RW)
+	if (get_mode(sc) == STREAM_MODE_RW)
 		want_wake(sc, sc->last_commit + COMMIT_PERIOD);
 }
 
@@ -252,27 +288,30 @@ static void maybe_commit(struct stream_c *sc)
 		       !bio_list_empty(&sc->commit_then_submit) ||
 		       !bio_list_empty(&sc->commit_then_end);
 	bool committed = false;
-	blk_status_t status;
+	blk_status_t status, flush_status;
 	struct bio *bio;
 	int r = 0;
 
 	if (test_and_clear_bit(STREAM_COMMIT_NOW, &sc->flags))
 		waiting = true;
-	if (!waiting && !(changed && sc->mode == MODE_RW &&
+	if (!waiting && !(changed && get_mode(sc) == STREAM_MODE_RW &&
 			  time_after_eq(jiffies, sc->last_commit + COMMIT_PERIOD)))
 		return;
 
 	if (changed) {
 		r = commit(sc);
 		committed = !r;
-	} else if (sc->mode == MODE_FAIL) {
+	} else if (get_mode(sc) == STREAM_MODE_FAIL) {
 		r = -EIO;
 	}
 	status = errno_to_blk_status(r);
+	flush_status = status;
+	if (!r && !bio_list_empty(&sc->flushes))
+		flush_status = errno_to_blk_status(flush_origin(sc));
 
 	while ((bio = bio_list_pop(&sc->flushes))) {
-		if (r) {
-			bio->bi_status = status;
+		if (flush_status) {
+			bio->bi_status = flush_status;
 			bio_endio(bio);
 		} else if (committed) {
 			/* The commit flushed the destination. */
@@ -314,7 +353,7 @@ static void process_discard(struct stream_c *sc, struct bio *bio)
 	unsigned long r = DIV_ROUND_UP_SECTOR_T(start, sc->region_size);
 	unsigned long last = end == sc->ti->len ? sc->nr_regions : end >> sc->region_shift;
 
-	while (sc->mode == MODE_RW && r < last) {
+	while (get_mode(sc) == STREAM_MODE_RW && r < last) {
 		unsigned long run;
 
 		r = stream_md_next_uncopied(sc->md, r);
@@ -337,13 +376,33 @@ static void process_discard(struct stream_c *sc, struct bio *bio)
 		bio_endio(bio);
 }
 
-/* A write (or FUA write) to a region that is copied now. */
+/*
+ * A write (or FUA write) to a region that is copied now. A FUA write needs a
+ * commit first only when the region's bit is not on disk yet.
+ */
 static void write_copied(struct stream_c *sc, struct bio *bio)
 {
-	if ((bio->bi_opf & REQ_FUA) && stream_md_changed(sc->md))
+	if ((bio->bi_opf & REQ_FUA) && !stream_md_is_committed(sc->md, bio_region(sc, bio)))
 		bio_list_add(&sc->commit_then_submit, bio);
 	else
 		submit_to_dest(sc, bio);
+}
+
+/*
+ * During a noflush suspend, dm takes bios back and issues them again after
+ * the resume (to the table then live) when we complete them with
+ * BLK_STS_DM_REQUEUE. The worker does that to every bio that would wait
+ * for a new copy or a retry, so that the suspend does not wait for them.
+ */
+static bool requeueing(struct stream_c *sc)
+{
+	return test_bit(STREAM_REQUEUE, &sc->flags);
+}
+
+static void requeue_bio(struct bio *bio)
+{
+	bio->bi_status = BLK_STS_DM_REQUEUE;
+	bio_endio(bio);
 }
 
 static void process_write(struct stream_c *sc, struct bio *bio)
@@ -364,8 +423,12 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 	}
 
 	/* A new copy needs a new bit, which ro mode cannot commit. */
-	if (sc->mode != MODE_RW) {
+	if (get_mode(sc) != STREAM_MODE_RW) {
 		bio_io_error(bio);
+		return;
+	}
+	if (requeueing(sc)) {
+		requeue_bio(bio);
 		return;
 	}
 
@@ -390,7 +453,7 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 
 static void process_bio(struct stream_c *sc, struct bio *bio)
 {
-	if (sc->mode == MODE_FAIL)
+	if (get_mode(sc) == STREAM_MODE_FAIL)
 		bio_io_error(bio);
 	else if (is_flush(bio))
 		bio_list_add(&sc->flushes, bio);
@@ -405,6 +468,10 @@ static void process_deferred(struct stream_c *sc)
 	struct bio_list bios = BIO_EMPTY_LIST;
 	struct bio *bio;
 
+	if (requeueing(sc)) {
+		while ((bio = bio_list_pop(&sc->nomem)))
+			requeue_bio(bio);
+	}
 	bio_list_merge(&bios, &sc->nomem);
 	bio_list_init(&sc->nomem);
 
@@ -450,21 +517,49 @@ static void overwrite_done(struct stream_c *sc, struct stream_job *job)
 	release_job(sc, job, BLK_STS_OK);
 }
 
+/* A copy that is not tried again: its waiters fail. */
+static void give_up(struct stream_c *sc, struct stream_job *job)
+{
+	DMERR_LIMIT("%s: copy of regions %lu-%lu failed %u times: left uncopied",
+		    sc_name(sc), job->region, job->region + job->nr - 1, job->tries);
+	WRITE_ONCE(sc->copy_errors, sc->copy_errors + job->nr);
+	if (job->background)
+		sc->pass_errors = true;
+	release_job(sc, job, BLK_STS_IOERR);
+}
+
+/*
+ * A job that is not copied now because the target is suspending: a
+ * background copy nobody waits for is dropped (the region stays uncopied);
+ * during a noflush suspend, the waiters go back to dm. Returns false when
+ * the job must go on.
+ */
+static bool drop_for_suspend(struct stream_c *sc, struct stream_job *job)
+{
+	if (job->background && test_bit(STREAM_SUSPENDED, &sc->flags) &&
+	    bio_list_empty(&job->waiters)) {
+		release_job(sc, job, BLK_STS_OK);
+		return true;
+	}
+	if (requeueing(sc)) {
+		release_job(sc, job, BLK_STS_DM_REQUEUE);
+		return true;
+	}
+	return false;
+}
+
 static void copy_failed(struct stream_c *sc, struct stream_job *job)
 {
-	bool suspending = test_bit(STREAM_SUSPENDED, &sc->flags);
+	bool rw = get_mode(sc) == STREAM_MODE_RW;
 
-	/* A background copy nobody waits for is dropped at suspend. */
-	if (job->background && suspending && bio_list_empty(&job->waiters)) {
-		release_job(sc, job, BLK_STS_OK);
+	if (drop_for_suspend(sc, job))
 		return;
-	}
 
 	/*
 	 * One bad sector must not cost a whole merged run: copy its regions
 	 * again one by one, so only the bad ones are retried and given up.
 	 */
-	if (job->nr > 1 && sc->mode == MODE_RW) {
+	if (job->nr > 1 && rw) {
 		struct stream_copier *c = &sc->copier;
 
 		c->cursor = min(c->cursor, job->region);
@@ -473,18 +568,12 @@ static void copy_failed(struct stream_c *sc, struct stream_job *job)
 		return;
 	}
 
-	if (job->tries < MAX_COPY_TRIES && sc->mode == MODE_RW) {
+	if (job->tries < MAX_COPY_TRIES && rw) {
 		job->retry_at = jiffies + (RETRY_DELAY << (job->tries - 1));
 		list_add_tail(&job->list, &sc->copier.retry);
 		return;
 	}
-
-	DMERR_LIMIT("copy of regions %lu-%lu failed %u times: left uncopied",
-		    job->region, job->region + job->nr - 1, job->tries);
-	WRITE_ONCE(sc->copy_errors, sc->copy_errors + job->nr);
-	if (job->background)
-		sc->pass_errors = true;
-	release_job(sc, job, BLK_STS_IOERR);
+	give_up(sc, job);
 }
 
 static void process_completed(struct stream_c *sc)
@@ -497,6 +586,8 @@ static void process_completed(struct stream_c *sc)
 		list_del_init(&job->list);
 		if (job->overwrite) {
 			overwrite_done(sc, job);
+		} else if (!stream_copier_piece_done(&sc->copier, job)) {
+			continue;	/* on the pending list */
 		} else if (job->error) {
 			copy_failed(sc, job);
 		} else {
@@ -506,28 +597,33 @@ static void process_completed(struct stream_c *sc)
 	}
 }
 
+/* Retries are issued in rw mode only; see drop_for_suspend() for suspends. */
 static void process_retries(struct stream_c *sc)
 {
 	struct stream_job *job, *tmp;
+	LIST_HEAD(later);
 
 	list_for_each_entry_safe(job, tmp, &sc->copier.retry, list) {
-		if (job->background && test_bit(STREAM_SUSPENDED, &sc->flags) &&
-		    bio_list_empty(&job->waiters)) {
-			list_del_init(&job->list);
-			release_job(sc, job, BLK_STS_OK);
+		list_del_init(&job->list);
+		if (drop_for_suspend(sc, job))
+			continue;
+		if (get_mode(sc) != STREAM_MODE_RW) {
+			give_up(sc, job);
 		} else if (time_after_eq(jiffies, job->retry_at)) {
 			stream_copier_retry(&sc->copier, job);
 		} else {
+			list_add_tail(&job->list, &later);
 			want_wake(sc, job->retry_at);
 		}
 	}
+	list_splice(&later, &sc->copier.retry);
 }
 
 /*---------------------------------------------------------------------------*/
 /* Background streaming */
 static bool streaming_allowed(struct stream_c *sc)
 {
-	return sc->mode == MODE_RW &&
+	return get_mode(sc) == STREAM_MODE_RW &&
 	       !test_bit(STREAM_SUSPENDED, &sc->flags) &&
 	       !test_bit(STREAM_PAUSED, &sc->flags) &&
 	       !test_bit(STREAM_STALLED, &sc->flags);
@@ -548,7 +644,7 @@ static bool end_of_pass(struct stream_c *sc)
 
 	if (sc->pass_errors) {
 		DMERR("%s: streaming stopped: some regions could not be copied",
-		      dm_device_name(dm_table_get_md(sc->ti->table)));
+		      sc_name(sc));
 		set_bit(STREAM_STALLED, &sc->flags);
 		dm_table_event(sc->ti->table);
 		return false;
@@ -557,19 +653,82 @@ static bool end_of_pass(struct stream_c *sc)
 	return true;
 }
 
-static void start_copies(struct stream_c *sc)
+/*
+ * Background copies in flight, in sectors: max_inflight regions, but at
+ * most 16 MiB and at most one second of copying at the rate limit,
+ * whatever the region size. A suspend waits for these.
+ */
+static sector_t inflight_limit(struct stream_c *sc, unsigned int rate)
+{
+	sector_t limit = (sector_t)READ_ONCE(sc->max_inflight) << sc->region_shift;
+
+	limit = min_t(sector_t, limit, MAX_INFLIGHT_SECTORS);
+	if (rate)
+		limit = min_t(sector_t, limit, (sector_t)rate * 2);
+	return limit;
+}
+
+/* Room for @sectors more: always when nothing is in flight. */
+static bool inflight_room(struct stream_copier *c, sector_t limit, sector_t sectors)
+{
+	return !c->inflight_sectors || c->inflight_sectors + sectors <= limit;
+}
+
+/*
+ * Pieces and merged runs of at most 1 MiB; under a rate limit, of at most
+ * a quarter second of it, which keeps copying smooth.
+ */
+static sector_t piece_sectors(unsigned int rate)
+{
+	sector_t sectors = MERGE_SECTORS;
+
+	if (rate)
+		sectors = clamp_t(sector_t, (sector_t)rate / 2, STREAM_MIN_REGION_SECTORS, sectors);
+	return rounddown_pow_of_two(sectors);
+}
+
+/*
+ * Background jobs between two pieces. One that a bio waits for goes on at
+ * once. The others go on while streaming is allowed, within the limits;
+ * a suspend drops them, and so does ro mode: their regions stay uncopied.
+ */
+static void process_pending(struct stream_c *sc, unsigned int rate, sector_t limit)
+{
+	struct stream_copier *c = &sc->copier;
+	struct stream_job *job, *tmp;
+	unsigned long wait;
+	LIST_HEAD(later);
+
+	list_for_each_entry_safe(job, tmp, &c->pending, list) {
+		list_del_init(&job->list);
+		if (drop_for_suspend(sc, job))
+			continue;
+		if (!bio_list_empty(&job->waiters)) {
+			stream_copier_continue(c, job);
+		} else if (get_mode(sc) != STREAM_MODE_RW) {
+			release_job(sc, job, BLK_STS_OK);
+		} else if (!streaming_allowed(sc) ||
+			   !inflight_room(c, limit, stream_copier_next_piece(c, job))) {
+			list_add_tail(&job->list, &later);
+		} else {
+			wait = stream_copier_throttle(c, rate, stream_copier_next_piece(c, job));
+			if (wait) {
+				list_add_tail(&job->list, &later);
+				want_wake(sc, jiffies + wait);
+			} else {
+				stream_copier_continue(c, job);
+			}
+		}
+	}
+	list_splice(&later, &c->pending);
+}
+
+static void start_copies(struct stream_c *sc, unsigned int rate, sector_t limit)
 {
 	struct stream_copier *c = &sc->copier;
 	unsigned int max_inflight = READ_ONCE(sc->max_inflight);
-	unsigned int rate = READ_ONCE(sc->rate);
-	sector_t merge_sectors = MERGE_SECTORS;
-	unsigned long merge;
+	unsigned long merge = max_t(unsigned long, 1, c->piece_sectors >> sc->region_shift);
 	bool wrapped = false;
-
-	/* Under a rate limit, runs no larger than the bucket keep copying smooth. */
-	if (rate)
-		merge_sectors = min_t(sector_t, merge_sectors, (sector_t)rate / 2);
-	merge = max_t(unsigned long, 1, merge_sectors >> sc->region_shift);
 
 	if (test_and_clear_bit(STREAM_RESTART, &sc->flags)) {
 		c->cursor = 0;
@@ -578,6 +737,7 @@ static void start_copies(struct stream_c *sc)
 
 	while (streaming_allowed(sc) && c->background_regions < max_inflight) {
 		unsigned long region, nr, wait;
+		sector_t first;
 
 		nr = stream_copier_next_run(c, min(merge, max_inflight - c->background_regions),
 					    &region);
@@ -588,8 +748,13 @@ static void start_copies(struct stream_c *sc)
 			continue;
 		}
 
-		wait = stream_copier_throttle(c, rate, region_sectors(sc, region) +
-					      ((sector_t)(nr - 1) << sc->region_shift));
+		first = min(c->piece_sectors, region_sectors(sc, region) +
+			    ((sector_t)(nr - 1) << sc->region_shift));
+		if (!inflight_room(c, limit, first)) {
+			c->cursor = region;
+			break;
+		}
+		wait = stream_copier_throttle(c, rate, first);
 		if (wait || !stream_copier_copy(c, region, nr, true)) {
 			c->cursor = region;
 			want_wake(sc, jiffies + (wait ? wait : NOMEM_DELAY));
@@ -598,16 +763,27 @@ static void start_copies(struct stream_c *sc)
 	}
 }
 
+/* Continues background jobs between pieces, then starts new ones. */
+static void background_copies(struct stream_c *sc)
+{
+	unsigned int rate = READ_ONCE(sc->rate);
+	sector_t limit = inflight_limit(sc, rate);
+
+	sc->copier.piece_sectors = piece_sectors(rate);
+	process_pending(sc, rate, limit);
+	start_copies(sc, rate, limit);
+}
+
 static void check_complete(struct stream_c *sc)
 {
 	if (test_bit(STREAM_COMPLETE, &sc->flags) ||
-	    stream_md_nr_copied(sc->md) != sc->nr_regions || sc->mode != MODE_RW)
+	    stream_md_nr_copied(sc->md) != sc->nr_regions || get_mode(sc) != STREAM_MODE_RW)
 		return;
 
 	if (stream_md_changed(sc->md) && commit(sc))
 		return;
 	set_bit(STREAM_COMPLETE, &sc->flags);
-	DMINFO("%s: every region is copied", dm_device_name(dm_table_get_md(sc->ti->table)));
+	DMINFO("%s: every region is copied", sc_name(sc));
 	dm_table_event(sc->ti->table);
 }
 
@@ -623,12 +799,13 @@ static void do_worker(struct work_struct *ws)
 	process_retries(sc);
 	process_deferred(sc);
 	maybe_commit(sc);
-	start_copies(sc);
+	background_copies(sc);
 	check_complete(sc);
 
 	if (!READ_ONCE(sc->copier.nr_jobs))
 		wake_up(&sc->drain);
-	if (sc->next_wake)
+	/* The destructor sets DYING before it flushes us and cancels the waker. */
+	if (sc->next_wake && !test_bit(STREAM_DYING, &sc->flags))
 		mod_delayed_work(sc->wq, &sc->waker,
 				 time_after(sc->next_wake, jiffies) ? sc->next_wake - jiffies : 0);
 }
@@ -650,8 +827,8 @@ static int stream_map(struct dm_target *ti, struct bio *bio)
 
 	pb->job = NULL;
 
-	/* Pairs with WRITE_ONCE() in set_mode(). */
-	if (READ_ONCE(sc->mode) == MODE_FAIL)
+	/* The mode is read locklessly: see stream_md_mode(). */
+	if (get_mode(sc) == STREAM_MODE_FAIL)
 		return DM_MAPIO_KILL;
 
 	if ((bio->bi_opf & REQ_PREFLUSH) || bio_op(bio) == REQ_OP_DISCARD) {
@@ -672,7 +849,9 @@ static int stream_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_REMAPPED;
 	}
 
-	if (!(bio->bi_opf & REQ_FUA) && stream_md_is_copied(sc->md, region)) {
+	/* A FUA write needs a commit first while its region's bit is not on disk. */
+	if ((bio->bi_opf & REQ_FUA) ? stream_md_is_committed(sc->md, region) :
+				      stream_md_is_copied(sc->md, region)) {
 		remap(sc, bio, sc->dest_dev);
 		return DM_MAPIO_REMAPPED;
 	}
@@ -751,12 +930,12 @@ static void stream_status(struct dm_target *ti, status_type_t type, unsigned int
 			  char *result, unsigned int maxlen)
 {
 	struct stream_c *sc = ti->private;
-	enum stream_mode mode = READ_ONCE(sc->mode);
+	enum stream_mode mode = get_mode(sc);
 	unsigned int sz = 0;
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		if (mode == MODE_FAIL) {
+		if (mode == STREAM_MODE_FAIL) {
 			DMEMIT("Fail");
 			break;
 		}
@@ -793,13 +972,12 @@ static void stream_status(struct dm_target *ti, status_type_t type, unsigned int
 
 /*---------------------------------------------------------------------------*/
 /* Constructor argument parsing */
+/* Digits only: no sign, no base prefix, no overflow, nothing after. */
 static int parse_number(const char *arg, unsigned long long min, unsigned long long max,
 			unsigned long long *value)
 {
-	char dummy;
-
-	if (!arg || sscanf(arg, "%llu%c", value, &dummy) != 1 || arg[0] == '-' ||
-	    *value < min || *value > max)
+	if (!arg || !isdigit(arg[0]) || kstrtoull(arg, 10, value) ||
+	    strlen(arg) != strspn(arg, "0123456789") || *value < min || *value > max)
 		return -EINVAL;
 	return 0;
 }
@@ -824,22 +1002,23 @@ static int parse_max_inflight(const char *arg, unsigned int *max_inflight)
 	return 0;
 }
 
+/* At most: paused, rate N, max_inflight N, no_discard_passdown. */
+#define MAX_OPT_ARGS	6
+
 static int parse_opt_args(struct dm_arg_set *as, struct stream_c *sc, char **error)
 {
-	static const struct dm_arg _args[] = {
-		{0, 6, "Invalid number of optional arguments"},
-	};
-	unsigned int argc;
+	unsigned long long argc;
 	const char *arg;
-	int r;
 
 	/* No optional arguments at all. */
 	if (!as->argc)
 		return 0;
 
-	r = dm_read_arg_group(_args, as, &argc, error);
-	if (r)
-		return r;
+	/* Not dm_read_arg_group(): its "%u" wraps numbers past 2^32 - 1. */
+	if (parse_number(dm_shift_arg(as), 0, MAX_OPT_ARGS, &argc) || argc > as->argc) {
+		*error = "Invalid number of optional arguments";
+		return -EINVAL;
+	}
 
 	while (argc) {
 		arg = dm_shift_arg(as);
@@ -949,16 +1128,10 @@ static int check_geometry(struct stream_c *sc, char **error)
 
 	needed = stream_metadata_blocks(nr_regions) * STREAM_BLOCK_SECTORS;
 	if (bdev_nr_sectors(sc->meta_dev->bdev) < needed) {
-		/*
-		 * dm prints ti->error as soon as the constructor returns, so a
-		 * static buffer is enough; two constructors failing this way at
-		 * the same instant could only mix up the digits they print.
-		 */
-		static char msg[80];
-
-		snprintf(msg, sizeof(msg), "Metadata device too small: %llu sectors needed",
-			 needed);
-		*error = msg;
+		/* ti->error must be a constant string: the number goes to the log. */
+		DMERR("metadata device %s has %llu sectors, %llu needed", sc->meta_dev->name,
+		      (unsigned long long)bdev_nr_sectors(sc->meta_dev->bdev), needed);
+		*error = "Metadata device too small (the log line above says how many sectors are needed)";
 		return -EINVAL;
 	}
 	return 0;
@@ -987,6 +1160,10 @@ static int init_copier(struct stream_c *sc)
 	c->region_size = sc->region_size;
 	c->region_shift = sc->region_shift;
 	c->nr_regions = sc->nr_regions;
+	c->min_piece = max3((sector_t)STREAM_MIN_REGION_SECTORS,
+			    (sector_t)bdev_logical_block_size(c->origin) >> SECTOR_SHIFT,
+			    (sector_t)bdev_logical_block_size(c->dest) >> SECTOR_SHIFT);
+	c->piece_sectors = MERGE_SECTORS;
 	c->wake = wake_worker;
 	c->wake_context = sc;
 	return stream_copier_init(c);
@@ -1018,6 +1195,7 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	set_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
 	/* No background copies before the first resume. */
 	set_bit(STREAM_SUSPENDED, &sc->flags);
+	set_bit(STREAM_FLUSH_ORIGIN, &sc->flags);
 
 	r = get_devices(sc, &as, &ti->error);
 	if (r)
@@ -1038,11 +1216,13 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	geo.dest_size = bdev_nr_sectors(sc->dest_dev->bdev);
 	geo.nr_regions = sc->nr_regions;
 	sc->md = stream_md_open(sc->meta_dev->bdev, &geo, dm_table_get_md(ti->table),
-				&ti->error);
+				ti->table, &ti->error);
 	if (IS_ERR(sc->md)) {
 		r = PTR_ERR(sc->md);
 		goto bad_devices;
 	}
+	/* A reload keeps the mode of the metadata it shares; it was announced. */
+	sc->announced = stream_md_mode(sc->md);
 	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
 		set_bit(STREAM_COMPLETE, &sc->flags);
 
@@ -1087,7 +1267,7 @@ bad_io_len:
 bad_wq:
 	stream_copier_exit(&sc->copier);
 bad_copier:
-	stream_md_close(sc->md);
+	stream_md_close(sc->md, ti->table);
 bad_devices:
 	put_devices(sc);
 	kfree(sc);
@@ -1103,12 +1283,20 @@ static void stream_dtr(struct dm_target *ti)
 	 * committed; a table that never resumed changed nothing. So there is
 	 * nothing to commit here, and committing would race with the worker
 	 * of a new table sharing the metadata after a reload.
+	 *
+	 * Order matters. A kcopyd callback may still be about to queue the
+	 * worker after publishing its job (postsuspend saw the job released):
+	 * destroying the kcopyd client waits for every callback to return.
+	 * Then no worker run arms the waker (DYING), the one armed before is
+	 * cancelled, and the workqueue is empty when it is destroyed.
 	 */
-	cancel_delayed_work_sync(&sc->waker);
+	set_bit(STREAM_DYING, &sc->flags);
+	stream_copier_stop(&sc->copier);
 	flush_workqueue(sc->wq);
+	cancel_delayed_work_sync(&sc->waker);
 	destroy_workqueue(sc->wq);
 	stream_copier_exit(&sc->copier);
-	stream_md_close(sc->md);
+	stream_md_close(sc->md, ti->table);
 	put_devices(sc);
 	kfree(sc);
 }
@@ -1121,6 +1309,18 @@ static void stream_presuspend(struct dm_target *ti)
 
 	/* Stop starting background copies; bios in flight still get theirs. */
 	set_bit(STREAM_SUSPENDED, &sc->flags);
+	if (dm_noflush_suspending(ti))
+		set_bit(STREAM_REQUEUE, &sc->flags);
+	wake_worker(sc);
+}
+
+/* The suspend was interrupted (a signal, a failed lock_fs): carry on. */
+static void stream_presuspend_undo(struct dm_target *ti)
+{
+	struct stream_c *sc = ti->private;
+
+	clear_bit(STREAM_REQUEUE, &sc->flags);
+	clear_bit(STREAM_SUSPENDED, &sc->flags);
 	wake_worker(sc);
 }
 
@@ -1131,6 +1331,7 @@ static void stream_postsuspend(struct dm_target *ti)
 	/* dm waited for our bios; now wait for the copies they did not need. */
 	wait_event(sc->drain, !READ_ONCE(sc->copier.nr_jobs));
 
+	clear_bit(STREAM_REQUEUE, &sc->flags);
 	set_bit(STREAM_COMMIT_NOW, &sc->flags);
 	queue_work(sc->wq, &sc->worker);
 	flush_workqueue(sc->wq);
@@ -1223,6 +1424,7 @@ static struct target_type stream_target = {
 	.map = stream_map,
 	.end_io = stream_end_io,
 	.presuspend = stream_presuspend,
+	.presuspend_undo = stream_presuspend_undo,
 	.postsuspend = stream_postsuspend,
 	.resume = stream_resume,
 	.status = stream_status,

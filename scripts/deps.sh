@@ -33,7 +33,7 @@ PACKAGES=(
 	libdevmapper-dev libisal-dev libjson-c-dev python3-docutils
 	qemu-system-x86 busybox-static cpio xz-utils
 	kmod dmsetup util-linux coreutils e2fsprogs
-	fio bc blktrace python3 bsdutils
+	fio bc blktrace python3 bsdutils strace stress-ng
 	flex bison libelf-dev libssl-dev
 )
 

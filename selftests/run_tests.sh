@@ -11,11 +11,11 @@
 # On the host (DMSTREAM_GUEST unset) it boots the guest once with
 # selftests/run-guest and runs itself there; its options are run-guest's:
 # overall guest timeout (default 1500 s), RAM, another kernel and its
-# modules, kernel arguments, environment. DMSTREAM_STRESS_CYCLES and
-# DMSTREAM_TIMEOUT_SCALE are passed on when set. `make check [T=name]`
-# calls it this way; `make check KERNEL=debug` with the debug kernel of
-# scripts/debug-kernel.sh, DMSTREAM_KO set to the module built for it and
-# DMSTREAM_TIMEOUT_SCALE=4.
+# modules, kernel arguments, variables exported to the tests.
+# DMSTREAM_STRESS_CYCLES and DMSTREAM_TIMEOUT_SCALE are passed on when set.
+# `make check [T=name]` and `make fuzz` call it this way; `make check
+# KERNEL=debug` with the debug kernel of scripts/debug-kernel.sh,
+# DMSTREAM_KO set to the module built for it and DMSTREAM_TIMEOUT_SCALE=4.
 #
 # In the guest it:
 #   1. loads dm-mod dm-bufio libcrc32c loop dm-flakey dm-delay dm-log-writes
@@ -26,8 +26,9 @@
 #      selftests/ and of the module taken when the run starts (so edits and
 #      rebuilds during a run do not leak into it), under the per-test
 #      timeout from DIR/settings (`timeout=SEC`, default 600) times
-#      $DMSTREAM_TIMEOUT_SCALE (default 1), its output indented as a KTAP
-#      subtest;
+#      $DMSTREAM_TIMEOUT_SCALE (default 1; the variable
+#      DMSTREAM_TEST_TIMEOUT replaces the product), its output indented as
+#      a KTAP subtest;
 #   3. on a kernel with kmemleak (the debug kernel), unless --no-load:
 #      removes the dm devices left, unloads dm-stream, scans for leaks
 #      (twice, 5 s apart) and reports every unreferenced object allocated
@@ -201,6 +202,7 @@ fi
 if [[ ${DMSTREAM_TIMEOUT_SCALE:-1} =~ ^[1-9][0-9]*$ ]]; then
 	test_timeout=$((test_timeout * ${DMSTREAM_TIMEOUT_SCALE:-1}))
 fi
+[[ ${DMSTREAM_TEST_TIMEOUT:-} =~ ^[0-9]+$ ]] && test_timeout=$DMSTREAM_TEST_TIMEOUT
 
 tests=()
 if [[ ${#names[@]} -eq 0 ]]; then

@@ -139,6 +139,15 @@ sh_devt()
 	printf '%d:%d\n' "0x$(stat -c %t "$d")" "0x$(stat -c %T "$d")"
 }
 
+# sh_stat DEV FIELD: field FIELD (1-based) of the block device's I/O
+# statistics (/sys/dev/block/MAJ:MIN/stat): 1 reads, 5 writes, 7 sectors
+# written, 16 flushes completed... Works for loop devices and for dm nodes
+# (which are plain nodes, not symlinks, without udev).
+sh_stat()
+{
+	awk -v f="$2" '{ print $f }' "/sys/dev/block/$(sh_devt "$1")/stat"
+}
+
 # sh_lbs DEV: logical block size in bytes.
 sh_lbs()	{ blockdev --getss "$1"; }
 
@@ -245,6 +254,15 @@ sh_patch_file()
 	dd if="$2" of="$1" bs=512 seek="$3" conv=notrunc status=none
 }
 
+# sh_discard DEV OFFSET_BYTES LEN_BYTES: BLKDISCARD, and nothing else (blkdiscard
+# probes the device for signatures first, which reads it).
+sh_discard()
+{
+	python3 -c 'import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+fcntl.ioctl(fd, 0x1277, struct.pack("QQ", int(sys.argv[2]), int(sys.argv[3])))' "$@"
+}
+
 # sh_dmesg_has REGEX: dmesg since the last mark matches the extended regex.
 sh_dmesg_has()
 {
@@ -331,4 +349,124 @@ sh_msg_fail()
 	else
 		ktap_ok "$desc ($(head -n 1 <<<"$log"))"
 	fi
+}
+
+# sh_failing_table DEV: a table over all of DEV that fails every write and
+# flush. (The "error" target fails writes, but a flush to a device with
+# only "error" succeeds: such a device has no write cache, so the block
+# layer completes flushes without sending them.)
+sh_failing_table()
+{
+	echo "0 $(sectors "$1") flakey $1 0 0 1 1 error_writes"
+}
+
+# ---- gates: hold bios deterministically --------------------------------------
+#
+# A gate is a dm-delay device over DEV that holds the bios of some classes
+# (r: reads, w: writes, f: flushes) for ten minutes. dm-delay's status
+# counts the bios it holds per class, so a test can wait until a bio is
+# really held; a suspend (which dm-delay's presuspend turns into "issue
+# every held bio now") releases them. No test then depends on timing.
+
+SH_GATE_HOLD_MS=600000
+
+# sh_gate_table DEV HOLD [FLUSH_DEV]: the table line of a gate over DEV that
+# holds the classes in HOLD (a string of r, w, f; "" holds nothing). Flushes
+# go to FLUSH_DEV when given (to fail them separately), else to DEV.
+sh_gate_table()
+{
+	local dev=$1 hold=$2 fdev=${3:-$1} r=0 w=0 f=0
+
+	[[ $hold == *r* ]] && r=$SH_GATE_HOLD_MS
+	[[ $hold == *w* ]] && w=$SH_GATE_HOLD_MS
+	[[ $hold == *f* ]] && f=$SH_GATE_HOLD_MS
+	echo "0 $(sectors "$dev") delay $dev 0 $r $dev 0 $w $fdev 0 $f"
+}
+
+# A gate that holds something is opened at exit before the devices created
+# until then are removed (cleanup runs in reverse order).
+_sh_gate_cleanup()
+{
+	[[ -z $3 ]] || cleanup_add "sh_gate_set $1 $2 '' ${4:-}"
+}
+
+# sh_gate NAME DEV HOLD [FLUSH_DEV]: create the gate /dev/mapper/NAME.
+sh_gate()
+{
+	dm_create "$1" "$(sh_gate_table "$2" "$3" "${4:-}")" &&
+		_sh_gate_cleanup "$@"
+}
+
+# sh_gate_set NAME DEV HOLD [FLUSH_DEV]: swap in a gate table holding HOLD
+# (bios held so far are issued by the swap's suspend).
+sh_gate_set()
+{
+	dm_reload "$1" "$(sh_gate_table "$2" "$3" "${4:-}")" &&
+		_sh_gate_cleanup "$@"
+}
+
+# sh_gate_held NAME CLASS: bios held now in CLASS (r, w or f).
+sh_gate_held()
+{
+	local words
+
+	read -r -a words <<<"$(dm_status "$1")"
+	case $2 in
+	r) echo "${words[0]}" ;;
+	w) echo "${words[1]}" ;;
+	f) echo "${words[2]}" ;;
+	esac
+}
+
+# sh_gate_wait NAME CLASS N [TIMEOUT_S]: wait until at least N bios are held
+# in CLASS (default timeout 60 s, a bound for a broken test, not a timing).
+sh_gate_wait()
+{
+	local i n
+
+	for ((i = 0; i < ${4:-60} * 10; i++)); do
+		n=$(sh_gate_held "$1" "$2")
+		[[ -n $n && $n -ge $3 ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# sh_gate_release NAME: issue every held bio now; the gate keeps holding
+# later ones, except those that arrive while it suspends (dm-delay lets
+# them through): to hold the bio that follows a released one, hold it at
+# another gate.
+sh_gate_release()
+{
+	dmsetup suspend "$1" && dmsetup resume "$1"
+}
+
+# _sh_tree PID: PID and its descendants (a function run with & is a subshell
+# whose child does the work).
+_sh_tree()
+{
+	local c
+
+	echo "$1"
+	for c in $(pgrep -P "$1"); do
+		_sh_tree "$c"
+	done
+}
+
+# sh_wait_stack PID FUNCTION: wait until FUNCTION (a grep pattern) is in the
+# kernel stack (/proc/P/stack) of PID or of one of its descendants, e.g. a
+# dmsetup suspend in stream_postsuspend; a 60 s bound for a broken test.
+# Fails when PID ends first.
+sh_wait_stack()
+{
+	local i p
+
+	for ((i = 0; i < 600; i++)); do
+		for p in $(_sh_tree "$1"); do
+			grep -q "$2" "/proc/$p/stack" 2>/dev/null && return 0
+		done
+		kill -0 "$1" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
 }

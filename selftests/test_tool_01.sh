@@ -22,12 +22,12 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/stream_helpers.sh"
 . "$DIR/tool_helpers.sh"
 
-DMSTREAM=$REPO_ROOT/tools/dmstream
+DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
 [[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd dmsetup blockdev dd python3
 sh_require_stream
 
-ktap_plan 45
+ktap_plan 54
 
 RS=128				# sectors (64 KiB)
 MB=32
@@ -49,6 +49,23 @@ tt_usage()
 	else
 		ktap_fail "$desc" "dmstream $*: exit $TT_RC, stdout '${TT_OUT:0:80}'"
 		ktap_diag "stderr: $TT_ERR"
+	fi
+}
+
+# tt_bad_option DESC WORD ARGS...: a usage error (exit 1, nothing on stdout)
+# whose first line quotes the option WORD as typed, in printable characters.
+tt_bad_option()
+{
+	local desc=$1 word=$2 first
+
+	shift 2
+	tt_run "$@"
+	first=$(head -n 1 <<<"$TT_ERR")
+	if [[ $TT_RC -eq 1 && -z $TT_OUT ]] && grep -qF -- "'$word'" <<<"$first" &&
+	   ! LC_ALL=C grep -q '[^[:print:]]' <<<"$first"; then
+		ktap_ok "$desc ($first)"
+	else
+		ktap_fail "$desc" "dmstream $*: exit $TT_RC, stderr $(printf '%q' "$first")"
 	fi
 }
 
@@ -81,11 +98,24 @@ ktap_check "every command's --help: its usage on stdout, exit 0${bad:+:$bad}" te
 
 tt_expect "-h after a command is its help" 0 '^usage: dmstream wait' wait -h
 tt_usage "unknown option" status x --bogus
+tt_bad_option "unknown option with a value: named as typed" --bogus=1 status x --bogus=1
+tt_bad_option "option that takes no value, given one: named as typed" --quiet=1 \
+	check x --quiet=1
+tt_bad_option "... --json=yes too" --json=yes status x --json=yes
+tt_bad_option "... and a global one, --verbose=2" --verbose=2 --verbose=2 status x
 tt_usage "create without --meta" create x --origin /dev/null --dest /dev/null
 tt_usage "region size not a size" create x --origin a --dest b --meta c --region-size 64q
 tt_usage "region size not a power of two" create x --origin a --dest b --meta c --region-size 96k
 tt_usage "region size below 4 KiB" create x --origin a --dest b --meta c --region-size 2k
 tt_usage "bad rate" rate x 12parsecs
+# The kernel takes KiB/s in 32 bits; rounding up must not wrap to 0 (no limit).
+tt_usage "rate 2^64-1 bytes/s: too large, not 'no limit'" rate x 18446744073709551615
+tt_usage "rate 2^64-1023 bytes/s: too large" rate x 18446744073709550593
+tt_usage "create --rate 2^64-1: too large" \
+	create x --origin a --dest b --meta c --rate 18446744073709551615
+tt_usage "rate 4294967296k: above 32 bits of KiB/s" rate x 4294967296k
+tt_expect "rate 4294967295k, the largest, is accepted (then no device: exit 2)" 2 \
+	"[Nn]o such device" rate tt01-nosuch 4294967295k
 tt_usage "bad --timeout" wait x --timeout soon
 tt_usage "option missing its value" wait x --timeout
 tt_usage "too many arguments" finish x y

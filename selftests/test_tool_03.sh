@@ -26,7 +26,7 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/stream_helpers.sh"
 . "$DIR/tool_helpers.sh"
 
-DMSTREAM=$REPO_ROOT/tools/dmstream
+DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
 [[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd dmsetup blockdev dd python3 md5sum fio
 sh_require_stream

@@ -2,12 +2,19 @@
 # shellcheck shell=bash
 #
 # Helpers shared by the dmstream tool tests (test_tool_*.sh). Source after
-# common.sh; $DMSTREAM is the tool under test.
+# common.sh; $DMSTREAM is the tool under test: tools/dmstream, or the binary
+# named by DMSTREAM in the environment (to run the tests against another
+# build, e.g. selftests/run-guest -e DMSTREAM=<path> -- selftests/run_tests.sh
+# test_tool_01; the path must be visible in the guest, not under /tmp).
 
 # tt_run ARGS...: dmstream ARGS; TT_RC, TT_OUT (stdout), TT_ERR (stderr).
+# With TT_TIMEOUT=SEC set, under timeout(1): a hang exits 124.
 tt_run()
 {
-	TT_OUT=$("$DMSTREAM" "$@" 2>"$TEST_TMP/.tt.err")
+	local t=()
+
+	[[ -n ${TT_TIMEOUT:-} ]] && t=(timeout -k 5 "$TT_TIMEOUT")
+	TT_OUT=$("${t[@]}" "$DMSTREAM" "$@" 2>"$TEST_TMP/.tt.err")
 	TT_RC=$?
 	TT_ERR=$(cat "$TEST_TMP/.tt.err")
 }

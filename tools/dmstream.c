@@ -8,6 +8,7 @@
  * `check` and `dump` of a metadata device. See dmstream(8)
  * (Documentation/dmstream.8.rst) and the exit codes in util.h.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -74,7 +75,7 @@ struct opts {
 	const char *origin, *dest, *meta;
 	uint64_t region_bytes;
 	bool rate_set;
-	uint64_t rate_bps;
+	uint64_t rate_kib;	/* KiB/s, as the kernel takes it; 0: no limit */
 	uint64_t max_inflight;
 	bool paused, force, finish, watch, json, progress, quiet, sb_only, ignore_nonfatal;
 	double interval;
@@ -217,6 +218,21 @@ static void explain_refusal(const char *what)
 		    "(modprobe dm-stream, or insmod dm-stream/dm-stream.ko)");
 }
 
+/* A rate argument, in KiB/s for the kernel, or a usage error. */
+static int rate_arg(const struct command *cmd, const char *arg, uint64_t *kib)
+{
+	switch (parse_rate_kib(arg, kib)) {
+	case 0:
+		return 0;
+	case -2:
+		return usage_error(cmd, "rate '%s' is too large: the kernel takes at most %llu "
+				   "KiB/s (just under 4T/s)", arg, (unsigned long long)RATE_MAX_KIB);
+	default:
+		return usage_error(cmd, "invalid rate '%s': e.g. 50M/s, 512k, 0 for no limit",
+				   arg);
+	}
+}
+
 static int region_sectors(const struct command *cmd, const struct opts *o, uint64_t *sectors)
 {
 	uint64_t b = o->region_bytes ? o->region_bytes : DEFAULT_REGION_BYTES;
@@ -229,11 +245,6 @@ static int region_sectors(const struct command *cmd, const struct opts *o, uint6
 	return 0;
 }
 
-static uint64_t rate_kib(const struct opts *o)
-{
-	return (o->rate_bps + 1023) / 1024;
-}
-
 /* "<#opt args> <opt args>*" for a table line. */
 static void table_opts(const struct opts *o, char *buf, size_t len)
 {
@@ -244,9 +255,9 @@ static void table_opts(const struct opts *o, char *buf, size_t len)
 		strcat(words, " paused");
 		n++;
 	}
-	if (o->rate_set && o->rate_bps) {
+	if (o->rate_set && o->rate_kib) {
 		snprintf(words + strlen(words), sizeof(words) - strlen(words), " rate %" PRIu64,
-			 rate_kib(o));
+			 o->rate_kib);
 		n += 2;
 	}
 	if (o->max_inflight) {
@@ -298,22 +309,56 @@ static int check_free(const struct blockdev *bd, const char *role)
 	return 0;
 }
 
-/* Problems go to stderr (in check's words) unless quiet. */
+/*
+ * Problems go to stderr (in check's words) unless quiet: the first
+ * PROBLEMS_SHOWN of each severity, then report_hidden() counts the rest. A
+ * device whose every bitmap block is bad has one problem per block, up to
+ * 65923 of them.
+ */
+#define PROBLEMS_SHOWN	20
+
+static const char *const problem_kind[] = { "note", "warning", "error" };
+
 struct problem_ctx {
 	const char *dev;
 	bool quiet;
 	char first_fatal[512];
+	unsigned int shown[3], hidden[3];	/* by enum meta_severity */
 };
 
 static void report_problem(void *ctx, enum meta_severity sev, const char *msg)
 {
 	struct problem_ctx *p = ctx;
-	static const char *const kind[] = { "note", "warning", "error" };
 
 	if (sev == META_FATAL && !p->first_fatal[0])
 		snprintf(p->first_fatal, sizeof(p->first_fatal), "%s", msg);
-	if (!p->quiet)
-		fprintf(stderr, "%s: %s: %s\n", p->dev, kind[sev], msg);
+	if (p->quiet)
+		return;
+	if (p->shown[sev] == PROBLEMS_SHOWN) {
+		p->hidden[sev]++;
+		return;
+	}
+	p->shown[sev]++;
+	fprintf(stderr, "%s: %s: %s\n", p->dev, problem_kind[sev], msg);
+}
+
+/* "... and 65903 more errors, 2 more notes (not shown)" after the last. */
+static void report_hidden(const struct problem_ctx *p)
+{
+	const char *sep = "";
+	int sev;
+
+	if (p->quiet || !(p->hidden[0] | p->hidden[1] | p->hidden[2]))
+		return;
+	fprintf(stderr, "%s: ... and", p->dev);
+	for (sev = META_FATAL; sev >= META_NOTE; sev--) {
+		if (!p->hidden[sev])
+			continue;
+		fprintf(stderr, "%s %u more %s%s", sep, p->hidden[sev], problem_kind[sev],
+			p->hidden[sev] == 1 ? "" : "s");
+		sep = ",";
+	}
+	fprintf(stderr, " (not shown: only the first %u of each kind are)\n", PROBLEMS_SHOWN);
 }
 
 /*
@@ -422,9 +467,10 @@ struct follow {
 };
 
 /*
- * A stream that can no longer complete by itself: metadata failure (fail
- * or ro mode), or stalled, which the status shows only as copy errors with
- * nothing in flight and no progress (the kernel raised an event, too).
+ * A stream that can no longer complete by itself or be finished: metadata
+ * or destination failure (fail or ro mode, complete or not), or stalled,
+ * which the status shows only as copy errors with nothing in flight and no
+ * progress (the kernel raised an event, too).
  */
 static enum verdict judge(struct follow *f, const struct stream_status *st,
 			  const struct dmx_info *info, double now, double *recheck,
@@ -438,13 +484,14 @@ static enum verdict judge(struct follow *f, const struct stream_status *st,
 			 "I/O to it fails (see dmesg)", f->name);
 		return V_FAILED;
 	}
-	if (!strcmp(st->state, "complete"))
-		return V_COMPLETE;
+	/* Even when every region is copied: finish refuses ro mode. */
 	if (!strcmp(st->mode, "ro")) {
-		snprintf(why, len, "the metadata device cannot be written: %s is in ro mode and "
-			 "stopped copying (see dmesg)", f->name);
+		snprintf(why, len, "the metadata or destination device cannot be written: %s is "
+			 "in ro mode, stopped copying and cannot be finished (see dmesg)", f->name);
 		return V_FAILED;
 	}
+	if (!strcmp(st->state, "complete"))
+		return V_COMPLETE;
 	if (!strcmp(st->state, "paused") || info->suspended || !st->errors || st->copying) {
 		f->suspect_since = 0;
 		if (!strcmp(st->state, "paused") && !f->said_paused && !f->prog) {
@@ -703,12 +750,29 @@ static bool helper_origin(const char *name, const struct stream_table *t, char *
 }
 
 /*
- * Swaps @tbl in for @name's live table: load, suspend, resume. On failure
- * the inactive table is cleared and @name resumed on its old table.
+ * A check made while the device is suspended, between the old table's
+ * postsuspend and the resume (see switch_table()). Returns 0 to go on, or
+ * non-zero with a reason in @why, to go back to the old table. It must not
+ * print: stdout or stderr may be on the suspended device.
  */
-static int switch_table(const char *name, const struct dmx_table *tbl, const char *what)
+typedef int (*suspended_check_fn)(const char *name, void *arg, char *why, size_t len);
+
+/*
+ * Swaps @tbl in for @name's live table: load, suspend, @check (when not
+ * NULL), resume. On failure the inactive table is cleared and @name resumed
+ * on its old table. Nothing is printed while @name is suspended, since the
+ * terminal or log file may be on it: the messages wait for the resume.
+ * Returns 0, -1 when the switch failed, 1 when @check refused (its reason
+ * printed).
+ */
+static int switch_table(const char *name, const struct dmx_table *tbl, const char *what,
+			suspended_check_fn check, void *arg)
 {
 	struct dmx_info info;
+	const char *failed;
+	char why[512] = "";
+	bool resumed;
+	int r = -1;
 
 	dmx_kmsg_mark();
 	if (dmx_load(name, tbl)) {
@@ -716,21 +780,90 @@ static int switch_table(const char *name, const struct dmx_table *tbl, const cha
 		return -1;
 	}
 	if (dmx_suspend(name)) {
-		err("%s: suspend failed", name);
+		failed = "suspend failed";
+		goto rollback;
+	}
+	if (check && check(name, arg, why, sizeof(why))) {
+		failed = NULL;
+		r = 1;
 		goto rollback;
 	}
 	if (dmx_resume(name)) {
-		err("%s: resume with the new table failed", name);
+		failed = "resume with the new table failed";
 		goto rollback;
 	}
 	return 0;
 
 rollback:
-	explain_refusal(what);
 	dmx_clear(name);
-	if (!dmx_info(name, &info) && info.exists && info.suspended && dmx_resume(name))
+	resumed = !dmx_info(name, &info) && info.exists &&
+		  (!info.suspended || !dmx_resume(name));
+	if (failed)
+		err("%s: %s", name, failed);
+	else
+		err("%s", why);
+	explain_refusal(what);
+	if (!resumed)
 		err("%s: could not resume it on its old table: it is still suspended", name);
-	return -1;
+	return r;
+}
+
+/*
+ * Before the switch to linear: what keeps @st's stream from being finished
+ * (metadata or destination failure, an incomplete copy), in @why; 0 when
+ * nothing does.
+ */
+static int unfinishable(const char *name, const struct stream_status *st, char *why,
+			size_t len)
+{
+	if (st->fail) {
+		snprintf(why, len, "%s is in fail mode: its metadata device failed and every "
+			 "I/O to it fails (see dmesg)", name);
+		return EXIT_COPY_FAILED;
+	}
+	if (strcmp(st->mode, "rw")) {
+		snprintf(why, len, "%s is in %s mode: its metadata or destination could not be "
+			 "written, so the end of the copy is not committed (see dmesg)", name,
+			 st->mode);
+		return EXIT_COPY_FAILED;
+	}
+	if (strcmp(st->state, "complete") || st->copied != st->total) {
+		snprintf(why, len, "%s is not complete: %" PRIu64 "/%" PRIu64 " regions copied "
+			 "(%s); '%s wait %s' first", name, st->copied, st->total, st->state,
+			 progname, name);
+		return EXIT_INCOMPLETE;
+	}
+	return 0;
+}
+
+/*
+ * Run while suspended, after the stream's postsuspend made its final
+ * commit: a commit or destination flush that failed there shows as ro or
+ * fail mode.
+ */
+static int finish_check(const char *name, void *arg, char *why, size_t len)
+{
+	struct stream_status st;
+	struct dmx_table tbl;
+	char reason[384];
+	int r = -1;
+
+	(void)arg;
+	/* stream_get() would print its errors; this may not. */
+	if (dmx_status(name, &tbl)) {
+		snprintf(why, len, "%s: cannot read its status after the suspend", name);
+		return -1;
+	}
+	if (tbl.nr != 1 || strcmp(tbl.t[0].type, "stream") ||
+	    stream_status_parse(tbl.t[0].params, tbl.t[0].len, &st))
+		snprintf(why, len, "%s: unexpected status after the suspend", name);
+	else if (unfinishable(name, &st, reason, sizeof(reason)))
+		snprintf(why, len, "%s: the final commit at the suspend failed: %s", name,
+			 reason);
+	else
+		r = 0;
+	dmx_table_free(&tbl);
+	return r;
 }
 
 static int finish(const char *name)
@@ -739,7 +872,7 @@ static int finish(const char *name)
 	struct stream_status st;
 	struct dmx_info info;
 	struct dmx_table tbl;
-	char helper[160] = "", d[32], m[32];
+	char helper[160] = "", d[32], m[32], why[512];
 	bool has_helper;
 	uint64_t len;
 	int r;
@@ -760,17 +893,22 @@ static int finish(const char *name)
 	}
 	if (stream_get_table(name, &t, &len) || stream_get(name, &st, &info))
 		return EXIT_FAIL;
-	if (strcmp(st.state, "complete")) {
-		err("%s is not complete: %" PRIu64 "/%" PRIu64 " regions copied (%s%s%s); "
-		    "'%s wait %s' first", name, st.copied, st.total, st.state,
-		    st.fail ? "" : ", ", st.fail ? "" : st.mode, progname, name);
-		return EXIT_INCOMPLETE;
+	r = unfinishable(name, &st, why, sizeof(why));
+	if (r) {
+		err("%s; not finished, it is still a stream", why);
+		return r;
 	}
 	has_helper = helper_origin(name, &t, helper, sizeof(helper));
 
+	/* The stream commits at the suspend, so its health is checked again
+	 * between the suspend and the resume. */
 	one_target(&tbl, len, "linear", "%u:%u 0", t.dest_major, t.dest_minor);
-	r = switch_table(name, &tbl, name);
+	r = switch_table(name, &tbl, name, finish_check, NULL);
 	dmx_table_free(&tbl);
+	if (r > 0) {
+		err("%s: not finished: it is resumed on its stream table, still a stream", name);
+		return EXIT_COPY_FAILED;
+	}
 	if (r) {
 		err("%s: not finished; it is still a stream", name);
 		return EXIT_FAIL;
@@ -975,7 +1113,7 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 	table_opts(o, opts, sizeof(opts));
 	one_target(&tbl, len, "stream", "%u:%u %u:%u %u:%u %" PRIu64 " %s", meta.major,
 		   meta.minor, dest.major, dest.minor, omaj, omin, region, opts);
-	if (switch_table(name, &tbl, name))
+	if (switch_table(name, &tbl, name, NULL, NULL))
 		goto rollback;
 	dmx_table_free(&tbl);
 	dmx_table_free(&old);
@@ -983,7 +1121,7 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 	printf("%s: copying %s onto %s in %s regions (origin %s%s%u:%u%s)\n", name,
 	       fmt_bytes(len * 512, a, sizeof(a)), dest.path,
 	       fmt_bytes(region * 512, b, sizeof(b)), helper[0] ? helper : "", helper[0] ? ", " : "",
-	       omaj, omin, o->rate_set && o->rate_bps ? ", rate limited" : "");
+	       omaj, omin, o->rate_set && o->rate_kib ? ", rate limited" : "");
 	fflush(stdout);
 	if (!o->finish)
 		return EXIT_OK;
@@ -995,6 +1133,10 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 		f.interval = o->interval > 0 ? o->interval : 1;
 	}
 	r = follow_stream(&f);
+	if (r == EXIT_COPY_FAILED) {
+		err("%s is still a stream onto %s, not finished", name, dest.path);
+		return r;
+	}
 	if (r != EXIT_OK) {
 		err("%s keeps streaming onto %s: '%s wait %s' and '%s finish %s' later", name,
 		    dest.path, progname, name, progname, name);
@@ -1062,12 +1204,9 @@ static int cmd_rate(const struct command *cmd, struct opts *o, int argc, char **
 	(void)argc;
 	if ((r = check_name(cmd, &name)))
 		return r;
-	if (parse_rate(argv[1], &o->rate_bps))
-		return usage_error(cmd, "invalid rate '%s': e.g. 50M/s, 512k, 0 for no limit",
-				   argv[1]);
-	if (rate_kib(o) > UINT32_MAX)
-		return usage_error(cmd, "rate '%s' is too large", argv[1]);
-	snprintf(msg, sizeof(msg), "rate %" PRIu64, rate_kib(o));
+	if ((r = rate_arg(cmd, argv[1], &o->rate_kib)))
+		return r;
+	snprintf(msg, sizeof(msg), "rate %" PRIu64, o->rate_kib);
 	return send_message(name, msg);
 }
 
@@ -1091,6 +1230,7 @@ static int cmd_check(const struct command *cmd, struct opts *o, int argc, char *
 		warn("%s is in use (a live table?): what is read may be changing", argv[0]);
 	r = meta_scan(fd, size, o->sb_only, &ops, &res);
 	close(fd);
+	report_hidden(&pc);
 	if (r)
 		return EXIT_FAIL;
 
@@ -1121,29 +1261,78 @@ static int cmd_check(const struct command *cmd, struct opts *o, int argc, char *
 	return EXIT_OK;
 }
 
+/*
+ * dump keeps no list in memory: a device of 2^31 regions can have as many
+ * runs. What cannot go to stdout as the scan finds it (all of the JSON,
+ * which starts with the superblock and holds its arrays one after the
+ * other; the two run lines of the text) goes to unlinked temporary files,
+ * copied to stdout at the end.
+ */
+struct dump_list {
+	FILE *f;
+	uint64_t n;		/* items written */
+};
+
 struct dump_ctx {
 	bool json;
 	struct problem_ctx pc;
-	json_object *blocks, *copied, *uncopied, *problems;
-	/* Human output of the runs: one line of each kind, built up. */
-	FILE *copied_f, *uncopied_f;
-	char *copied_s, *uncopied_s;
-	size_t copied_n, uncopied_n;
+	/* JSON arrays by their key; copied and uncopied serve the text too. */
+	struct dump_list blocks, copied, uncopied, problems;
 };
+
+static int list_open(struct dump_list *l)
+{
+	l->n = 0;
+	l->f = xtmpfile();
+	return l->f ? 0 : -1;
+}
+
+static void list_close(struct dump_list *l)
+{
+	if (l->f)
+		fclose(l->f);
+	l->f = NULL;
+}
+
+/* Appends @o, serialised, to a JSON array's items, and frees it. */
+static void list_add_json(struct dump_list *l, json_object *o)
+{
+	fprintf(l->f, "%s%s", l->n++ ? "," : "",
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+/* Copies what @l holds to @out. */
+static int list_copy(struct dump_list *l, FILE *out)
+{
+	char buf[65536];
+	size_t n;
+
+	if (fflush(l->f) || ferror(l->f) || fseek(l->f, 0, SEEK_SET)) {
+		err("cannot write a temporary file (is %s full?)", tmp_dir());
+		return -1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), l->f)))
+		fwrite(buf, 1, n, out);
+	if (ferror(l->f)) {
+		err("cannot read back a temporary file: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
 
 /* Problems to stderr, as check prints them, and into the JSON. */
 static void dump_problem(void *ctx, enum meta_severity sev, const char *msg)
 {
-	static const char *const kind[] = { "note", "warning", "error" };
 	struct dump_ctx *d = ctx;
 
 	report_problem(&d->pc, sev, msg);
 	if (d->json) {
 		json_object *p = json_object_new_object();
 
-		json_object_object_add(p, "severity", json_object_new_string(kind[sev]));
+		json_object_object_add(p, "severity", json_object_new_string(problem_kind[sev]));
 		json_object_object_add(p, "message", json_object_new_string(msg));
-		json_object_array_add(d->problems, p);
+		list_add_json(&d->problems, p);
 	}
 }
 
@@ -1171,7 +1360,7 @@ static void dump_block(void *ctx, uint64_t index, const struct meta_slot_info sl
 			json_object_array_add(slots, so);
 		}
 		json_object_object_add(b, "slots", slots);
-		json_object_array_add(d->blocks, b);
+		list_add_json(&d->blocks, b);
 		return;
 	}
 	printf("bitmap block %" PRIu64 ":", index);
@@ -1186,22 +1375,19 @@ static void dump_block(void *ctx, uint64_t index, const struct meta_slot_info sl
 	printf("\n");
 }
 
+/* A run: [first,last] in JSON (as json-c prints it), " 5" or " 5-9" in text. */
 static void dump_range(void *ctx, bool copied, uint64_t first, uint64_t last)
 {
 	struct dump_ctx *d = ctx;
+	struct dump_list *l = copied ? &d->copied : &d->uncopied;
 
-	if (d->json) {
-		json_object *r = json_object_new_array();
-
-		json_object_array_add(r, json_object_new_uint64(first));
-		json_object_array_add(r, json_object_new_uint64(last));
-		json_object_array_add(copied ? d->copied : d->uncopied, r);
-		return;
-	}
-	if (first == last)
-		fprintf(copied ? d->copied_f : d->uncopied_f, " %" PRIu64, first);
+	if (d->json)
+		fprintf(l->f, "%s[%" PRIu64 ",%" PRIu64 "]", l->n ? "," : "", first, last);
+	else if (first == last)
+		fprintf(l->f, " %" PRIu64, first);
 	else
-		fprintf(copied ? d->copied_f : d->uncopied_f, " %" PRIu64 "-%" PRIu64, first, last);
+		fprintf(l->f, " %" PRIu64 "-%" PRIu64, first, last);
+	l->n++;
 }
 
 static json_object *sb_json(const struct meta_sb *sb)
@@ -1242,13 +1428,51 @@ static void sb_print(const struct meta_sb *sb)
 	printf("  region_size       %" PRIu32 " sectors (%s)\n", sb->region_size,
 	       fmt_bytes((uint64_t)sb->region_size * 512, a, sizeof(a)));
 	printf("  target_size       %" PRIu64 " sectors (%s)\n", sb->target_size,
-	       fmt_bytes(sb->target_size * 512, a, sizeof(a)));
+	       fmt_sectors(sb->target_size, a, sizeof(a)));
 	printf("  nr_regions        %" PRIu64 "\n", sb->nr_regions);
 	printf("  origin_size       %" PRIu64 " sectors\n", sb->origin_size);
 	printf("  dest_size         %" PRIu64 " sectors\n", sb->dest_size);
 	printf("  nr_bitmap_blocks  %" PRIu64 "\n", sb->nr_bitmap_blocks);
 	printf("  transaction_id    %" PRIu64 "\n", sb->transaction_id);
 	printf("  nr_copied         %" PRIu64 "\n", sb->nr_copied);
+}
+
+/* A JSON value printed on its own, as json-c prints it inside an object. */
+static void print_json(json_object *o)
+{
+	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), stdout);
+	json_object_put(o);
+}
+
+/* The JSON of dump, in the key order it always had. */
+static int dump_json(struct dump_ctx *d, const char *dev, const struct meta_scan_result *res)
+{
+	static const char *const keys[] = { "bitmap_blocks", "copied", "uncopied" };
+	struct dump_list *lists[] = { &d->blocks, &d->copied, &d->uncopied };
+	unsigned int i;
+
+	printf("{\"device\":");
+	print_json(json_object_new_string(dev));
+	printf(",\"blank\":%s", res->sb.blank ? "true" : "false");
+	if (res->sb.magic == STREAM_MAGIC) {
+		printf(",\"superblock\":");
+		print_json(sb_json(&res->sb));
+	}
+	for (i = 0; i < 3; i++) {
+		printf(",\"%s\":[", keys[i]);
+		if (list_copy(lists[i], stdout))
+			return -1;
+		printf("]");
+	}
+	if (res->bitmap_scanned)
+		printf(",\"copied_regions\":%" PRIu64, res->bits_set);
+	else
+		printf(",\"copied_regions\":null");
+	printf(",\"problems\":[");
+	if (list_copy(&d->problems, stdout))
+		return -1;
+	printf("],\"errors\":%u,\"non_fatal_errors\":%u}\n", res->fatal, res->nonfatal);
+	return 0;
 }
 
 static int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **argv)
@@ -1258,10 +1482,9 @@ static int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **
 				     .range = dump_range };
 	struct meta_scan_result res;
 	struct meta_sb sb;
-	json_object *root;
 	uint64_t size;
 	bool in_use;
-	int fd, r;
+	int fd, r = -1;
 
 	(void)cmd;
 	(void)argc;
@@ -1271,58 +1494,43 @@ static int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **
 	if (in_use)
 		warn("%s is in use (a live table?): what is read may be changing", argv[0]);
 
-	if (o->json) {
-		d.blocks = json_object_new_array();
-		d.copied = json_object_new_array();
-		d.uncopied = json_object_new_array();
-		d.problems = json_object_new_array();
-	} else {
-		d.copied_f = open_memstream(&d.copied_s, &d.copied_n);
-		d.uncopied_f = open_memstream(&d.uncopied_s, &d.uncopied_n);
-		if (!d.copied_f || !d.uncopied_f) {
-			err("out of memory");
-			close(fd);
-			return EXIT_FAIL;
-		}
+	if (list_open(&d.copied) || list_open(&d.uncopied) ||
+	    (o->json && (list_open(&d.blocks) || list_open(&d.problems))))
+		goto out;
+	if (!o->json) {
 		/* The superblock first, then the blocks as the scan meets them. */
 		if (size >= STREAM_BLOCK_SIZE && !meta_read_sb(fd, &sb) && sb.magic == STREAM_MAGIC)
 			sb_print(&sb);
 		fflush(stdout);
 	}
 	r = meta_scan(fd, size, false, &ops, &res);
-	close(fd);
+	report_hidden(&d.pc);
+	if (r)
+		goto out;
 
 	if (o->json) {
-		root = json_object_new_object();
-		json_object_object_add(root, "device", json_object_new_string(argv[0]));
-		json_object_object_add(root, "blank", json_object_new_boolean(res.sb.blank));
-		if (res.sb.magic == STREAM_MAGIC && !r)
-			json_object_object_add(root, "superblock", sb_json(&res.sb));
-		json_object_object_add(root, "bitmap_blocks", d.blocks);
-		json_object_object_add(root, "copied", d.copied);
-		json_object_object_add(root, "uncopied", d.uncopied);
-		json_object_object_add(root, "copied_regions", res.bitmap_scanned ?
-				       json_object_new_uint64(res.bits_set) : NULL);
-		json_object_object_add(root, "problems", d.problems);
-		json_object_object_add(root, "errors", json_object_new_uint64(res.fatal));
-		json_object_object_add(root, "non_fatal_errors", json_object_new_uint64(res.nonfatal));
+		r = dump_json(&d, argv[0], &res);
+	} else if (res.sb.blank) {
+		printf("%s: blank: no metadata yet\n", argv[0]);
+	} else if (res.bitmap_scanned) {
+		printf("copied regions (%" PRIu64 "):%s", res.bits_set, d.copied.n ? "" : " none");
+		r = list_copy(&d.copied, stdout);
+		printf("\nuncopied regions (%" PRIu64 "):%s", res.sb.nr_regions - res.bits_set,
+		       d.uncopied.n ? "" : " none");
 		if (!r)
-			printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
-		json_object_put(root);
-	} else {
-		fclose(d.copied_f);
-		fclose(d.uncopied_f);
-		if (!r && res.sb.blank) {
-			printf("%s: blank: no metadata yet\n", argv[0]);
-		} else if (!r && res.bitmap_scanned) {
-			printf("copied regions (%" PRIu64 "):%s\n", res.bits_set,
-			       d.copied_n ? d.copied_s : " none");
-			printf("uncopied regions (%" PRIu64 "):%s\n",
-			       res.sb.nr_regions - res.bits_set, d.uncopied_n ? d.uncopied_s : " none");
-		}
-		free(d.copied_s);
-		free(d.uncopied_s);
+			r = list_copy(&d.uncopied, stdout);
+		printf("\n");
 	}
+	if (fflush(stdout) || ferror(stdout)) {
+		err("cannot write the output: %s", strerror(errno));
+		r = -1;
+	}
+out:
+	close(fd);
+	list_close(&d.blocks);
+	list_close(&d.copied);
+	list_close(&d.uncopied);
+	list_close(&d.problems);
 	if (r)
 		return EXIT_FAIL;
 	return res.fatal ? EXIT_METADATA : EXIT_OK;
@@ -1364,7 +1572,8 @@ static int cmd_version(const struct command *cmd, struct opts *o, int argc, char
 #define SIZES_HELP \
 	"Sizes take k, M, G, T suffixes (powers of 1024) or s (512-byte sectors);\n" \
 	"plain numbers are bytes. Rates are sizes per second: 50M/s, 512k; 0 means\n" \
-	"no limit.\n"
+	"no limit. The kernel takes KiB/s: a rate is rounded up to whole KiB/s, and\n" \
+	"at most 4294967295k (just under 4T/s) is accepted.\n"
 
 static const struct command commands[] = {
 	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--paused] [--force]",
@@ -1377,7 +1586,7 @@ static const struct command commands[] = {
 	  "                      of this same geometry (the stream continues)\n"
 	  "  --region-size SIZE  unit of copying, a power of two from 4k to 1G (64k)\n"
 	  "  --rate RATE         limit background copying (default: none)\n"
-	  "  --max-inflight N    background regions in flight, 1 to 1024 (64)\n"
+	  "  --max-inflight N    background regions in flight, 1 to 1024 (256)\n"
 	  "  --paused            create paused; 'dmstream continue NAME' starts it\n"
 	  "  --force             overwrite a metadata device holding anything else\n\n"
 	  SIZES_HELP },
@@ -1396,14 +1605,19 @@ static const struct command commands[] = {
 	  "\n  --timeout SEC       give up after SEC seconds (exit 5)\n"
 	  "  --progress          show progress meanwhile, as 'status --watch' (with\n"
 	  "                      its --json and --interval)\n\n"
-	  "Exits 0 when complete; 4 when the copy failed (metadata ro/fail mode, or\n"
-	  "stalled on copy errors), with the reason.\n" },
+	  "Exits 0 when complete; 4 when the copy failed (ro or fail mode, complete or\n"
+	  "not: metadata or destination failure; or stalled on copy errors), with the\n"
+	  "reason.\n" },
 	{ "finish", "NAME",
 	  "Switch a complete NAME to 'linear' on its destination; remove the helpers.",
 	  0, 1, 1, cmd_finish,
-	  "\nRefuses (exit 6) unless the copy is complete. Loads the linear table, then\n"
-	  "suspends and resumes NAME; on failure NAME stays a stream. Removes the\n"
-	  "helper origin that 'copy' made. The metadata device is free afterwards.\n" },
+	  "\nRefuses unless NAME is healthy: exit 4 in ro or fail mode (its metadata or\n"
+	  "destination failed), exit 6 when the copy is not complete. Loads the linear\n"
+	  "table, then suspends NAME, which makes the stream's final commit, and checks\n"
+	  "the status again: if the mode is no longer rw, the linear table is dropped\n"
+	  "and NAME resumed as a stream (exit 4); else NAME is resumed on the linear\n"
+	  "table. On any failure NAME stays a stream. Removes the helper origin that\n"
+	  "'copy' made. The metadata device is free afterwards.\n" },
 	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
 	  "Live copy of dm device NAME, in use, onto DEST: NAME becomes a stream.",
 	  O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) | O(OPT_MAX_INFLIGHT) |
@@ -1434,11 +1648,15 @@ static const struct command commands[] = {
 	  "  --super-block-only         check the superblock only\n"
 	  "  --ignore-non-fatal-errors  exit 0 despite damage the kernel tolerates\n"
 	  "                             (an invalid slot not in use, say)\n\n"
-	  "Exits 0 when the metadata is clean (or blank), 3 when it has errors, 2 when\n"
-	  "it cannot be read.\n" },
+	  "Problems go to stderr: the first 20 of each kind, then a count of the rest.\n"
+	  "META is a block device or a regular file (an image). Exits 0 when the\n"
+	  "metadata is clean (or blank), 3 when it has errors, 2 when it cannot be\n"
+	  "read or is neither.\n" },
 	{ "dump", "META [--json]",
 	  "Print a metadata device's superblock, bitmap slots and copied/uncopied regions.",
-	  O(OPT_JSON), 1, 1, cmd_dump, NULL },
+	  O(OPT_JSON), 1, 1, cmd_dump,
+	  "\n  --json              one JSON object (see dmstream(8) for its keys)\n\n"
+	  "The region ranges go through temporary files in $TMPDIR (/tmp), not memory.\n" },
 	{ "help", "[COMMAND]", "Show the commands, or one command's help.", 0, 0, 1, cmd_help, NULL },
 	{ "version", "", "Show the version.", 0, 0, 0, cmd_version, NULL },
 };
@@ -1472,13 +1690,36 @@ static void usage_all(FILE *f)
 		"See dmstream(8).\n", progname);
 }
 
+/*
+ * After getopt_long() returned '?': names the option as the user typed it.
+ * optopt is the character of a bad short option; for a long option it is
+ * 0 (unknown or ambiguous), or the option's value when it was given a
+ * "=VALUE" it does not take. A long option is a whole word, which getopt
+ * has stepped past: argv[optind - 1].
+ */
+static int bad_option(const struct command *cmd, const struct option *longopts, char **argv)
+{
+	const struct option *lo;
+
+	for (lo = longopts; optopt && lo->name; lo++)
+		if (lo->val == optopt && lo->has_arg == no_argument)
+			return usage_error(cmd, "option '--%s' takes no value (given '%s')",
+					   lo->name, argv[optind - 1]);
+	if (optopt > 0 && optopt < 128 && isprint(optopt))
+		return usage_error(cmd, "unknown option '-%c'", optopt);
+	if (optopt)
+		return usage_error(cmd, "unknown option character 0x%02x",
+				   (unsigned int)(unsigned char)optopt);
+	return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+}
+
 /* Parses a command's options and positional arguments into @o. */
 static int parse_command(const struct command *cmd, int argc, char **argv, struct opts *o,
 			 int *first_arg)
 {
 	struct option longopts[OPT_MAX + 1];
 	size_t i, n = 0;
-	int c, nargs;
+	int c, nargs, r;
 
 	for (i = 0; i < sizeof(all_options) / sizeof(all_options[0]); i++)
 		if (all_options[i].val == OPT_HELP || (cmd->options & O(all_options[i].val)))
@@ -1509,11 +1750,8 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 						   optarg);
 			break;
 		case OPT_RATE:
-			if (parse_rate(optarg, &o->rate_bps))
-				return usage_error(cmd, "invalid rate '%s': e.g. 50M/s, 512k, 0",
-						   optarg);
-			if ((o->rate_bps + 1023) / 1024 > UINT32_MAX)
-				return usage_error(cmd, "rate '%s' is too large", optarg);
+			if ((r = rate_arg(cmd, optarg, &o->rate_kib)))
+				return r;
 			o->rate_set = true;
 			break;
 		case OPT_MAX_INFLIGHT:
@@ -1560,9 +1798,7 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 		case ':':
 			return usage_error(cmd, "option '%s' needs an argument", argv[optind - 1]);
 		default:
-			if (optopt && optopt != '?')
-				return usage_error(cmd, "unknown option '-%c'", optopt);
-			return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+			return bad_option(cmd, longopts, argv);
 		}
 	}
 	nargs = argc - optind;
@@ -1599,7 +1835,7 @@ int main(int argc, char **argv)
 		case 'V':
 			return cmd_version(NULL, NULL, 0, NULL);
 		default:
-			return usage_error(NULL, "unknown option '%s'", argv[optind - 1]);
+			return bad_option(NULL, global, argv);
 		}
 	}
 	if (optind >= argc) {

@@ -61,13 +61,47 @@ static uint32_t block_csum(const void *block, uint32_t xor)
 
 /*---------------------------------------------------------------------------*/
 /* Device access */
+/* What a file that cannot hold metadata is, for the message. */
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "not a regular file";
+}
+
+static bool type_ok(const char *path, const struct stat *st)
+{
+	if (S_ISBLK(st->st_mode) || S_ISREG(st->st_mode))
+		return true;
+	err("%s: %s, not a block device or a regular file", path, file_kind(st->st_mode));
+	return false;
+}
+
+/*
+ * Only block devices and regular files are opened: the type is checked
+ * before the open, since opening a FIFO waits for a writer and opening some
+ * character devices acts (a tape rewinds). The open itself is O_NONBLOCK,
+ * in case the path changes in between, and the type checked again.
+ */
 int meta_open(const char *path, bool rw, bool *in_use, uint64_t *size)
 {
-	int mode = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC;
+	int mode = (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK;
 	struct stat st;
-	int fd;
+	int fd, fl;
 
 	*in_use = false;
+	if (stat(path, &st)) {
+		err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!type_ok(path, &st))
+		return -1;
 	fd = open(path, mode | O_EXCL | O_DIRECT);
 	if (fd < 0 && errno == EBUSY) {
 		*in_use = true;
@@ -84,18 +118,24 @@ int meta_open(const char *path, bool rw, bool *in_use, uint64_t *size)
 		close(fd);
 		return -1;
 	}
+	if (!type_ok(path, &st)) {
+		close(fd);
+		return -1;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK)) {
+		err("%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (S_ISBLK(st.st_mode)) {
 		if (ioctl(fd, BLKGETSIZE64, size)) {
 			err("%s: cannot read the device size: %s", path, strerror(errno));
 			close(fd);
 			return -1;
 		}
-	} else if (S_ISREG(st.st_mode)) {
-		*size = st.st_size;
 	} else {
-		err("%s: not a block device or a file", path);
-		close(fd);
-		return -1;
+		*size = st.st_size;
 	}
 	return fd;
 }
@@ -267,34 +307,64 @@ static bool is_power_of_2(uint64_t v)
 }
 
 /*
- * The geometry checks that need no table: what the constructor enforces on
- * any superblock it accepts. Returns false when the bitmap cannot be
- * located from these numbers.
+ * The largest block device, in sectors: its size in bytes is a loff_t. No
+ * origin or destination can be larger, so no table matches a superblock
+ * that says so.
+ */
+#define MAX_DEVICE_SECTORS	((uint64_t)INT64_MAX >> 9)
+
+/* ceil(@n / @d) for @d > 0, without the overflow of (n + d - 1) / d. */
+static uint64_t div_round_up(uint64_t n, uint64_t d)
+{
+	return n / d + (n % d != 0);
+}
+
+/*
+ * The geometry checks that need no table: every superblock the module
+ * accepts satisfies them, whatever table it is loaded with (the table's
+ * region size and length must equal the superblock's, the origin's and
+ * destination's sizes too; see stream_ctr() and sb_check()). Returns false
+ * when the bitmap cannot be located from these numbers.
  */
 static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t dev_bytes)
 {
-	bool usable = true;
-	uint64_t needed;
+	bool region_ok = sb->region_size >= STREAM_MIN_REGION_SECTORS &&
+			 sb->region_size <= STREAM_MAX_REGION_SECTORS &&
+			 is_power_of_2(sb->region_size);
+	bool regions_ok = sb->nr_regions >= 1 && sb->nr_regions <= STREAM_MAX_REGIONS;
+	bool usable = region_ok && regions_ok;
+	uint64_t expected = 0, needed;
 
-	if (sb->region_size < STREAM_MIN_REGION_SECTORS ||
-	    sb->region_size > STREAM_MAX_REGION_SECTORS || !is_power_of_2(sb->region_size)) {
+	if (!region_ok)
 		problem(s, META_FATAL,
 			"superblock: region size %" PRIu32 " is not a power of two from %u to %u sectors",
 			sb->region_size, STREAM_MIN_REGION_SECTORS, STREAM_MAX_REGION_SECTORS);
+	if (!sb->target_size) {
+		problem(s, META_FATAL, "superblock: the target length is 0 sectors");
 		usable = false;
-	} else if (sb->nr_regions != (sb->target_size + sb->region_size - 1) / sb->region_size) {
-		problem(s, META_FATAL,
-			"superblock geometry is inconsistent: %" PRIu64 " regions for %" PRIu64
-			" sectors in regions of %" PRIu32, sb->nr_regions, sb->target_size,
-			sb->region_size);
-		usable = false;
+	} else if (region_ok) {
+		expected = div_round_up(sb->target_size, sb->region_size);
+		if (expected > STREAM_MAX_REGIONS) {
+			problem(s, META_FATAL, "superblock: a target of %" PRIu64 " sectors in regions "
+				"of %" PRIu32 " makes %" PRIu64 " regions, above the limit of %llu",
+				sb->target_size, sb->region_size, expected,
+				(unsigned long long)STREAM_MAX_REGIONS);
+			usable = false;
+		} else if (regions_ok && sb->nr_regions != expected) {
+			problem(s, META_FATAL, "superblock geometry is inconsistent: %" PRIu64
+				" regions for %" PRIu64 " sectors in regions of %" PRIu32
+				" (expected %" PRIu64 ")", sb->nr_regions, sb->target_size,
+				sb->region_size, expected);
+			usable = false;
+		}
 	}
-	if (!sb->target_size || sb->nr_regions > STREAM_MAX_REGIONS) {
-		problem(s, META_FATAL, "superblock: %" PRIu64 " regions: expected 1 to %llu",
-			sb->nr_regions, (unsigned long long)STREAM_MAX_REGIONS);
-		return false;
-	}
-	if (sb->nr_bitmap_blocks != stream_nr_bitmap_blocks(sb->nr_regions)) {
+	if (!regions_ok) {
+		/* Unless just said of the same count. */
+		if (sb->nr_regions != expected)
+			problem(s, META_FATAL, "superblock: %" PRIu64 " regions: expected 1 to %llu",
+				sb->nr_regions, (unsigned long long)STREAM_MAX_REGIONS);
+	/* nr_regions is at most 2^31 here: no overflow below. */
+	} else if (sb->nr_bitmap_blocks != stream_nr_bitmap_blocks(sb->nr_regions)) {
 		problem(s, META_FATAL,
 			"superblock geometry is inconsistent: %" PRIu64 " bitmap blocks for %" PRIu64
 			" regions (expected %llu)", sb->nr_bitmap_blocks, sb->nr_regions,
@@ -305,19 +375,32 @@ static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t de
 		problem(s, META_FATAL, "superblock: origin size %" PRIu64
 			" sectors is below the target length %" PRIu64,
 			sb->origin_size, sb->target_size);
+	else if (sb->origin_size > MAX_DEVICE_SECTORS)
+		problem(s, META_FATAL, "superblock: origin size %" PRIu64
+			" sectors is larger than any block device", sb->origin_size);
 	if (sb->dest_size < sb->target_size)
 		problem(s, META_FATAL, "superblock: destination size %" PRIu64
 			" sectors is below the target length %" PRIu64,
 			sb->dest_size, sb->target_size);
+	else if (sb->dest_size > MAX_DEVICE_SECTORS)
+		problem(s, META_FATAL, "superblock: destination size %" PRIu64
+			" sectors is larger than any block device", sb->dest_size);
 	if (sb->nr_copied > sb->nr_regions)
 		problem(s, META_FATAL, "superblock copied count %" PRIu64
 			" is above the number of regions %" PRIu64, sb->nr_copied, sb->nr_regions);
+	/* The kernel compares slot ids as signed 64-bit numbers. */
+	if (sb->transaction_id > INT64_MAX)
+		problem(s, META_FATAL, "superblock transaction id %" PRIu64 " is out of range",
+			sb->transaction_id);
 
-	needed = stream_metadata_blocks(sb->nr_regions);
-	if (usable && dev_bytes / STREAM_BLOCK_SIZE < needed) {
-		problem(s, META_FATAL, "metadata device too small: %llu sectors needed, %" PRIu64
-			" given", (unsigned long long)needed * STREAM_BLOCK_SECTORS, dev_bytes >> 9);
-		usable = false;
+	if (usable) {
+		needed = stream_metadata_blocks(sb->nr_regions);
+		if (dev_bytes / STREAM_BLOCK_SIZE < needed) {
+			problem(s, META_FATAL, "metadata device too small: %llu sectors needed, %"
+				PRIu64 " given", (unsigned long long)needed * STREAM_BLOCK_SECTORS,
+				dev_bytes >> 9);
+			usable = false;
+		}
 	}
 	return usable;
 }
@@ -424,11 +507,13 @@ static int pick_slot(struct meta_slot_info si[2], uint64_t committed)
 	unsigned int i;
 
 	for (i = 0; i < 2; i++) {
-		id[i] = si[i].valid ? (int64_t)(si[i].transaction_id & INT64_MAX) : -1;
-		if (id[i] > (int64_t)committed) {
+		id[i] = -1;
+		if (!si[i].valid)
+			continue;
+		if (si[i].transaction_id > committed || committed > INT64_MAX)
 			si[i].future = true;
-			id[i] = -1;
-		}
+		else
+			id[i] = (int64_t)si[i].transaction_id;
 	}
 	if (id[0] < 0 && id[1] < 0)
 		return -1;
@@ -485,9 +570,9 @@ static int scan_bitmap(struct scan *s, int fd, const struct meta_sb *sb)
 					index,
 					si[0].valid ? "from an uncommitted transaction" : si[0].why,
 					si[1].valid ? "from an uncommitted transaction" : si[1].why);
-				/* Its regions count as uncopied in the runs. */
-				for (j = 0; j < nr; j++)
-					range_emit(s, false, first + j, first + j);
+				/* Its regions count as uncopied in the runs: one
+				 * run at once, not one call per region. */
+				range_emit(s, false, first, first + nr - 1);
 				continue;
 			}
 			slot[used] += STREAM_BITMAP_HDR_SIZE;

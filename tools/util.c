@@ -139,6 +139,20 @@ int parse_rate(const char *s, uint64_t *bytes_per_s)
 	return parse_size(buf, bytes_per_s);
 }
 
+int parse_rate_kib(const char *s, uint64_t *kib_per_s)
+{
+	uint64_t bps, kib;
+
+	if (parse_rate(s, &bps))
+		return -1;
+	/* Rounded up without (bps + 1023), which wraps near 2^64. */
+	kib = bps / 1024 + (bps % 1024 != 0);
+	if (kib > RATE_MAX_KIB)
+		return -2;
+	*kib_per_s = kib;
+	return 0;
+}
+
 int parse_seconds(const char *s, double *sec)
 {
 	char *end;
@@ -156,7 +170,7 @@ int parse_seconds(const char *s, double *sec)
 
 const char *fmt_bytes(uint64_t bytes, char *buf, size_t len)
 {
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
 	double v = (double)bytes;
 	unsigned int u = 0;
 
@@ -168,6 +182,16 @@ const char *fmt_bytes(uint64_t bytes, char *buf, size_t len)
 		snprintf(buf, len, "%" PRIu64 " B", bytes);
 	else
 		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+const char *fmt_sectors(uint64_t sectors, char *buf, size_t len)
+{
+	/* 2^51 sectors are 1 EiB. */
+	if (sectors > UINT64_MAX / 512)
+		snprintf(buf, len, "%.1f EiB", (double)sectors / (double)(1ULL << 51));
+	else
+		fmt_bytes(sectors * 512, buf, len);
 	return buf;
 }
 
@@ -293,6 +317,42 @@ int blockdev_busy(const struct blockdev *bd)
 		return 0;
 	}
 	return errno == EBUSY;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Temporary files */
+const char *tmp_dir(void)
+{
+	const char *dir = getenv("TMPDIR");
+
+	return dir && *dir ? dir : "/tmp";
+}
+
+FILE *xtmpfile(void)
+{
+	const char *dir = tmp_dir();
+	char path[4096];
+	FILE *f;
+	int fd;
+
+	/* Nameless from the start where the file system can; else unlinked. */
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(path, sizeof(path), "%s/dmstream.XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0) {
+		err("cannot create a temporary file in %s: %s", dir, strerror(errno));
+		return NULL;
+	}
+	f = fdopen(fd, "w+");
+	if (!f) {
+		err("cannot create a temporary file in %s: %s", dir, strerror(errno));
+		close(fd);
+	}
+	return f;
 }
 
 /*---------------------------------------------------------------------------*/

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 /* Exit codes (documented in dmstream(8)). */
@@ -33,6 +34,15 @@ void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int parse_size(const char *s, uint64_t *bytes);
 /* Rates: a size per second ("50M/s", "50M"); "0", "none", "unlimited" = 0. */
 int parse_rate(const char *s, uint64_t *bytes_per_s);
+
+/* The largest rate the kernel takes: KiB/s in an unsigned 32-bit number. */
+#define RATE_MAX_KIB	UINT32_MAX
+/*
+ * A rate as the kernel takes it: parse_rate()'s bytes per second rounded up
+ * to KiB/s, 0 (no limit) staying 0. Returns -1 when @s is no rate, -2 when
+ * it is above RATE_MAX_KIB KiB/s.
+ */
+int parse_rate_kib(const char *s, uint64_t *kib_per_s);
 /* A decimal number, no suffix. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *v);
 /* Seconds, may be fractional ("2.5"). */
@@ -40,6 +50,8 @@ int parse_seconds(const char *s, double *sec);
 
 /* "12.5 MiB" into buf. */
 const char *fmt_bytes(uint64_t bytes, char *buf, size_t len);
+/* The same for a number of 512-byte sectors, however large. */
+const char *fmt_sectors(uint64_t sectors, char *buf, size_t len);
 /* "1:02:03", "2:03" or "--:--" for negative. */
 const char *fmt_duration(double sec, char *buf, size_t len);
 
@@ -61,6 +73,14 @@ int blockdev_busy(const struct blockdev *bd);
 /* "major:minor" in buf. */
 const char *devt_str(unsigned int major, unsigned int minor, char *buf, size_t len);
 int parse_devt(const char *s, unsigned int *major, unsigned int *minor);
+
+/* Where temporary files go: $TMPDIR, else /tmp. */
+const char *tmp_dir(void);
+/*
+ * An unlinked temporary file in tmp_dir(), open for writing and reading
+ * back; NULL (message printed) on failure.
+ */
+FILE *xtmpfile(void);
 
 /* Aligned allocation for O_DIRECT buffers. */
 void *xmalloc_aligned(size_t size);

@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Shared pieces: seeded random streams, number tokens, dm's argument
+splitting, the kernel log captured during a run, CRC32C."""
+
+import random
+import re
+import struct
+
+U32_MAX = (1 << 32) - 1
+U64_MAX = (1 << 64) - 1
+
+# What run_tests.sh counts as a kernel bug report (its KLOG_BAD).
+KLOG_BAD = re.compile(
+    r"BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|lockdep|hung task|"
+    r"blocked for more than|unreferenced object|general protection fault|Kernel panic|"
+    r"detected stalls? on CPU|list_(add|del) corruption")
+
+# The marker the bash side writes to /dev/kmsg before each case.
+MARK_RE = re.compile(r"dmst-fuzz: (\S+) case (\d+)$")
+
+
+def case_rng(seed, kind, n):
+    """The random stream of case @n of @kind: independent of the count."""
+    return random.Random("%s:%s:%d" % (seed, kind, n))
+
+
+def decimal(tok):
+    """The value of a plain decimal token, or None (the rst: "Numbers must be
+    plain decimal"). The value is exact: no wrapping past 64 bits."""
+    if tok is not None and re.fullmatch(r"[0-9]+", tok):
+        return int(tok)
+    return None
+
+
+def number_token(rng, interesting=(), lo=0, hi=U64_MAX):
+    """A token meant to be parsed as a number: mostly values near the limits,
+    sometimes malformed, overflowing or wrapping modulo 2^64 back into range."""
+    pick = rng.random()
+    if pick < 0.30 and interesting:
+        return str(rng.choice(interesting))
+    if pick < 0.45:
+        return str(rng.choice([lo, hi, lo - 1 if lo else 0, hi + 1, U32_MAX,
+                               U32_MAX + 1, U64_MAX, U64_MAX + 1]))
+    if pick < 0.55:
+        return str(rng.randint(lo, hi) if hi - lo < 1 << 40 else rng.getrandbits(64))
+    if pick < 0.65:
+        # Past 2^64 but congruent to a value in range: wraps in a %llu parser.
+        base = rng.choice(interesting) if interesting else lo
+        return str(base + rng.choice([1, 1, 2, 16, 1 << 32]) * (1 << 64))
+    if pick < 0.72:
+        return "0" * rng.randint(1, 30) + str(rng.choice(interesting or [lo]))
+    junk = ["-1", "-0", "+8", "0x10", "0X10", "1e3", "12x", "x12", "8.0", "8,0",
+            "", "\u0668", "0b1000", "08x", "-18446744073709551616",
+            "99999999999999999999999999999999999999"]
+    tok = rng.choice(junk)
+    if tok == "" and interesting:
+        tok = str(rng.choice(interesting)) + rng.choice("kKmMgG ")
+    return tok.strip() or "nan"
+
+
+def split_args(s):
+    """dm_split_args(): words separated by white space, a backslash quotes the
+    next character."""
+    out, cur, i, inword = [], [], 0, False
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s):
+            cur.append(s[i + 1])
+            inword = True
+            i += 2
+            continue
+        if c.isspace():
+            if inword:
+                out.append("".join(cur))
+                cur, inword = [], False
+        else:
+            cur.append(c)
+            inword = True
+        i += 1
+    if inword:
+        out.append("".join(cur))
+    return out
+
+
+class KernelLog:
+    """A `dmesg -W` capture split at the per-case markers."""
+
+    def __init__(self, path, kind):
+        self.cases = {}
+        self.bad_outside = []
+        cur = None
+        with open(path, errors="replace") as f:
+            for line in f:
+                line = line.rstrip("\n")
+                msg = re.sub(r"^\[[ 0-9.]*\] ?", "", line)
+                m = MARK_RE.search(msg)
+                if m:
+                    cur = int(m.group(2)) if m.group(1) == kind else None
+                    if cur is not None:
+                        self.cases[cur] = []
+                    continue
+                if cur is not None:
+                    self.cases[cur].append(msg)
+                elif KLOG_BAD.search(msg) and "dm-stream selftest" not in msg:
+                    self.bad_outside.append(msg)
+
+    def lines(self, n):
+        return self.cases.get(n, [])
+
+    def bad(self, n):
+        return [l for l in self.lines(n) if KLOG_BAD.search(l)]
+
+
+def kmsg_escape(s):
+    """A message as `dmesg` prints it: /dev/kmsg escapes control bytes, bytes
+    from 0x7f and the backslash as \\xHH; dmesg decodes that and escapes
+    again what is not printable in its (C) locale, which spares the
+    backslash."""
+    return "".join(chr(b) if 32 <= b < 127 else "\\x%02x" % b for b in s.encode())
+
+
+def stream_table_errors(lines):
+    """The constructor's errors: "device-mapper: table: M:N: stream: <error>"."""
+    out = []
+    for l in lines:
+        m = re.search(r"device-mapper: table: \d+:\d+: stream: (.*)", l)
+        if m:
+            out.append(m.group(1))
+    return out
+
+
+def core_table_errors(lines):
+    """dm core's own table errors (no "stream:" after the device)."""
+    out = []
+    for l in lines:
+        m = re.search(r"device-mapper: table: \d+:\d+: (.*)", l)
+        if m and not m.group(1).startswith("stream: "):
+            out.append(m.group(1))
+    return out
+
+
+# --- CRC32C, as the kernel's crc32c(~0, p, len): no final inversion ---------
+
+def _crc_tables():
+    poly = 0x82F63B78
+    t0 = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ (poly if c & 1 else 0)
+        t0.append(c)
+    tabs = [t0]
+    for _ in range(7):
+        prev = tabs[-1]
+        tabs.append([(prev[i] >> 8) ^ t0[prev[i] & 0xff] for i in range(256)])
+    return tabs
+
+
+_CRC_T = _crc_tables()
+_CRC_CACHE = {}
+
+
+def crc32c_raw(data, crc=0xFFFFFFFF):
+    """Slicing-by-8; results are cached by content (blocks repeat a lot)."""
+    key = (bytes(data), crc)
+    hit = _CRC_CACHE.get(key)
+    if hit is not None:
+        return hit
+    t0, t1, t2, t3, t4, t5, t6, t7 = _CRC_T
+    n = len(data) // 8
+    c = crc
+    for w in struct.unpack_from("<%dQ" % n, data):
+        x = w ^ c
+        c = (t7[x & 0xff] ^ t6[(x >> 8) & 0xff] ^ t5[(x >> 16) & 0xff] ^
+             t4[(x >> 24) & 0xff] ^ t3[(x >> 32) & 0xff] ^ t2[(x >> 40) & 0xff] ^
+             t1[(x >> 48) & 0xff] ^ t0[x >> 56])
+    for b in data[n * 8:]:
+        c = (c >> 8) ^ t0[(c ^ b) & 0xff]
+    if len(_CRC_CACHE) > 4096:
+        _CRC_CACHE.clear()
+    _CRC_CACHE[key] = c
+    return c
+
+
+assert crc32c_raw(b"123456789") == (~0xE3069283) & 0xFFFFFFFF
+
+
+def read_tsv(path):
+    with open(path) as f:
+        return [l.rstrip("\n").split("\t") for l in f if l.strip() and not l.startswith("#")]
+
+
+class Totals:
+    """Counters printed at the end of every judge."""
+
+    def __init__(self, *names):
+        self.names = names
+        self.n = {k: 0 for k in names}
+
+    def add(self, name, k=1):
+        self.n[name] = self.n.get(name, 0) + k
+
+    def line(self):
+        return " ".join("%s=%d" % (k, self.n.get(k, 0)) for k in self.names)

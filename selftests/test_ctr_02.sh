@@ -1,0 +1,90 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# test_ctr_02: the constructor's numbers and its sharing of metadata.
+#
+# - Numbers are digits only, and out-of-range values are refused, not
+#   wrapped: 2^64 + 8 is not a region size of 8, 2^64 + 1 not a rate or a
+#   max_inflight of 1 (table lines and messages alike); a sign, a base
+#   prefix or a trailing character is refused.
+# - Two stream targets of one table on one metadata device are refused
+#   (a reload of the device, a new table, still shares it: test_reload_01).
+# - A metadata device too small: the log names the sectors needed.
+# - A superblock transaction id past 2^63 - 1 is refused, and a slot id
+#   with bit 63 set is above the superblock's (it used to be masked).
+
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
+
+sh_require_stream
+ktap_plan 17
+
+make_loop -v origin 4
+make_loop -v dest 4
+make_loop -v meta 1
+make_loop -v origin2 4
+make_loop -v dest2 4
+len=$(sectors "$origin")
+base="0 $len stream $meta $dest $origin"
+
+sh_ctr_fail "region size 2^64 + 8 refused" "$base 18446744073709551624" "region size"
+sh_ctr_fail "region size +8 refused" "$base +8" "region size"
+sh_ctr_fail "region size 0x10 refused" "$base 0x10" "region size"
+sh_ctr_fail "region size 8k refused" "$base 8k" "region size"
+sh_ctr_fail "rate 2^64 + 1 refused" "$base 8 2 rate 18446744073709551617" "rate"
+sh_ctr_fail "rate 2^32 refused" "$base 8 2 rate 4294967296" "rate"
+sh_ctr_fail "rate -1 refused" "$base 8 2 rate -1" "rate"
+sh_ctr_fail "max_inflight 2^64 + 1 refused" "$base 8 2 max_inflight 18446744073709551617" \
+	"max_inflight"
+sh_ctr_fail "opt arg count 2^64 + 1 refused" "$base 8 18446744073709551617 paused" "."
+
+dm_create s "$base 8 1 paused"
+sh_msg_fail "message rate 2^64 + 1 refused" s rate 18446744073709551617
+sh_msg_fail "message max_inflight 2^64 + 1 refused" s max_inflight 18446744073709551617
+if [[ $(sh_opt_args s) == "1 paused" ]]; then
+	ktap_ok "refused messages changed nothing"
+else
+	ktap_fail "refused messages changed nothing" "opt args: $(sh_opt_args s)"
+fi
+dm_remove s
+
+# Two targets of one table, one metadata device, the same geometry.
+expect_ctr_fail "two targets of one table on one metadata device refused" \
+	"0 $len stream $meta $dest $origin 8
+$len $len stream $meta $dest2 $origin2 8" "used twice in one table"
+
+# put_image ARGS...: a metadata image (metaimg.py ARGS) on $meta.
+put_image()
+{
+	python3 "$(dirname "$0")/metaimg.py" "$TEST_TMP/img" --region-size 8 \
+		--target-size "$len" --bits alternating "$@" >/dev/null &&
+		dd if="$TEST_TMP/img" of="$meta" bs=4096 oflag=direct conv=notrunc status=none
+}
+
+# A superblock whose transaction id does not fit the signed slot ids.
+put_image --sb transaction_id=2**63
+sh_ctr_fail "transaction id 2^63 refused" "$base 8 1 paused" "transaction id is out of range"
+# A slot whose id has bit 63 set is above the superblock's (2), not id 2.
+put_image --sb transaction_id=2 --slot-tid 0=1 --slot-tid 1=2**63+2
+dm_create s "$base 8 1 paused"
+if [[ $(sh_copied s) == 512 ]]; then
+	ktap_ok "a slot id of 2^63 + 2 is above the superblock's 2: the other slot serves"
+else
+	ktap_fail "a slot id of 2^63 + 2 is above the superblock's 2: the other slot serves" \
+		"$(dmesg_since_mark | grep stream | tail -n 2)"
+fi
+dm_exists s && dm_remove s
+dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
+
+# 1024 regions of 8 sectors need 3 blocks (24 sectors): give it 16.
+dm_create tiny "0 16 linear $meta 0"
+expect_ctr_fail "metadata too small: refused" "0 $len stream $(dm_dev tiny) $dest $origin 8" \
+	"Metadata device too small"
+if sh_dmesg_has "has 16 sectors, 24 needed"; then
+	ktap_ok "... and the log says how many sectors are needed"
+else
+	ktap_fail "... and the log says how many sectors are needed" \
+		"$(dmesg_since_mark | grep stream | tail -n 3)"
+fi
+
+ktap_finish
