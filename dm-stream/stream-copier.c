@@ -100,8 +100,13 @@ void stream_copier_job_done(struct stream_job *job, int error)
 	job->error = error;
 	spin_lock_irqsave(&c->lock, flags);
 	list_add_tail(&job->list, &c->completed);
-	spin_unlock_irqrestore(&c->lock, flags);
+	/*
+	 * Under the lock: once it is dropped, the worker may end the job, a
+	 * suspend complete and the destructor free the target, whose wake
+	 * context this is.
+	 */
 	c->wake(c->wake_context);
+	spin_unlock_irqrestore(&c->lock, flags);
 }
 
 static void copy_done(int read_err, unsigned long write_err, void *context)

@@ -58,7 +58,11 @@ struct stream_copier {
 	unsigned long nr_regions;
 	sector_t min_piece;		/* a multiple of the logical block sizes */
 
-	void (*wake)(void *context);	/* called when a job completes */
+	/*
+	 * Called when a job completes, with @lock held, in any context
+	 * (interrupt too): must not block or take @lock.
+	 */
+	void (*wake)(void *context);
 	void *wake_context;
 
 	/* Worker only. */

@@ -262,6 +262,8 @@ static s64 slot_id(struct stream_metadata *md, u64 index, unsigned int s, bool *
 		DMWARN("cannot read bitmap block %llu slot %u (%ld): using the other slot",
 		       index, s, PTR_ERR(p));
 		*read_error = true;
+		/* It may hold a later transaction: overwrite it at the next commit. */
+		mark_block_dirty(md, index);
 		return -1;
 	}
 	valid = bitmap_slot_check(p, loc);
@@ -390,7 +392,7 @@ static void md_destroy(struct stream_metadata *md)
 	if (md->bufio)
 		dm_bufio_client_destroy(md->bufio);
 	bitmap_free(md->slot);
-	bitmap_free(md->dirty);
+	kvfree(md->dirty);
 	kvfree(md->copied);
 	kfree(md);
 }
@@ -421,7 +423,8 @@ static struct stream_metadata *md_alloc(struct block_device *bdev,
 
 	words = md->nr_bitmap_blocks * WORDS_PER_BLOCK;
 	md->copied = kvcalloc(words, sizeof(unsigned long), GFP_KERNEL);
-	md->dirty = bitmap_zalloc(words, GFP_KERNEL);
+	/* One bit per word: over 4 MiB, more than kmalloc gives, at 2^31 regions. */
+	md->dirty = kvcalloc(BITS_TO_LONGS(words), sizeof(unsigned long), GFP_KERNEL);
 	md->slot = bitmap_zalloc(md->nr_bitmap_blocks, GFP_KERNEL);
 	if (!md->copied || !md->dirty || !md->slot) {
 		*error = "Cannot allocate the in-core bitmap";

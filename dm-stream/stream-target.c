@@ -60,6 +60,7 @@ enum {
 	STREAM_FLUSH_ORIGIN,	/* the next flush must flush the origin too */
 	STREAM_REQUEUE,		/* noflush suspend: push parked bios back to dm */
 	STREAM_DYING,		/* the destructor runs: do not arm the waker */
+	STREAM_FROZEN,		/* suspended: the worker does nothing */
 };
 
 struct stream_c {
@@ -295,8 +296,12 @@ static void maybe_commit(struct stream_c *sc)
 	if (test_and_clear_bit(STREAM_COMMIT_NOW, &sc->flags))
 		waiting = true;
 	if (!waiting && !(changed && get_mode(sc) == STREAM_MODE_RW &&
-			  time_after_eq(jiffies, sc->last_commit + COMMIT_PERIOD)))
+			  time_after_eq(jiffies, sc->last_commit + COMMIT_PERIOD))) {
+		/* An earlier wake may have replaced the one mark_copied() asked for. */
+		if (changed && get_mode(sc) == STREAM_MODE_RW)
+			want_wake(sc, sc->last_commit + COMMIT_PERIOD);
 		return;
+	}
 
 	if (changed) {
 		r = commit(sc);
@@ -396,7 +401,11 @@ static void write_copied(struct stream_c *sc, struct bio *bio)
  */
 static bool requeueing(struct stream_c *sc)
 {
-	return test_bit(STREAM_REQUEUE, &sc->flags);
+	/*
+	 * dm clears its noflush flag before it calls presuspend_undo when the
+	 * suspend is interrupted: from then on it fails requeued bios.
+	 */
+	return test_bit(STREAM_REQUEUE, &sc->flags) && dm_noflush_suspending(sc->ti);
 }
 
 static void requeue_bio(struct bio *bio)
@@ -793,6 +802,16 @@ static void do_worker(struct work_struct *ws)
 {
 	struct stream_c *sc = container_of(ws, struct stream_c, worker);
 
+	/*
+	 * Suspended: a message or a late wake must not commit, as the next
+	 * table of the device may already be live on the same metadata.
+	 * Pairs with the set_bit() in stream_postsuspend() (the workqueue
+	 * orders it before this run) and the clear_bit() in stream_resume().
+	 */
+	if (test_bit(STREAM_FROZEN, &sc->flags)) {
+		wake_up(&sc->drain);
+		return;
+	}
 	sc->next_wake = 0;
 
 	process_completed(sc);
@@ -1335,13 +1354,22 @@ static void stream_postsuspend(struct dm_target *ti)
 	set_bit(STREAM_COMMIT_NOW, &sc->flags);
 	queue_work(sc->wq, &sc->worker);
 	flush_workqueue(sc->wq);
+
+	/*
+	 * The last commit is done. A message or the waker may still queue the
+	 * worker: from here on it returns at once (see do_worker()). The
+	 * second flush waits for a run that started before the bit was set.
+	 */
+	set_bit(STREAM_FROZEN, &sc->flags);
 	cancel_delayed_work_sync(&sc->waker);
+	flush_workqueue(sc->wq);
 }
 
 static void stream_resume(struct dm_target *ti)
 {
 	struct stream_c *sc = ti->private;
 
+	clear_bit(STREAM_FROZEN, &sc->flags);
 	clear_bit(STREAM_SUSPENDED, &sc->flags);
 	wake_worker(sc);
 }
