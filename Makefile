@@ -14,6 +14,14 @@
 #   make check [T=name]  boot a QEMU guest once and run the selftests
 #                        (T=test_module_01 runs one test; TIMEOUT=<s> sets the
 #                        overall guest timeout)
+#   make check KERNEL=debug [T=name]
+#                        the same on a debug kernel (KASAN, lockdep,
+#                        kmemleak, debug objects), with a kmemleak scan after
+#                        the tests; the kernel is built once by
+#                        scripts/debug-kernel.sh (45 min of CPU: half an
+#                        hour or more on 2 cores) and cached in
+#                        $DMSTREAM_CACHE (/var/cache/dm-stream); the module
+#                        is built against it in build-debug/
 #   make fuzz [SEED=n]   boot a QEMU guest once and run the fuzz and soak
 #                        selftests (selftests/test_fuzz_*, test_soak_*) at full
 #                        counts: 500 table lines, 300 messages, 1000 corrupted
@@ -43,6 +51,24 @@ INSTALL_MOD_DIR ?= extra
 
 HAVE_TOOLS := $(wildcard tools/Makefile)
 
+# make check KERNEL=debug: the module is built against the debug kernel in
+# DEBUG_BUILD (links to the sources), so dm-stream/ keeps the stock build.
+# KASAN under TCG makes a run several times slower: DEBUG_TIMEOUT is the
+# guest's overall timeout unless TIMEOUT is given, and each test's timeout
+# (selftests/settings) is multiplied by DEBUG_TIMEOUT_SCALE. Kernel
+# arguments: no5lvl avoids a KASAN report at boot under -cpu max;
+# kasan_multi_shot prints every KASAN report, not only the first;
+# acpi=noirq spares the boot ACPI's _PRT method, which the ACPI
+# interpreter, slowed down by KASAN under TCG, ran into its 30 s loop
+# timeout ("AE_AML_LOOP_TIMEOUT") three times.
+ifneq ($(filter-out debug,$(KERNEL)),)
+$(error KERNEL=$(KERNEL): only KERNEL=debug is known)
+endif
+DEBUG_BUILD := build-debug
+DEBUG_TIMEOUT := 5400
+DEBUG_TIMEOUT_SCALE := 4
+DEBUG_APPEND := no5lvl kasan_multi_shot acpi=noirq
+
 # The release the module is built for (its vermagic), e.g. 6.1.0-56-amd64.
 KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
 	$(KDIR)/include/generated/utsrelease.h 2>/dev/null)
@@ -52,7 +78,7 @@ KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
 SIGN_KEY = $(wildcard $(KDIR)/certs/signing_key.pem $(KDIR)/output/signing_key.pem)
 
 .PHONY: all modules tools install modules_install tools_install clean \
-	deps check fuzz demo bench help kdir-check
+	deps check fuzz demo bench help kdir-check debug-kernel debug-modules
 
 all: modules tools
 
@@ -100,7 +126,7 @@ clean:
 ifneq ($(HAVE_TOOLS),)
 	$(MAKE) -C tools clean
 endif
-	rm -rf selftests/out
+	rm -rf selftests/out $(DEBUG_BUILD)
 
 deps:
 	scripts/deps.sh
@@ -108,11 +134,42 @@ deps:
 # deps.sh --check returns at once when nothing is missing. The build is a
 # sub-make against the guest kernel's headers (unless KDIR was given), with
 # the ABI read only after deps.sh has installed them.
+#
+# With KERNEL=debug: the debug kernel (built unless cached), the module
+# against it, then the same runner booting that kernel.
+ifeq ($(KERNEL),debug)
+check:
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@$(MAKE) --no-print-directory debug-modules tools
+	@selftests/run_tests.sh --timeout $(or $(TIMEOUT),$(DEBUG_TIMEOUT)) \
+		--kernel "$$(scripts/debug-kernel.sh --image)" \
+		--modules "$$(scripts/debug-kernel.sh --modules)" \
+		--append "$(DEBUG_APPEND)" \
+		-e DMSTREAM_TIMEOUT_SCALE=$(DEBUG_TIMEOUT_SCALE) \
+		-e DMSTREAM_KO=$(CURDIR)/$(DEBUG_BUILD)/dm-stream/dm-stream.ko $(T)
+else
 check:
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	@$(MAKE) --no-print-directory all \
 		$(if $(filter file,$(origin KDIR)),KDIR=/usr/src/linux-headers-$$(scripts/deps.sh --abi))
 	@selftests/run_tests.sh $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(T)
+endif
+
+debug-kernel:
+	@scripts/debug-kernel.sh >/dev/null
+
+# kbuild of 6.1 writes objects beside the sources: build from links to the
+# sources (not to the stock build's generated dm-stream.mod.c, which kbuild
+# would write through the link).
+debug-modules: debug-kernel
+	@mkdir -p $(DEBUG_BUILD)/dm-stream
+	@ln -sfn ../Kbuild $(DEBUG_BUILD)/Kbuild
+	@cd $(DEBUG_BUILD)/dm-stream && \
+		for f in ../../dm-stream/Kbuild ../../dm-stream/*.[ch]; do \
+			case $$f in *.mod.c) continue ;; esac; \
+			ln -sfn "$$f" .; \
+		done
+	$(MAKE) -C "$$(scripts/debug-kernel.sh --kdir)" M=$(CURDIR)/$(DEBUG_BUILD) modules
 
 # Like check, with the fuzz and soak tests only, at full counts
 # (DMSTREAM_FUZZ=full); each may take up to an hour in the guest.

@@ -25,6 +25,8 @@ CACHE=${DMSTREAM_CACHE:-/var/cache/dm-stream}
 
 # Everything the build, the selftests, the bench and the tool need. python3
 # and coreutils are normally present already; listing them costs nothing.
+# flex, bison, libelf-dev (objtool) and libssl-dev build the debug kernel
+# (scripts/debug-kernel.sh) from linux-source-6.1.
 PACKAGES=(
 	make gcc libc6-dev pkg-config
 	linux-headers-amd64 linux-source-6.1 sparse
@@ -32,6 +34,7 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio xz-utils
 	kmod dmsetup util-linux coreutils e2fsprogs
 	fio bc blktrace python3 bsdutils strace stress-ng
+	flex bison libelf-dev libssl-dev
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }

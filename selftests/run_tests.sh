@@ -4,15 +4,18 @@
 # run_tests.sh - run the dm-stream selftests (KTAP) and check the kernel log.
 #
 # Usage:
-#   selftests/run_tests.sh [--timeout SEC] [--mem SIZE] [-e VAR=VALUE]... [TEST...]
-#                                                                       (host)
+#   selftests/run_tests.sh [--timeout SEC] [--mem SIZE] [--kernel FILE
+#       --modules DIR] [--append ARGS] [-e VAR=VALUE]... [TEST...]   (host)
 #   selftests/run_tests.sh [--dir DIR] [--out DIR] [--no-load] [TEST...] (guest)
 #
 # On the host (DMSTREAM_GUEST unset) it boots the guest once with
-# selftests/run-guest (--timeout/--mem/-e are passed to it: overall guest
-# timeout, default 1500 s; guest memory; variables exported to the tests)
-# and runs itself there. `make check [T=name]` and `make fuzz` call it this
-# way.
+# selftests/run-guest and runs itself there; its options are run-guest's:
+# overall guest timeout (default 1500 s), RAM, another kernel and its
+# modules, kernel arguments, variables exported to the tests.
+# DMSTREAM_STRESS_CYCLES and DMSTREAM_TIMEOUT_SCALE are passed on when set.
+# `make check [T=name]` and `make fuzz` call it this way; `make check
+# KERNEL=debug` with the debug kernel of scripts/debug-kernel.sh,
+# DMSTREAM_KO set to the module built for it and DMSTREAM_TIMEOUT_SCALE=4.
 #
 # In the guest it:
 #   1. loads dm-mod dm-bufio libcrc32c loop dm-flakey dm-delay dm-log-writes
@@ -22,22 +25,32 @@
 #      default: every DIR/test_*.sh, sorted) with bash, from a copy of
 #      selftests/ and of the module taken when the run starts (so edits and
 #      rebuilds during a run do not leak into it), under the per-test
-#      timeout from DIR/settings (`timeout=SEC`, default 600; the variable
-#      DMSTREAM_TEST_TIMEOUT overrides it), its output indented as a KTAP
-#      subtest;
-#   3. scans the kernel log written since its own start marker for BUG:,
-#      WARNING:, Oops, KASAN:, UBSAN:, lockdep reports, hung tasks, kmemleak
-#      reports and the like: the top-level test "kernel log", one failed
-#      subtest per offending line (lines a test declared as injected on
-#      purpose, see DMSTREAM_KLOG_ALLOW, are skipped);
-#   4. prints as its last line `N passed, M failed` (`, K skipped` appended
+#      timeout from DIR/settings (`timeout=SEC`, default 600) times
+#      $DMSTREAM_TIMEOUT_SCALE (default 1; the variable
+#      DMSTREAM_TEST_TIMEOUT replaces the product), its output indented as
+#      a KTAP subtest;
+#   3. on a kernel with kmemleak (the debug kernel), unless --no-load:
+#      removes the dm devices left, unloads dm-stream, scans for leaks
+#      (twice, 5 s apart) and reports every unreferenced object allocated
+#      since the run started as a failed subtest of the top-level test
+#      "kmemleak" (frames in dm-stream named from its symbols, saved before
+#      the unload, by kmemleak.py); one more subtest for the unload;
+#   4. scans the kernel log written since its own start marker for BUG:,
+#      WARNING:, Oops, KASAN:, UBSAN:, lockdep reports (circular or
+#      recursive locking, inconsistent lock state), sleeping in atomic
+#      context, ODEBUG, hung tasks, list corruption and the like: the
+#      top-level test "kernel log", one failed subtest per offending line
+#      (lines a test declared as injected on purpose, see
+#      DMSTREAM_KLOG_ALLOW, are skipped);
+#   5. prints as its last line `N passed, M failed` (`, K skipped` appended
 #      when K > 0) and exits 0 only when M is 0.
 #
 # Counting: N, M and K count subtests, i.e. each `ok`/`not ok` line of the
-# test scripts plus the runner's own checks above (setup: 2, kernel log: 1
-# when clean). A script that prints `1..0 # SKIP` (exit 4) counts as one
-# skipped; a script that times out, exits non-zero without reporting a
-# failure, or reports fewer results than its plan gets one failure more.
+# test scripts plus the runner's own checks above (setup: 2, kmemleak: 2
+# when clean, kernel log: 1 when clean). A script that prints `1..0 # SKIP`
+# (exit 4) counts as one skipped; a script that times out, exits non-zero
+# without reporting a failure, or reports fewer results than its plan gets
+# one failure more.
 #
 # Files (--out, default $DMSTREAM_OUT or selftests/out): dmesg.log (the whole
 # guest kernel log, streamed while the tests run, so it survives a hang),
@@ -47,7 +60,8 @@
 #
 # Environment for the tests: DMSTREAM_KO, DMSTREAM_OUT, and
 # DMSTREAM_KLOG_ALLOW: a file; a test that writes a kernel log line on
-# purpose appends a fixed string unique to that line to it.
+# purpose appends a fixed string unique to that line to it. Also, when set
+# on the host: DMSTREAM_STRESS_CYCLES (test_stress_01).
 #
 # --dir and --out let a test run this driver on fixtures (test_runner_01).
 
@@ -72,9 +86,15 @@ if [[ -z ${DMSTREAM_GUEST:-} ]]; then
 	args=()
 	while [[ $# -gt 0 ]]; do
 		case $1 in
-		--timeout|--mem|-e) guest_opts+=("$1" "${2:?}"); shift 2 ;;
+		--timeout|--mem|--kernel|--modules|--append|-e)
+			guest_opts+=("$1" "${2:?}"); shift 2 ;;
 		*) args+=("$(printf '%q' "$1")"); shift ;;
 		esac
+	done
+	# Knobs passed on when set on the host: the cycles of test_stress_01,
+	# the factor on the per-test timeout (KERNEL=debug sets it).
+	for v in DMSTREAM_STRESS_CYCLES DMSTREAM_TIMEOUT_SCALE; do
+		[[ -z ${!v:-} ]] || guest_opts+=(-e "$v=${!v}")
 	done
 	out=${DMSTREAM_OUT:-$REPO/selftests/out}
 	mkdir -p "$out" && out=$(cd "$out" && pwd -P) || exit 2
@@ -123,7 +143,8 @@ while [[ $# -gt 0 ]]; do
 	--dir) dir=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
 	--no-load) load=; shift ;;
-	--timeout|--mem|-e) shift 2 ;;	# host options, nothing to do here
+	# host options, nothing to do here
+	--timeout|--mem|--kernel|--modules|--append|-e) shift 2 ;;
 	-h|--help) sed -n '3,/^$/s/^# \{0,1\}//p' "$SELF"; exit 0 ;;
 	*) names+=("$1"); shift ;;
 	esac
@@ -178,6 +199,9 @@ if [[ -f $dir/settings ]]; then
 	t=$(sed -n 's/^timeout=\([0-9][0-9]*\)$/\1/p' "$dir/settings")
 	[[ -z $t ]] || test_timeout=$t
 fi
+if [[ ${DMSTREAM_TIMEOUT_SCALE:-1} =~ ^[1-9][0-9]*$ ]]; then
+	test_timeout=$((test_timeout * ${DMSTREAM_TIMEOUT_SCALE:-1}))
+fi
 [[ ${DMSTREAM_TEST_TIMEOUT:-} =~ ^[0-9]+$ ]] && test_timeout=$DMSTREAM_TEST_TIMEOUT
 
 tests=()
@@ -207,9 +231,48 @@ indent()
 	sed -u 's/^/    /'
 }
 
+# --- kmemleak, before the tests ---------------------------------------------------
+
+# Only on a kernel with kmemleak (make check KERNEL=debug), and not in the
+# nested run of test_runner_01 (--no-load), which must leave it alone.
+KMEMLEAK=/sys/kernel/debug/kmemleak
+kmemleak=
+if [[ -n $load ]]; then
+	[[ -e $KMEMLEAK ]] || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	[[ -e $KMEMLEAK ]] && kmemleak=1
+fi
+
+dm_devices()
+{
+	dmsetup ls 2>/dev/null | awk '$1 != "No" { printf "%s ", $1 }'
+}
+
+# kmemleak reports an object once two scans in a row found it unreferenced
+# and unchanged (the first scan only records its checksum), and only when it
+# is over 5 s old: two scans with a pause, as Documentation/dev-tools/
+# kmemleak.rst advises against transient false positives.
+kmemleak_scan()
+{
+	echo scan >"$KMEMLEAK" 2>"$work/kmemleak.err" &&
+		sleep 5 &&
+		echo scan >"$KMEMLEAK" 2>"$work/kmemleak.err"
+}
+
 echo "TAP version 13"
-echo "1..$((${#tests[@]} + 1 + ${load:-0}))"
+echo "1..$((${#tests[@]} + 1 + ${load:-0} + ${kmemleak:-0}))"
 echo "# dm-stream selftests: kernel $(uname -r), $(nproc) CPUs, tests from $shown_dir"
+
+# Whatever the boot (or anything before this run) left unreferenced is not
+# the tests' doing. kmemleak records the jiffies of every allocation: note
+# the jiffies now, and the final report leaves out older objects. (The
+# other way, two scans now and "clear", which marks what they reported as
+# seen, costs two minutes under TCG; a "clear" alone would not do, as it
+# skips objects no scan has reported yet, and none has run: the debug
+# kernel has no kmemleak auto scan.)
+if [[ -n $kmemleak ]]; then
+	start_jiffies=$(awk '$1 == "jiffies:" { print $2; exit }' /proc/timer_list 2>/dev/null)
+	echo "# kmemleak: objects allocated from jiffies ${start_jiffies:-0} on are counted"
+fi
 
 # --- setup ---------------------------------------------------------------------
 
@@ -308,10 +371,75 @@ for t in "${tests[@]}"; do
 	tally
 done
 
+# --- kmemleak, after the tests ----------------------------------------------------
+
+# Remove what the tests left behind and unload dm-stream, so that memory it
+# frees only on removal or at module exit is not counted, then scan. Every
+# unreferenced object is one failed subtest; frames in dm-stream are named
+# from its symbols, saved before the unload (the kernel cannot name them
+# after it).
+if [[ -n $kmemleak ]]; then
+	TOP=$((TOP + 1))
+	echo "# kmemleak"
+	start=$SECONDS
+	{
+		echo "TAP version 13"
+		left=$(dm_devices)
+		dmsetup remove_all >/dev/null 2>&1
+		grep '\[dm_stream\]' /proc/kallsyms >"$work/kallsyms" 2>/dev/null
+		err=
+		if [[ -n $(dm_devices) ]]; then
+			err="dm devices remain: $(dm_devices)"
+		elif [[ -d /sys/module/dm_stream ]]; then
+			err=$(rmmod dm_stream 2>&1)
+		fi
+		n=0
+		if kmemleak_scan; then
+			cat "$KMEMLEAK" >"$work/kmemleak.txt"
+			python3 "$SELFTESTS/kmemleak.py" --since "${start_jiffies:-0}" \
+				2 "$work/kmemleak.txt" "$work/kallsyms" >"$work/kmemleak.tap"
+			n=$(grep -c '^not ok ' "$work/kmemleak.tap")
+		fi
+		echo "1..$((1 + (n > 0 ? n : 1)))"
+		if [[ -z $err ]]; then
+			echo "ok 1 remove dm devices, rmmod dm-stream"
+		else
+			echo "not ok 1 remove dm devices, rmmod dm-stream"
+			echo "# $err"
+		fi
+		[[ -z $left ]] || echo "# dm devices the tests left behind: $left"
+		if [[ ! -f $work/kmemleak.txt ]]; then
+			echo "not ok 2 kmemleak scan"
+			echo "# $(cat "$work/kmemleak.err"): kmemleak is off (see the boot log)"
+		else
+			[[ $n -gt 0 ]] || echo "ok 2 no unreferenced objects"
+			cat "$work/kmemleak.tap"
+		fi
+		echo "# kmemleak: $((SECONDS - start)) s"
+	} >"$work/kmemleak.log"
+	indent <"$work/kmemleak.log"
+	p=$(grep -c '^ok ' "$work/kmemleak.log")
+	f=$(grep -c '^not ok ' "$work/kmemleak.log")
+	PASS=$((PASS + p))
+	FAIL=$((FAIL + f))
+	if [[ $f -eq 0 ]]; then
+		echo "ok $TOP kmemleak"
+	else
+		echo "not ok $TOP kmemleak"
+	fi
+	tally
+fi
+
 # --- kernel log ----------------------------------------------------------------
 
 # Reports of kernel bugs; our own markers are excluded (they name tests).
-KLOG_BAD='BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|lockdep|hung task|blocked for more than|unreferenced object|general protection fault|Kernel panic|detected stalls? on CPU|list_(add|del) corruption'
+# The debug kernel's checkers: KASAN ("BUG: KASAN: use-after-free in ..."),
+# lockdep ("WARNING: possible circular locking dependency detected",
+# "possible recursive locking", "inconsistent lock state"),
+# DEBUG_ATOMIC_SLEEP ("BUG: sleeping function called from invalid context"),
+# debug objects ("ODEBUG: free active ..."), hung tasks ("INFO: task ...
+# blocked for more than 120 seconds"), DEBUG_LIST ("list_add corruption").
+KLOG_BAD='BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|ODEBUG:|lockdep|hung task|blocked for more than|unreferenced object|general protection fault|Kernel panic|detected stalls? on CPU|list_(add|del) corruption'
 
 TOP=$((TOP + 1))
 echo "# kernel log"
