@@ -10,7 +10,7 @@
 #
 # On the host (DMSTREAM_GUEST unset) it boots the guest once with
 # selftests/run-guest and runs itself there; its options are run-guest's:
-# overall guest timeout (default 1500 s), RAM, another kernel and its
+# overall guest timeout (default 3600 s), RAM, another kernel and its
 # modules, kernel arguments, variables exported to the tests.
 # DMSTREAM_STRESS_CYCLES and DMSTREAM_TIMEOUT_SCALE are passed on when set.
 # `make check [T=name]` and `make fuzz` call it this way; `make check
