@@ -66,10 +66,17 @@ struct stream_metadata {
 
 	/*
 	 * One bit per word of copied: a bit of that word was set since the
-	 * last commit (or the block's unused slot must be rewritten).
+	 * last commit. map reads it: a clear bit means committed.
 	 */
 	unsigned long *dirty;
 	unsigned long nr_dirty;
+	/*
+	 * Per bitmap block: its unused slot must be rewritten at the next
+	 * commit (it may hold a later transaction), although no region of
+	 * the block changed.
+	 */
+	unsigned long *rewrite;
+	unsigned long nr_rewrite;
 	/* Per bitmap block: the slot in use. */
 	unsigned long *slot;
 };
@@ -233,13 +240,10 @@ static int format(struct stream_metadata *md)
 	return r;
 }
 
-static void mark_block_dirty(struct stream_metadata *md, u64 index)
+static void mark_block_rewrite(struct stream_metadata *md, u64 index)
 {
-	unsigned long w;
-
-	for (w = index * WORDS_PER_BLOCK; w < (index + 1) * WORDS_PER_BLOCK; w++)
-		if (!test_and_set_bit(w, md->dirty))
-			md->nr_dirty++;
+	if (!test_and_set_bit(index, md->rewrite))
+		md->nr_rewrite++;
 }
 
 /*
@@ -262,13 +266,8 @@ static s64 slot_id(struct stream_metadata *md, u64 index, unsigned int s, bool *
 		DMWARN("cannot read bitmap block %llu slot %u (%ld): using the other slot",
 		       index, s, PTR_ERR(p));
 		*read_error = true;
-		/*
-		 * It may hold a later transaction: overwrite it at the next
-		 * commit, with a new buffer (dm-bufio keeps the read error in
-		 * the cached one and would return it to dm_bufio_new()).
-		 */
-		dm_bufio_forget(md->bufio, loc);
-		mark_block_dirty(md, index);
+		/* It may hold a later transaction: overwrite it at the next commit. */
+		mark_block_rewrite(md, index);
 		return -1;
 	}
 	valid = bitmap_slot_check(p, loc);
@@ -277,7 +276,7 @@ static s64 slot_id(struct stream_metadata *md, u64 index, unsigned int s, bool *
 	if (!valid)
 		return -1;
 	if (id > md->transaction_id) {
-		mark_block_dirty(md, index);
+		mark_block_rewrite(md, index);
 		return -1;
 	}
 	/* At most the superblock's id, which sb_check() keeps within s64. */
@@ -397,6 +396,7 @@ static void md_destroy(struct stream_metadata *md)
 	if (md->bufio)
 		dm_bufio_client_destroy(md->bufio);
 	bitmap_free(md->slot);
+	bitmap_free(md->rewrite);
 	kvfree(md->dirty);
 	kvfree(md->copied);
 	kfree(md);
@@ -431,7 +431,8 @@ static struct stream_metadata *md_alloc(struct block_device *bdev,
 	/* One bit per word: over 4 MiB, more than kmalloc gives, at 2^31 regions. */
 	md->dirty = kvcalloc(BITS_TO_LONGS(words), sizeof(unsigned long), GFP_KERNEL);
 	md->slot = bitmap_zalloc(md->nr_bitmap_blocks, GFP_KERNEL);
-	if (!md->copied || !md->dirty || !md->slot) {
+	md->rewrite = bitmap_zalloc(md->nr_bitmap_blocks, GFP_KERNEL);
+	if (!md->copied || !md->dirty || !md->slot || !md->rewrite) {
 		*error = "Cannot allocate the in-core bitmap";
 		md_destroy(md);
 		return ERR_PTR(-ENOMEM);
@@ -626,7 +627,7 @@ unsigned long stream_md_set_copied(struct stream_metadata *md, unsigned long sta
 
 bool stream_md_changed(struct stream_metadata *md)
 {
-	return md->nr_dirty;
+	return md->nr_dirty || md->nr_rewrite;
 }
 
 bool stream_md_is_committed(struct stream_metadata *md, unsigned long region)
@@ -657,16 +658,25 @@ bool stream_md_degrade(struct stream_metadata *md, enum stream_mode mode)
 /*---------------------------------------------------------------------------*/
 /* Commit */
 
-/* Packs every block with a dirty word into its unused slot, as @id. */
-static int pack_dirty_blocks(struct stream_metadata *md, u64 id)
+/* The first block from @index on with a dirty word or a slot to rewrite. */
+static u64 next_dirty_block(struct stream_metadata *md, u64 index)
 {
 	unsigned long nr_words = md->nr_bitmap_blocks * WORDS_PER_BLOCK;
-	unsigned long w = 0;
+	unsigned long w = find_next_bit(md->dirty, nr_words, index * WORDS_PER_BLOCK);
+	unsigned long r = find_next_bit(md->rewrite, md->nr_bitmap_blocks, index);
+
+	return min_t(u64, w / WORDS_PER_BLOCK, r);
+}
+
+/* Packs every block with a dirty word or a slot to rewrite, as @id. */
+static int pack_dirty_blocks(struct stream_metadata *md, u64 id)
+{
 	struct dm_buffer *b;
+	u64 index;
 	void *p;
 
-	while ((w = find_next_bit(md->dirty, nr_words, w)) < nr_words) {
-		u64 index = w / WORDS_PER_BLOCK;
+	for (index = next_dirty_block(md, 0); index < md->nr_bitmap_blocks;
+	     index = next_dirty_block(md, index + 1)) {
 		u64 loc = stream_bitmap_location(index, !test_bit(index, md->slot));
 
 		p = dm_bufio_new(md->bufio, loc, &b);
@@ -675,7 +685,6 @@ static int pack_dirty_blocks(struct stream_metadata *md, u64 id)
 		bitmap_pack(md, index, loc, p, id);
 		dm_bufio_mark_buffer_dirty(b);
 		dm_bufio_release(b);
-		w = (index + 1) * WORDS_PER_BLOCK;
 	}
 	return 0;
 }
@@ -684,17 +693,16 @@ static int pack_dirty_blocks(struct stream_metadata *md, u64 id)
 static void commit_done(struct stream_metadata *md)
 {
 	unsigned long nr_words = md->nr_bitmap_blocks * WORDS_PER_BLOCK;
-	unsigned long w = 0;
+	u64 index;
 
-	while ((w = find_next_bit(md->dirty, nr_words, w)) < nr_words) {
-		u64 index = w / WORDS_PER_BLOCK;
-
+	for (index = next_dirty_block(md, 0); index < md->nr_bitmap_blocks;
+	     index = next_dirty_block(md, index + 1))
 		__change_bit(index, md->slot);
-		w = (index + 1) * WORDS_PER_BLOCK;
-	}
 	/* map may read these concurrently: a clear word means committed now. */
 	bitmap_zero(md->dirty, nr_words);
 	md->nr_dirty = 0;
+	bitmap_zero(md->rewrite, md->nr_bitmap_blocks);
+	md->nr_rewrite = 0;
 	md->transaction_id++;
 }
 

@@ -24,6 +24,9 @@
 #    the plain device once the target is up; meanwhile a gate holds the
 #    destination's flushes, with which every commit starts) and commits
 #    twice into bitmap block 1 only; then the metadata must load as it is.
+#    Meanwhile, the slot to rewrite must not make block 0's committed
+#    regions look uncommitted: a FUA write to region 0 goes to the
+#    destination while that first commit is held, not after it.
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
@@ -31,7 +34,7 @@
 sh_require_stream
 require_module dm-delay dm-flakey
 require_cmd python3
-ktap_plan 9
+ktap_plan 10
 
 RS=128				# region size, sectors (64 KiB)
 RB=$((RS * 512))
@@ -221,9 +224,27 @@ $b 8 error
 $((b + 8)) $((msz - b - 8)) linear $meta3 $((b + 8))"
 sh_gate dgate "$dest3" "f"
 ok=
+fua=
 if dm_create s3 "0 $len stream $(dm_dev mbad3) $(dm_dev dgate) $origin3 8 1 paused" &&
-   [[ $(sh_copied s3) == 1 ]] && dm_reload mbad3 "0 $msz linear $meta3 0" &&
-   sh_gate_set dgate "$dest3" ""; then
+   [[ $(sh_copied s3) == 1 ]]; then
+	# O_DSYNC: a FUA write, then a flush that waits for the held commit.
+	w0=$(sh_stat "$dest3" 7)
+	dd if=/dev/urandom of="$(dm_dev s3)" bs=4096 count=1 oflag=direct,dsync status=none &
+	fua=$!
+	for ((i = 0; i < 300; i++)); do
+		[[ $(sh_stat "$dest3" 7) -gt $w0 ]] && break
+		sleep 0.1
+	done
+	w1=$(sh_stat "$dest3" 7)
+fi
+if [[ -n $fua && $w1 -gt $w0 ]]; then
+	ktap_ok "a FUA write to a committed region of that block is not held by the rewrite"
+else
+	ktap_fail "a FUA write to a committed region of that block is not held by the rewrite" \
+		"${DM_ERR:-destination sectors written $w0 -> $w1}"
+fi
+if [[ -n $fua ]] && dm_reload mbad3 "0 $msz linear $meta3 0" &&
+   sh_gate_set dgate "$dest3" "" && wait $fua; then
 	dev=$(dm_dev s3)
 	for r in $B1 $((B1 + 1)); do
 		dd if=/dev/urandom of="$dev" bs=4096 seek=$r count=1 oflag=direct conv=fsync \
