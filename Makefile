@@ -18,8 +18,8 @@
 #                        the same on a debug kernel (KASAN, lockdep,
 #                        kmemleak, debug objects), with a kmemleak scan after
 #                        the tests; the kernel is built once by
-#                        scripts/debug-kernel.sh (45 min of CPU: half an
-#                        hour or more on 2 cores) and cached in
+#                        scripts/debug-kernel.sh (92 min here, on 2 busy
+#                        cores) and cached in
 #                        $DMSTREAM_CACHE (/var/cache/dm-stream); the module
 #                        is built against it in build-debug/
 #   make fuzz [SEED=n]   boot a QEMU guest once and run the fuzz and soak

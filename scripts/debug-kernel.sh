@@ -5,7 +5,7 @@
 #
 # Usage:
 #   scripts/debug-kernel.sh            build it unless already built (about
-#                                      15 minutes on two cores; quick when
+#                                      90 minutes on two busy cores; quick when
 #                                      cached), then print its directory
 #   scripts/debug-kernel.sh --check    exit 0 when it is built, 1 otherwise
 #   scripts/debug-kernel.sh --dir      print its directory, built or not
