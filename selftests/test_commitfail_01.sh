@@ -23,6 +23,7 @@
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
+. "$(dirname "$0")/stream_helpers_b.sh"
 
 sh_require_stream
 require_module dm-delay dm-flakey
@@ -31,8 +32,6 @@ ktap_plan 10
 
 RS=128				# region size, sectors (64 KiB)
 RB=$((RS * 512))
-
-fsync_dev() { python3 -c 'import os,sys; fd = os.open(sys.argv[1], os.O_RDWR); os.fsync(fd)' "$1"; }
 
 writes() { sh_stat "$1" 5; }
 
@@ -131,7 +130,7 @@ dm_create dest2 "0 $(sectors "$dloop") delay $dloop 0 0 $dloop 0 0 $(dm_dev dflu
 # after the last commit, whatever the host's speed.
 dm_create s2 "0 $len stream $meta2 $(dm_dev dest2) $origin2 $RS 1 paused"
 dev2=$(dm_dev s2)
-fsync_dev "$dev2"
+sb_flush "$dev2"
 
 # The next (periodic) commit's destination flush fails.
 ev0=$(sh_event_nr s2)
@@ -148,7 +147,7 @@ else
 	ktap_fail "destination flush failed: ro, an event" \
 		"status $(dm_status s2), events $ev0 -> $(sh_event_nr s2)"
 fi
-if ! fsync_dev "$dev2" 2>/dev/null && [[ $(dm_status s2) == Fail ]]; then
+if ! sb_flush "$dev2" 2>/dev/null && [[ $(dm_status s2) == Fail ]]; then
 	ktap_ok "ro: a flush that needs a commit fails, and so does the target"
 else
 	ktap_fail "ro: a flush that needs a commit fails, and so does the target" \

@@ -16,6 +16,7 @@
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
+. "$(dirname "$0")/stream_helpers_b.sh"
 
 sh_require_stream
 require_module dm-delay
@@ -34,7 +35,6 @@ written() { sh_stat "$1" 7; }
 # --- 1. origin flush -----------------------------------------------------------
 
 f0=$(flushes "$origin")
-sb_flush() { python3 -c 'import os,sys; fd = os.open(sys.argv[1], os.O_RDWR); os.fsync(fd)' "$1"; }
 sb_flush "$origin"
 if [[ $(flushes "$origin") -gt $f0 ]]; then
 	ktap_ok "precondition: the origin loop device counts flushes"

@@ -30,6 +30,7 @@
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
+. "$(dirname "$0")/stream_helpers_b.sh"
 
 sh_require_stream
 require_module dm-delay dm-flakey
@@ -38,8 +39,6 @@ ktap_plan 10
 
 RS=128				# region size, sectors (64 KiB)
 RB=$((RS * 512))
-
-fsync_dev() { python3 -c 'import os,sys; fd = os.open(sys.argv[1], os.O_RDWR); os.fsync(fd)' "$1"; }
 
 # --- 1. unreadable slots ---------------------------------------------------------
 
@@ -104,7 +103,7 @@ dm_create mtop "0 8 linear $(dm_dev ga) 0
 8 $((msz - 8)) linear $(dm_dev gb) 8"
 dm_create s2 "0 $len stream $(dm_dev mtop) $dest2 $(dm_dev ogate) $RS 1 paused"
 dev=$(dm_dev s2)
-fsync_dev "$dev"			# the origin flush of the first flush
+sb_flush "$dev"			# the origin flush of the first flush
 
 ok=1
 # The write into X waits for a copy; its first read is held.
@@ -127,7 +126,7 @@ sleep 1
 # A discard of Z and a flush wait for the worker too.
 sh_discard "$dev" $((Z * RB)) $RB &
 dpid=$!
-fsync_dev "$dev" 2>/dev/null &
+sb_flush "$dev" 2>/dev/null &
 fpid=$!
 for pid in $dpid $fpid; do
 	sh_wait_stack $pid "submit_bio_wait\|blkdev_issue_discard\|blkdev_issue_flush" || {
