@@ -24,15 +24,13 @@
 
 #include "stream-copier.h"
 #include "stream-format.h"
+#include "stream-interface.h"
 #include "stream-metadata.h"
 
 #define DM_MSG_PREFIX "stream"
 
 /*---------------------------------------------------------------------------*/
 /* Limits and defaults */
-/* Background regions in flight; measured with bench/ (see the rst). */
-#define DEFAULT_MAX_INFLIGHT	256
-#define MAX_MAX_INFLIGHT	1024
 /*
  * Neighbouring regions merged into one kcopyd job, and the pieces larger
  * regions are copied in: up to 1 MiB.
@@ -184,11 +182,11 @@ static const char *mode_name(enum stream_mode mode)
 {
 	switch (mode) {
 	case STREAM_MODE_RW:
-		return "rw";
+		return STREAM_MODE_NAME_RW;
 	case STREAM_MODE_RO:
-		return "ro";
+		return STREAM_MODE_NAME_RO;
 	default:
-		return "fail";
+		return STREAM_MODE_NAME_FAIL;
 	}
 }
 
@@ -902,33 +900,33 @@ static void emit_opt_args(struct stream_c *sc, char *result, unsigned int maxlen
 	unsigned int rate = READ_ONCE(sc->rate);
 	unsigned int max_inflight = READ_ONCE(sc->max_inflight);
 	unsigned int count = paused + no_passdown + (rate ? 2 : 0) +
-			     (max_inflight != DEFAULT_MAX_INFLIGHT ? 2 : 0);
+			     (max_inflight != STREAM_DEFAULT_MAX_INFLIGHT ? 2 : 0);
 
 	DMEMIT("%u", count);
 	if (paused)
-		DMEMIT(" paused");
+		DMEMIT(" " STREAM_OPT_PAUSED);
 	if (rate)
-		DMEMIT(" rate %u", rate);
-	if (max_inflight != DEFAULT_MAX_INFLIGHT)
-		DMEMIT(" max_inflight %u", max_inflight);
+		DMEMIT(" " STREAM_OPT_RATE " %u", rate);
+	if (max_inflight != STREAM_DEFAULT_MAX_INFLIGHT)
+		DMEMIT(" " STREAM_OPT_MAX_INFLIGHT " %u", max_inflight);
 	if (no_passdown)
-		DMEMIT(" no_discard_passdown");
+		DMEMIT(" " STREAM_OPT_NO_DISCARD_PASSDOWN);
 	*sz_out = sz;
 }
 
 static const char *state_name(struct stream_c *sc)
 {
 	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
-		return "complete";
+		return STREAM_STATE_COMPLETE;
 	if (test_bit(STREAM_PAUSED, &sc->flags))
-		return "paused";
-	return "streaming";
+		return STREAM_STATE_PAUSED;
+	return STREAM_STATE_STREAMING;
 }
 
 /*
  * Status (never blocks: it only reads counters).
  *
- * INFO:
+ * INFO (the order of enum stream_status_field, stream-interface.h):
  *   <metadata block size> <used>/<total metadata blocks> <region size>
  *   <copied>/<total regions> <regions copying> <state> <mode> <copy errors>
  *   <#opt args> <opt args>*
@@ -955,7 +953,7 @@ static void stream_status(struct dm_target *ti, status_type_t type, unsigned int
 	switch (type) {
 	case STATUSTYPE_INFO:
 		if (mode == STREAM_MODE_FAIL) {
-			DMEMIT("Fail");
+			DMEMIT(STREAM_STATUS_FAILED);
 			break;
 		}
 		DMEMIT("%u %llu/%llu %llu %lu/%lu %lu %s %s %lu ",
@@ -1005,7 +1003,7 @@ static int parse_rate(const char *arg, unsigned int *rate)
 {
 	unsigned long long v;
 
-	if (parse_number(arg, 0, UINT_MAX, &v))
+	if (parse_number(arg, 0, STREAM_MAX_RATE_KIB, &v))
 		return -EINVAL;
 	*rate = v;
 	return 0;
@@ -1015,14 +1013,11 @@ static int parse_max_inflight(const char *arg, unsigned int *max_inflight)
 {
 	unsigned long long v;
 
-	if (parse_number(arg, 1, MAX_MAX_INFLIGHT, &v))
+	if (parse_number(arg, STREAM_MIN_MAX_INFLIGHT, STREAM_MAX_MAX_INFLIGHT, &v))
 		return -EINVAL;
 	*max_inflight = v;
 	return 0;
 }
-
-/* At most: paused, rate N, max_inflight N, no_discard_passdown. */
-#define MAX_OPT_ARGS	6
 
 static int parse_opt_args(struct dm_arg_set *as, struct stream_c *sc, char **error)
 {
@@ -1034,7 +1029,7 @@ static int parse_opt_args(struct dm_arg_set *as, struct stream_c *sc, char **err
 		return 0;
 
 	/* Not dm_read_arg_group(): its "%u" wraps numbers past 2^32 - 1. */
-	if (parse_number(dm_shift_arg(as), 0, MAX_OPT_ARGS, &argc) || argc > as->argc) {
+	if (parse_number(dm_shift_arg(as), 0, STREAM_MAX_OPT_ARGS, &argc) || argc > as->argc) {
 		*error = "Invalid number of optional arguments";
 		return -EINVAL;
 	}
@@ -1043,17 +1038,17 @@ static int parse_opt_args(struct dm_arg_set *as, struct stream_c *sc, char **err
 		arg = dm_shift_arg(as);
 		argc--;
 
-		if (!strcasecmp(arg, "paused")) {
+		if (!strcasecmp(arg, STREAM_OPT_PAUSED)) {
 			set_bit(STREAM_PAUSED, &sc->flags);
-		} else if (!strcasecmp(arg, "no_discard_passdown")) {
+		} else if (!strcasecmp(arg, STREAM_OPT_NO_DISCARD_PASSDOWN)) {
 			clear_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
-		} else if (!strcasecmp(arg, "rate")) {
+		} else if (!strcasecmp(arg, STREAM_OPT_RATE)) {
 			if (!argc || parse_rate(dm_shift_arg(as), &sc->rate)) {
 				*error = "Invalid rate: expected KiB/s as an unsigned 32-bit number";
 				return -EINVAL;
 			}
 			argc--;
-		} else if (!strcasecmp(arg, "max_inflight")) {
+		} else if (!strcasecmp(arg, STREAM_OPT_MAX_INFLIGHT)) {
 			if (!argc || parse_max_inflight(dm_shift_arg(as), &sc->max_inflight)) {
 				*error = "Invalid max_inflight: expected 1 to 1024 regions";
 				return -EINVAL;
@@ -1210,7 +1205,7 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		return -ENOMEM;
 	}
 	sc->ti = ti;
-	sc->max_inflight = DEFAULT_MAX_INFLIGHT;
+	sc->max_inflight = STREAM_DEFAULT_MAX_INFLIGHT;
 	set_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
 	/* No background copies before the first resume. */
 	set_bit(STREAM_SUSPENDED, &sc->flags);
@@ -1412,22 +1407,22 @@ static int stream_message(struct dm_target *ti, unsigned int argc, char **argv,
 	struct stream_c *sc = ti->private;
 	unsigned int value;
 
-	if (argc == 1 && !strcasecmp(argv[0], "pause")) {
+	if (argc == 1 && !strcasecmp(argv[0], STREAM_MSG_PAUSE)) {
 		set_bit(STREAM_PAUSED, &sc->flags);
-	} else if (argc == 1 && !strcasecmp(argv[0], "continue")) {
+	} else if (argc == 1 && !strcasecmp(argv[0], STREAM_MSG_CONTINUE)) {
 		clear_bit(STREAM_PAUSED, &sc->flags);
 		if (test_and_clear_bit(STREAM_STALLED, &sc->flags))
 			set_bit(STREAM_RESTART, &sc->flags);
-	} else if (argc == 2 && !strcasecmp(argv[0], "rate")) {
+	} else if (argc == 2 && !strcasecmp(argv[0], STREAM_MSG_RATE)) {
 		if (parse_rate(argv[1], &value)) {
 			DMERR("invalid rate '%s': expected KiB/s", argv[1]);
 			return -EINVAL;
 		}
 		WRITE_ONCE(sc->rate, value);
-	} else if (argc == 2 && !strcasecmp(argv[0], "max_inflight")) {
+	} else if (argc == 2 && !strcasecmp(argv[0], STREAM_MSG_MAX_INFLIGHT)) {
 		if (parse_max_inflight(argv[1], &value)) {
 			DMERR("invalid max_inflight '%s': expected 1 to %u",
-			      argv[1], MAX_MAX_INFLIGHT);
+			      argv[1], STREAM_MAX_MAX_INFLIGHT);
 			return -EINVAL;
 		}
 		WRITE_ONCE(sc->max_inflight, value);
@@ -1444,8 +1439,9 @@ static int stream_message(struct dm_target *ti, unsigned int argc, char **argv,
 /*---------------------------------------------------------------------------*/
 /* Module */
 static struct target_type stream_target = {
-	.name = "stream",
-	.version = {1, 0, 0},
+	.name = STREAM_TARGET_NAME,
+	.version = { STREAM_TARGET_VERSION_MAJOR, STREAM_TARGET_VERSION_MINOR,
+		     STREAM_TARGET_VERSION_PATCH },
 	.module = THIS_MODULE,
 	.ctr = stream_ctr,
 	.dtr = stream_dtr,

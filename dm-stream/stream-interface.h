@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * dm-stream table, message and status interface: the target version, the
+ * optional arguments with their defaults and limits, and the order of the
+ * status fields. The kernel target and dmstream(8) both include this file
+ * (as they do stream-format.h for the on-disk format), so it holds plain
+ * constants only. The admin guide and the man page state these values;
+ * scripts/check-interface-docs.py (make lint, and test_docs_01 in make
+ * check) fails when they state anything else.
+ */
+#ifndef DM_STREAM_INTERFACE_H
+#define DM_STREAM_INTERFACE_H
+
+#define STREAM_TARGET_NAME		"stream"
+/* The major changes when a table, message or status line changes meaning. */
+#define STREAM_TARGET_VERSION_MAJOR	1
+#define STREAM_TARGET_VERSION_MINOR	0
+#define STREAM_TARGET_VERSION_PATCH	0
+
+/*
+ * stream <metadata dev> <destination dev> <origin dev> <region size>
+ *        [<#opt args> <opt arg>*]
+ *
+ * The region size is in sectors, a power of two from
+ * STREAM_MIN_REGION_SECTORS to STREAM_MAX_REGION_SECTORS (stream-format.h:
+ * the metadata records it). dmstream(8) uses the default below.
+ */
+#define STREAM_DEFAULT_REGION_SECTORS	128
+
+/* Optional arguments; rate and max_inflight take a number each. */
+#define STREAM_OPT_PAUSED		"paused"
+#define STREAM_OPT_RATE			"rate"
+#define STREAM_OPT_MAX_INFLIGHT		"max_inflight"
+#define STREAM_OPT_NO_DISCARD_PASSDOWN	"no_discard_passdown"
+#define STREAM_MAX_OPT_ARGS		6
+
+/* rate <KiB/s>, also a message: 0 means no limit. */
+#define STREAM_DEFAULT_RATE_KIB		0
+#define STREAM_MAX_RATE_KIB		4294967295U
+/* max_inflight <regions>, also a message: background regions in flight. */
+#define STREAM_DEFAULT_MAX_INFLIGHT	256
+#define STREAM_MIN_MAX_INFLIGHT		1
+#define STREAM_MAX_MAX_INFLIGHT		1024
+
+/* Messages (dmsetup message <dev> 0 <message>). */
+#define STREAM_MSG_PAUSE		"pause"
+#define STREAM_MSG_CONTINUE		"continue"
+#define STREAM_MSG_RATE			STREAM_OPT_RATE
+#define STREAM_MSG_MAX_INFLIGHT		STREAM_OPT_MAX_INFLIGHT
+
+/*
+ * INFO status: "Fail" alone when the target has failed, otherwise these
+ * words in this order, separated by single spaces, then the optional
+ * arguments in force as in the table line.
+ */
+enum stream_status_field {
+	STREAM_STATUS_MD_BLOCK_SECTORS,	/* metadata block size, sectors */
+	STREAM_STATUS_MD_BLOCKS,	/* <used>/<total> metadata blocks */
+	STREAM_STATUS_REGION_SIZE,	/* sectors */
+	STREAM_STATUS_REGIONS,		/* <copied>/<total> regions */
+	STREAM_STATUS_COPYING,		/* regions with a copy in flight */
+	STREAM_STATUS_STATE,		/* STREAM_STATE_* */
+	STREAM_STATUS_MODE,		/* STREAM_MODE_* */
+	STREAM_STATUS_COPY_ERRORS,	/* regions left uncopied after retries */
+	STREAM_STATUS_NR_OPT_ARGS,	/* <#opt args>, then the opt args */
+	STREAM_STATUS_NR_FIELDS
+};
+
+#define STREAM_STATUS_FAILED		"Fail"
+#define STREAM_STATE_STREAMING		"streaming"
+#define STREAM_STATE_PAUSED		"paused"
+#define STREAM_STATE_COMPLETE		"complete"
+#define STREAM_MODE_NAME_RW		"rw"
+#define STREAM_MODE_NAME_RO		"ro"
+#define STREAM_MODE_NAME_FAIL		"fail"
+
+#endif /* DM_STREAM_INTERFACE_H */
