@@ -112,6 +112,7 @@ ko=${DMSTREAM_KO:-$REPO/dm-stream/dm-stream.ko}
 mkdir -p "$W" "$MNT"
 truncate -s "${size_mb}M" "$W/old.img" "$W/new.img"
 truncate -s 1M "$W/meta.img"
+# shellcheck disable=SC2015 # a failure of any losetup ends the demo
 old=$(losetup -f --show "$W/old.img") && new=$(losetup -f --show "$W/new.img") &&
 	meta=$(losetup -f --show "$W/meta.img") || die "losetup failed"
 sectors=$(blockdev --getsz "$old")

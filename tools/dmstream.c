@@ -24,20 +24,20 @@
 #include <unistd.h>
 
 #include "stream-format.h"
+#include "stream-interface.h"
 #include "dm.h"
 #include "meta.h"
 #include "status.h"
 #include "util.h"
 
 #define DMSTREAM_VERSION	"1.0.0"
-/* The stream target versions this tool knows. */
-#define STREAM_TARGET_MAJOR	1
 
 /* The helper origin of `copy`: NAME-origin, with a uuid starting so. */
 #define ORIGIN_SUFFIX		"-origin"
 #define ORIGIN_UUID_PREFIX	"DMSTREAM-ORIGIN-"
 
-#define DEFAULT_REGION_BYTES	(64 * 1024)
+#define STR(x)			#x
+#define XSTR(x)			STR(x)
 
 /*---------------------------------------------------------------------------*/
 /* Options */
@@ -191,14 +191,14 @@ static int check_name(const struct command *cmd, char **name)
 static int check_target(bool *present)
 {
 	uint32_t v[3];
-	int r = dmx_target_version("stream", v);
+	int r = dmx_target_version(STREAM_TARGET_NAME, v);
 
 	*present = r == 1;
 	if (r < 0)
 		return -1;
-	if (r == 1 && v[0] != STREAM_TARGET_MAJOR) {
+	if (r == 1 && v[0] != STREAM_TARGET_VERSION_MAJOR) {
 		err("the kernel's stream target is version %u.%u.%u; this tool knows %u.x",
-		    v[0], v[1], v[2], STREAM_TARGET_MAJOR);
+		    v[0], v[1], v[2], STREAM_TARGET_VERSION_MAJOR);
 		return -1;
 	}
 	return 0;
@@ -226,7 +226,7 @@ static int rate_arg(const struct command *cmd, const char *arg, uint64_t *kib)
 		return 0;
 	case -2:
 		return usage_error(cmd, "rate '%s' is too large: the kernel takes at most %llu "
-				   "KiB/s (just under 4T/s)", arg, (unsigned long long)RATE_MAX_KIB);
+				   "KiB/s (just under 4T/s)", arg, (unsigned long long)STREAM_MAX_RATE_KIB);
 	default:
 		return usage_error(cmd, "invalid rate '%s': e.g. 50M/s, 512k, 0 for no limit",
 				   arg);
@@ -235,7 +235,7 @@ static int rate_arg(const struct command *cmd, const char *arg, uint64_t *kib)
 
 static int region_sectors(const struct command *cmd, const struct opts *o, uint64_t *sectors)
 {
-	uint64_t b = o->region_bytes ? o->region_bytes : DEFAULT_REGION_BYTES;
+	uint64_t b = o->region_bytes ? o->region_bytes : STREAM_DEFAULT_REGION_SECTORS * 512;
 
 	if (b % 512 || b / 512 < STREAM_MIN_REGION_SECTORS ||
 	    b / 512 > STREAM_MAX_REGION_SECTORS || ((b / 512) & (b / 512 - 1)))
@@ -252,17 +252,17 @@ static void table_opts(const struct opts *o, char *buf, size_t len)
 	unsigned int n = 0;
 
 	if (o->paused) {
-		strcat(words, " paused");
+		strcat(words, " " STREAM_OPT_PAUSED);
 		n++;
 	}
 	if (o->rate_set && o->rate_kib) {
-		snprintf(words + strlen(words), sizeof(words) - strlen(words), " rate %" PRIu64,
+		snprintf(words + strlen(words), sizeof(words) - strlen(words), " " STREAM_OPT_RATE " %" PRIu64,
 			 o->rate_kib);
 		n += 2;
 	}
 	if (o->max_inflight) {
 		snprintf(words + strlen(words), sizeof(words) - strlen(words),
-			 " max_inflight %" PRIu64, o->max_inflight);
+			 " " STREAM_OPT_MAX_INFLIGHT " %" PRIu64, o->max_inflight);
 		n += 2;
 	}
 	snprintf(buf, len, "%u%s", n, words);
@@ -655,7 +655,7 @@ static int cmd_create(const struct command *cmd, struct opts *o, int argc, char 
 		return r == -2 ? EXIT_METADATA : EXIT_FAIL;
 
 	table_opts(o, opts, sizeof(opts));
-	one_target(&tbl, len, "stream", "%u:%u %u:%u %u:%u %" PRIu64 " %s", meta.major,
+	one_target(&tbl, len, STREAM_TARGET_NAME, "%u:%u %u:%u %u:%u %" PRIu64 " %s", meta.major,
 		   meta.minor, dest.major, dest.minor, origin.major, origin.minor, region, opts);
 	dmx_kmsg_mark();
 	r = dmx_create(name, NULL, &tbl, false, false);
@@ -854,7 +854,7 @@ static int finish_check(const char *name, void *arg, char *why, size_t len)
 		snprintf(why, len, "%s: cannot read its status after the suspend", name);
 		return -1;
 	}
-	if (tbl.nr != 1 || strcmp(tbl.t[0].type, "stream") ||
+	if (tbl.nr != 1 || strcmp(tbl.t[0].type, STREAM_TARGET_NAME) ||
 	    stream_status_parse(tbl.t[0].params, tbl.t[0].len, &st))
 		snprintf(why, len, "%s: unexpected status after the suspend", name);
 	else if (unfinishable(name, &st, reason, sizeof(reason)))
@@ -1030,7 +1030,7 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 			goto fail;
 		}
 		pos += old.t[i].len;
-		if (!strcmp(old.t[i].type, "stream")) {
+		if (!strcmp(old.t[i].type, STREAM_TARGET_NAME)) {
 			err("%s is a stream device already: '%s finish %s' first", name, progname,
 			    name);
 			goto fail;
@@ -1111,7 +1111,7 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 	}
 
 	table_opts(o, opts, sizeof(opts));
-	one_target(&tbl, len, "stream", "%u:%u %u:%u %u:%u %" PRIu64 " %s", meta.major,
+	one_target(&tbl, len, STREAM_TARGET_NAME, "%u:%u %u:%u %u:%u %" PRIu64 " %s", meta.major,
 		   meta.minor, dest.major, dest.minor, omaj, omin, region, opts);
 	if (switch_table(name, &tbl, name, NULL, NULL))
 		goto rollback;
@@ -1153,7 +1153,7 @@ rollback:
 		bool streaming = false;
 
 		if (!dmx_table(name, &now)) {
-			streaming = now.nr == 1 && !strcmp(now.t[0].type, "stream");
+			streaming = now.nr == 1 && !strcmp(now.t[0].type, STREAM_TARGET_NAME);
 			dmx_table_free(&now);
 		}
 		if (streaming)
@@ -1563,7 +1563,7 @@ static int cmd_version(const struct command *cmd, struct opts *o, int argc, char
 	(void)argc;
 	(void)argv;
 	printf("%s %s (stream target %u.x, metadata version %u)\n", progname, DMSTREAM_VERSION,
-	       STREAM_TARGET_MAJOR, STREAM_VERSION);
+	       STREAM_TARGET_VERSION_MAJOR, STREAM_VERSION);
 	return EXIT_OK;
 }
 
@@ -1584,9 +1584,11 @@ static const struct command commands[] = {
 	  "  --dest DEV          receives the copy and every write; at least as long\n"
 	  "  --meta DEV          metadata; blank (formatted by the kernel), or metadata\n"
 	  "                      of this same geometry (the stream continues)\n"
-	  "  --region-size SIZE  unit of copying, a power of two from 4k to 1G (64k)\n"
+	  "  --region-size SIZE  unit of copying, a power of two, 4k to 1G ("
+	  XSTR(STREAM_DEFAULT_REGION_SECTORS) "s)\n"
 	  "  --rate RATE         limit background copying (default: none)\n"
-	  "  --max-inflight N    background regions in flight, 1 to 1024 (256)\n"
+	  "  --max-inflight N    background regions in flight, " XSTR(STREAM_MIN_MAX_INFLIGHT) " to "
+	  XSTR(STREAM_MAX_MAX_INFLIGHT) " (" XSTR(STREAM_DEFAULT_MAX_INFLIGHT) ")\n"
 	  "  --paused            create paused; 'dmstream continue NAME' starts it\n"
 	  "  --force             overwrite a metadata device holding anything else\n\n"
 	  SIZES_HELP },
@@ -1755,8 +1757,11 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 			o->rate_set = true;
 			break;
 		case OPT_MAX_INFLIGHT:
-			if (parse_u64(optarg, 1, 1024, &o->max_inflight))
-				return usage_error(cmd, "invalid --max-inflight '%s': 1 to 1024",
+			if (parse_u64(optarg, STREAM_MIN_MAX_INFLIGHT, STREAM_MAX_MAX_INFLIGHT,
+				      &o->max_inflight))
+				return usage_error(cmd, "invalid --max-inflight '%s': "
+						   XSTR(STREAM_MIN_MAX_INFLIGHT) " to "
+						   XSTR(STREAM_MAX_MAX_INFLIGHT),
 						   optarg);
 			break;
 		case OPT_PAUSED:

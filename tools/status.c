@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "status.h"
+#include "stream-interface.h"
 #include "util.h"
 
 /*---------------------------------------------------------------------------*/
@@ -30,18 +31,19 @@ static int parse_opt_args(const char *s, struct stream_status *st)
 	w = strtok_r(buf, " ", &save);		/* the count */
 	while ((w = strtok_r(NULL, " ", &save))) {
 		seen++;
-		if (!strcasecmp(w, "paused")) {
+		if (!strcasecmp(w, STREAM_OPT_PAUSED)) {
 			st->paused = true;
-		} else if (!strcasecmp(w, "no_discard_passdown")) {
+		} else if (!strcasecmp(w, STREAM_OPT_NO_DISCARD_PASSDOWN)) {
 			st->no_discard_passdown = true;
-		} else if (!strcasecmp(w, "rate") || !strcasecmp(w, "max_inflight")) {
+		} else if (!strcasecmp(w, STREAM_OPT_RATE) ||
+			   !strcasecmp(w, STREAM_OPT_MAX_INFLIGHT)) {
 			const char *key = w;
 
 			w = strtok_r(NULL, " ", &save);
 			if (!w || parse_u64(w, 0, UINT32_MAX, &v))
 				return -1;
 			seen++;
-			if (!strcasecmp(key, "rate"))
+			if (!strcasecmp(key, STREAM_OPT_RATE))
 				st->rate = v;
 			else
 				st->max_inflight = v;
@@ -52,27 +54,63 @@ static int parse_opt_args(const char *s, struct stream_status *st)
 	return seen == n ? 0 : -1;
 }
 
+/* "<a>/<b>" into two numbers. */
+static int parse_pair(const char *w, uint64_t *a, uint64_t *b)
+{
+	char first[32];
+	const char *slash = strchr(w, '/');
+
+	if (!slash || (size_t)(slash - w) >= sizeof(first))
+		return -1;
+	memcpy(first, w, slash - w);
+	first[slash - w] = '\0';
+	return parse_u64(first, 0, UINT64_MAX, a) || parse_u64(slash + 1, 0, UINT64_MAX, b) ?
+	       -1 : 0;
+}
+
+/*
+ * The INFO status line, field by field in the order of enum
+ * stream_status_field (stream-interface.h).
+ */
 int stream_status_parse(const char *params, uint64_t len, struct stream_status *st)
 {
-	int off = 0;
+	char buf[512], *w[STREAM_STATUS_NR_FIELDS], *save = NULL;
+	uint64_t v;
+	int i, off;
 
 	memset(st, 0, sizeof(*st));
 	st->len = len;
 	st->max_inflight = STREAM_DEFAULT_MAX_INFLIGHT;
-	if (!strcmp(params, "Fail")) {
+	if (!strcmp(params, STREAM_STATUS_FAILED)) {
 		st->fail = true;
-		snprintf(st->mode, sizeof(st->mode), "fail");
+		snprintf(st->mode, sizeof(st->mode), STREAM_MODE_NAME_FAIL);
 		snprintf(st->state, sizeof(st->state), "failed");
 		return 0;
 	}
-	if (sscanf(params, "%u %" SCNu64 "/%" SCNu64 " %" SCNu64 " %" SCNu64 "/%" SCNu64
-		   " %" SCNu64 " %15s %7s %" SCNu64 " %n",
-		   &st->md_block_sectors, &st->md_used, &st->md_total, &st->region_size,
-		   &st->copied, &st->total, &st->copying, st->state, st->mode,
-		   &st->errors, &off) < 10 || !off)
+	if (strlen(params) >= sizeof(buf))
 		return -1;
-	if (!st->region_size || !st->total || st->copied > st->total)
+	snprintf(buf, sizeof(buf), "%s", params);
+	for (i = 0; i < STREAM_STATUS_NR_FIELDS; i++) {
+		w[i] = strtok_r(i ? NULL : buf, " ", &save);
+		if (!w[i])
+			return -1;
+	}
+	if (parse_u64(w[STREAM_STATUS_MD_BLOCK_SECTORS], 1, UINT32_MAX, &v) ||
+	    parse_pair(w[STREAM_STATUS_MD_BLOCKS], &st->md_used, &st->md_total) ||
+	    parse_u64(w[STREAM_STATUS_REGION_SIZE], 1, UINT64_MAX, &st->region_size) ||
+	    parse_pair(w[STREAM_STATUS_REGIONS], &st->copied, &st->total) ||
+	    parse_u64(w[STREAM_STATUS_COPYING], 0, UINT64_MAX, &st->copying) ||
+	    strlen(w[STREAM_STATUS_STATE]) >= sizeof(st->state) ||
+	    strlen(w[STREAM_STATUS_MODE]) >= sizeof(st->mode) ||
+	    parse_u64(w[STREAM_STATUS_COPY_ERRORS], 0, UINT64_MAX, &st->errors))
 		return -1;
+	st->md_block_sectors = v;
+	snprintf(st->state, sizeof(st->state), "%s", w[STREAM_STATUS_STATE]);
+	snprintf(st->mode, sizeof(st->mode), "%s", w[STREAM_STATUS_MODE]);
+	if (!st->total || st->copied > st->total)
+		return -1;
+	/* The optional arguments start at their count. */
+	off = w[STREAM_STATUS_NR_OPT_ARGS] - buf;
 	return parse_opt_args(params + off, st);
 }
 
@@ -95,7 +133,7 @@ int stream_table_parse(const char *params, struct stream_table *t)
 /* The single stream target of @name, from a table or status listing. */
 static struct dmx_target *single_stream(const char *name, struct dmx_table *tbl)
 {
-	if (tbl->nr != 1 || strcmp(tbl->t[0].type, "stream")) {
+	if (tbl->nr != 1 || strcmp(tbl->t[0].type, STREAM_TARGET_NAME)) {
 		err("%s is not a stream device (its table: %s%s)", name,
 		    tbl->nr ? tbl->t[0].type : "none", tbl->nr > 1 ? ", ..." : "");
 		return NULL;

@@ -39,8 +39,6 @@ struct stream_table {
 	char opts[256];			/* "<#opt args> <opt args>*" */
 };
 
-#define STREAM_DEFAULT_MAX_INFLIGHT	256
-
 int stream_status_parse(const char *params, uint64_t len, struct stream_status *st);
 int stream_table_parse(const char *params, struct stream_table *t);
 

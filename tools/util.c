@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stream-interface.h"
 #include "util.h"
 
 const char *progname = "dmstream";
@@ -147,7 +148,7 @@ int parse_rate_kib(const char *s, uint64_t *kib_per_s)
 		return -1;
 	/* Rounded up without (bps + 1023), which wraps near 2^64. */
 	kib = bps / 1024 + (bps % 1024 != 0);
-	if (kib > RATE_MAX_KIB)
+	if (kib > STREAM_MAX_RATE_KIB)
 		return -2;
 	*kib_per_s = kib;
 	return 0;

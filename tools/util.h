@@ -35,12 +35,10 @@ int parse_size(const char *s, uint64_t *bytes);
 /* Rates: a size per second ("50M/s", "50M"); "0", "none", "unlimited" = 0. */
 int parse_rate(const char *s, uint64_t *bytes_per_s);
 
-/* The largest rate the kernel takes: KiB/s in an unsigned 32-bit number. */
-#define RATE_MAX_KIB	UINT32_MAX
 /*
  * A rate as the kernel takes it: parse_rate()'s bytes per second rounded up
  * to KiB/s, 0 (no limit) staying 0. Returns -1 when @s is no rate, -2 when
- * it is above RATE_MAX_KIB KiB/s.
+ * it is above STREAM_MAX_RATE_KIB (stream-interface.h).
  */
 int parse_rate_kib(const char *s, uint64_t *kib_per_s);
 /* A decimal number, no suffix. */
