@@ -27,6 +27,9 @@
 #                        counts: 500 table lines, 300 messages, 1000 corrupted
 #                        metadata images, a 300 s soak; SEED=n reproduces a
 #                        run, TIMEOUT=<s> sets the guest timeout (default 7200)
+#   make lint            static checks: the docs against stream-interface.h,
+#                        shellcheck, checkpatch --strict and sparse
+#                        (scripts/lint.sh)
 #   make demo            boot a QEMU guest and live-copy a mounted ext4 volume
 #                        with `dmstream copy --finish` (tools/demo.sh)
 #   make bench [BENCH_ARGS="--size 512 ..."]
@@ -78,7 +81,7 @@ KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
 SIGN_KEY = $(wildcard $(KDIR)/certs/signing_key.pem $(KDIR)/output/signing_key.pem)
 
 .PHONY: all modules tools install modules_install tools_install clean \
-	deps check fuzz demo bench help kdir-check debug-kernel debug-modules
+	deps check lint fuzz demo bench help kdir-check debug-kernel debug-modules
 
 all: modules tools
 
@@ -190,6 +193,9 @@ demo:
 	@$(MAKE) --no-print-directory all \
 		$(if $(filter file,$(origin KDIR)),KDIR=/usr/src/linux-headers-$$(scripts/deps.sh --abi))
 	@tools/demo.sh $(if $(TIMEOUT),--timeout $(TIMEOUT))
+
+lint:
+	@scripts/lint.sh
 
 # bench/run.sh builds the module against the guest kernel's headers itself.
 bench:

@@ -38,6 +38,7 @@ ABI=$(kabi)
 [ -n "$ABI" ] || die "cannot derive the kernel ABI (is linux-headers-amd64 installed?)"
 KDIR=${KDIR:-/lib/modules/$ABI/build}
 [ -d "$KDIR" ] || die "no kernel build tree at $KDIR"
+# shellcheck disable=SC2012 # Debian's names: linux-source-<version>.tar.xz
 SRC_TAR=${LINUX_SOURCE_TAR:-$(ls /usr/src/linux-source-*.tar.xz 2>/dev/null | sort -V | tail -n1)}
 [ -f "$SRC_TAR" ] || die "no /usr/src/linux-source-*.tar.xz (apt-get install linux-source-6.1)"
 

@@ -201,6 +201,7 @@ dd if=/dev/urandom of="$WORK/origin.img" bs=1M count="$SIZE_MIB" status=none || 
 log "  $(elapsed "$t0" "$(now)") s"
 truncate -s "${SIZE_MIB}M" "$WORK/dest.img" || exit 2
 truncate -s "${META_MIB}M" "$WORK/meta.img" || exit 2
+# shellcheck disable=SC2015 # a failure of any losetup ends the run
 ORIG=$(losetup -f --show "$WORK/origin.img") &&
 DEST=$(losetup -f --show "$WORK/dest.img") &&
 META=$(losetup -f --show "$WORK/meta.img") || { log "losetup failed"; exit 2; }
@@ -352,6 +353,7 @@ run_target() {
 declare -A ARGS KIND
 CONFIGS_ALL="dd linear"
 if [ $CLONE_OK = 1 ]; then
+	# shellcheck disable=SC2086 # two words: threshold and batch size
 	set -- $CLONE_TUNED
 	KIND[clone]=clone; ARGS[clone]=""
 	KIND[clone-tuned]=clone; ARGS[clone-tuned]="0 4 hydration_threshold $1 hydration_batch_size $2"
@@ -377,7 +379,7 @@ for c in $CONFIGS; do echo "config: $c ${KIND[$c]:-} ${ARGS[$c]:-}" >> "$OUT/env
 [ $STREAM_OK = 1 ] || { record stream 0 "" skip "stream target unavailable"; emit 0; }
 
 declare -A BROKEN
-list=($CONFIGS)
+read -r -a list <<<"$CONFIGS"
 n=${#list[@]}
 fail=0
 dmesg_start=$(dmesg | wc -l)

@@ -134,8 +134,8 @@ fi
 	max=0 count=0
 	while :; do
 		n=$(other_guests)
-		[ $n -gt $max ] && max=$n
-		[ $n -gt 0 ] && count=$((count + 1))
+		[ "$n" -gt "$max" ] && max=$n
+		[ "$n" -gt 0 ] && count=$((count + 1))
 		echo "$n $count" > "$out/.host-state.tmp" && mv -f "$out/.host-state.tmp" "$out/.host-state"
 		echo "$max $(cut -d' ' -f1 /proc/loadavg)" > "$out/.host-load"
 		sleep 1

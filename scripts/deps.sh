@@ -107,7 +107,7 @@ case ${1:-} in
 	;;
 --check)
 	m=$(missing_packages)
-	[[ -z $m ]] || { log "missing packages:" $m; exit 1; }
+	[[ -z $m ]] || { log "missing packages: $m"; exit 1; }
 	a=$(abi) || exit 1
 	kernel_ok "$a" || { log "guest kernel $a not in $(kernel_dir "$a")"; exit 1; }
 	exit 0

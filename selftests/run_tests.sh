@@ -278,7 +278,6 @@ fi
 
 if [[ -n $load ]]; then
 	echo "# setup"
-	fails=0
 	{
 		echo "TAP version 13"
 		echo "1..2"
