@@ -103,9 +103,10 @@ else
 	fi
 fi
 [ -f "$ko" ] && rev="$rev, dm-stream.ko sha1 $(sha1sum "$ko" | cut -c1-12)"
-# The module's default max_inflight, from the source beside it, for the labels.
-defmi=$(sed -n 's/^#define[[:space:]]*DEFAULT_MAX_INFLIGHT[[:space:]]*\([0-9]*\).*/\1/p' \
-	"$(dirname "$ko")/stream-target.c" 2>/dev/null | head -n1)
+# The module's default max_inflight, from the interface header beside it,
+# for the labels.
+defmi=$(sed -n 's/^#define[[:space:]]*STREAM_DEFAULT_MAX_INFLIGHT[[:space:]]*\([0-9]*\).*/\1/p' \
+	"$(dirname "$ko")/stream-interface.h" 2>/dev/null | head -n1)
 host="$(nproc) CPUs, $(qemu-system-x86_64 --version 2>/dev/null | head -n1)"
 
 # Timings under TCG depend on the host's CPUs: other guests (selftests) skew
