@@ -319,6 +319,17 @@ static uint64_t div_round_up(uint64_t n, uint64_t d)
 	return n / d + (n % d != 0);
 }
 
+/* The origin's or destination's recorded size: the target fits, a device could. */
+static void check_dev_size(struct scan *s, const char *role, uint64_t size, uint64_t target_size)
+{
+	if (size < target_size)
+		problem(s, META_FATAL, "superblock: %s size %" PRIu64
+			" sectors is below the target length %" PRIu64, role, size, target_size);
+	else if (size > MAX_DEVICE_SECTORS)
+		problem(s, META_FATAL, "superblock: %s size %" PRIu64
+			" sectors is larger than any block device", role, size);
+}
+
 /*
  * The geometry checks that need no table: every superblock the module
  * accepts satisfies them, whatever table it is loaded with (the table's
@@ -371,20 +382,8 @@ static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t de
 			(unsigned long long)stream_nr_bitmap_blocks(sb->nr_regions));
 		usable = false;
 	}
-	if (sb->origin_size < sb->target_size)
-		problem(s, META_FATAL, "superblock: origin size %" PRIu64
-			" sectors is below the target length %" PRIu64,
-			sb->origin_size, sb->target_size);
-	else if (sb->origin_size > MAX_DEVICE_SECTORS)
-		problem(s, META_FATAL, "superblock: origin size %" PRIu64
-			" sectors is larger than any block device", sb->origin_size);
-	if (sb->dest_size < sb->target_size)
-		problem(s, META_FATAL, "superblock: destination size %" PRIu64
-			" sectors is below the target length %" PRIu64,
-			sb->dest_size, sb->target_size);
-	else if (sb->dest_size > MAX_DEVICE_SECTORS)
-		problem(s, META_FATAL, "superblock: destination size %" PRIu64
-			" sectors is larger than any block device", sb->dest_size);
+	check_dev_size(s, "origin", sb->origin_size, sb->target_size);
+	check_dev_size(s, "destination", sb->dest_size, sb->target_size);
 	if (sb->nr_copied > sb->nr_regions)
 		problem(s, META_FATAL, "superblock copied count %" PRIu64
 			" is above the number of regions %" PRIu64, sb->nr_copied, sb->nr_regions);
