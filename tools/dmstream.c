@@ -88,6 +88,7 @@ struct command {
 	const char *summary;
 	unsigned int options;	/* O(OPT_...) allowed */
 	int min_args, max_args;
+	bool name_first;	/* the first argument is a dm device NAME */
 	int (*fn)(const struct command *cmd, struct opts *o, int argc, char **argv);
 	const char *details;	/* for --help */
 };
@@ -609,8 +610,6 @@ static int cmd_create(const struct command *cmd, struct opts *o, int argc, char 
 	int r;
 
 	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
 	if (!o->origin || !o->dest || !o->meta)
 		return usage_error(cmd, "--origin, --dest and --meta are all needed");
 	if ((r = region_sectors(cmd, o, &region)))
@@ -679,11 +678,9 @@ static int cmd_status(const struct command *cmd, struct opts *o, int argc, char 
 	struct progress prog;
 	struct follow f;
 	char *name = argv[0];
-	int r;
 
+	(void)cmd;
 	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
 	if (o->interval < 0)
 		o->interval = 1;
 
@@ -715,11 +712,9 @@ static int cmd_wait(const struct command *cmd, struct opts *o, int argc, char **
 	struct progress prog;
 	struct follow f;
 	char *name = argv[0];
-	int r;
 
+	(void)cmd;
 	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
 	f = (struct follow){ .name = name, .timeout = o->timeout };
 	if (o->progress) {
 		progress_init(&prog, name, display_style(o), stdout);
@@ -929,14 +924,10 @@ static int finish(const char *name)
 
 static int cmd_finish(const struct command *cmd, struct opts *o, int argc, char **argv)
 {
-	char *name = argv[0];
-	int r;
-
+	(void)cmd;
 	(void)o;
 	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
-	return finish(name);
+	return finish(argv[0]);
 }
 
 /*---------------------------------------------------------------------------*/
@@ -1003,8 +994,6 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 	int r;
 
 	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
 	if (!o->dest || !o->meta)
 		return usage_error(cmd, "--dest and --meta are both needed");
 	if ((r = region_sectors(cmd, o, &region)))
@@ -1186,14 +1175,9 @@ static int send_message(const char *name, const char *msg)
 
 static int cmd_message(const struct command *cmd, struct opts *o, int argc, char **argv)
 {
-	char *name = argv[0];
-	int r;
-
 	(void)o;
 	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
-	return send_message(name, cmd->name);
+	return send_message(argv[0], cmd->name);
 }
 
 static int cmd_rate(const struct command *cmd, struct opts *o, int argc, char **argv)
@@ -1202,8 +1186,6 @@ static int cmd_rate(const struct command *cmd, struct opts *o, int argc, char **
 	int r;
 
 	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
 	if ((r = rate_arg(cmd, argv[1], &o->rate_kib)))
 		return r;
 	snprintf(msg, sizeof(msg), "rate %" PRIu64, o->rate_kib);
@@ -1579,7 +1561,7 @@ static const struct command commands[] = {
 	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--paused] [--force]",
 	  "Create stream device NAME over ORIGIN, copying it into DEST in the background.",
 	  O(OPT_ORIGIN) | O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) |
-	  O(OPT_MAX_INFLIGHT) | O(OPT_PAUSED) | O(OPT_FORCE), 1, 1, cmd_create,
+	  O(OPT_MAX_INFLIGHT) | O(OPT_PAUSED) | O(OPT_FORCE), 1, 1, true, cmd_create,
 	  "\n  --origin DEV        the read-only source; the device is as long as it\n"
 	  "  --dest DEV          receives the copy and every write; at least as long\n"
 	  "  --meta DEV          metadata; blank (formatted by the kernel), or metadata\n"
@@ -1594,7 +1576,7 @@ static const struct command commands[] = {
 	  SIZES_HELP },
 	{ "status", "NAME [--watch] [--json] [--interval SEC]",
 	  "Show copied/total, percent, current rate, ETA, state, mode and errors.",
-	  O(OPT_WATCH) | O(OPT_JSON) | O(OPT_INTERVAL), 1, 1, cmd_status,
+	  O(OPT_WATCH) | O(OPT_JSON) | O(OPT_INTERVAL), 1, 1, true, cmd_status,
 	  "\n  --watch             keep showing it until the copy completes or fails: one\n"
 	  "                      updating progress bar on a terminal, else one line per\n"
 	  "                      update; exits as 'wait' does\n"
@@ -1603,7 +1585,7 @@ static const struct command commands[] = {
 	  "                      measured (1; 0 skips the rate of a one-shot status)\n" },
 	{ "wait", "NAME [--timeout SEC] [--progress [--json] [--interval SEC]]",
 	  "Sleep on NAME's dm events until its copy is complete, fails, or the timeout.",
-	  O(OPT_TIMEOUT) | O(OPT_PROGRESS) | O(OPT_INTERVAL) | O(OPT_JSON), 1, 1, cmd_wait,
+	  O(OPT_TIMEOUT) | O(OPT_PROGRESS) | O(OPT_INTERVAL) | O(OPT_JSON), 1, 1, true, cmd_wait,
 	  "\n  --timeout SEC       give up after SEC seconds (exit 5)\n"
 	  "  --progress          show progress meanwhile, as 'status --watch' (with\n"
 	  "                      its --json and --interval)\n\n"
@@ -1612,7 +1594,7 @@ static const struct command commands[] = {
 	  "reason.\n" },
 	{ "finish", "NAME",
 	  "Switch a complete NAME to 'linear' on its destination; remove the helpers.",
-	  0, 1, 1, cmd_finish,
+	  0, 1, 1, true, cmd_finish,
 	  "\nRefuses unless NAME is healthy: exit 4 in ro or fail mode (its metadata or\n"
 	  "destination failed), exit 6 when the copy is not complete. Loads the linear\n"
 	  "table, then suspends NAME, which makes the stream's final commit, and checks\n"
@@ -1624,7 +1606,7 @@ static const struct command commands[] = {
 	  "Live copy of dm device NAME, in use, onto DEST: NAME becomes a stream.",
 	  O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) | O(OPT_MAX_INFLIGHT) |
 	  O(OPT_FORCE) | O(OPT_FINISH) | O(OPT_TIMEOUT) | O(OPT_QUIET) | O(OPT_INTERVAL) |
-	  O(OPT_JSON), 1, 1, cmd_copy,
+	  O(OPT_JSON), 1, 1, true, cmd_copy,
 	  "\nNAME's table becomes the origin: the device under it when it is one linear\n"
 	  "segment at offset 0, else a read-only helper device NAME-origin with the\n"
 	  "same table. NAME is reloaded as a stream over DEST and that origin; its\n"
@@ -1637,15 +1619,15 @@ static const struct command commands[] = {
 	  "                      --quiet hides the progress)\n"
 	  "  --region-size, --rate, --max-inflight, --force: as for 'create'\n\n"
 	  SIZES_HELP },
-	{ "pause", "NAME", "Stop starting background copies.", 0, 1, 1, cmd_message, NULL },
+	{ "pause", "NAME", "Stop starting background copies.", 0, 1, 1, true, cmd_message, NULL },
 	{ "continue", "NAME",
 	  "Resume background copies; after a stall, retry the failed regions.",
-	  0, 1, 1, cmd_message, NULL },
+	  0, 1, 1, true, cmd_message, NULL },
 	{ "rate", "NAME RATE", "Set the background copy rate limit (0: none).",
-	  0, 2, 2, cmd_rate, "\n" SIZES_HELP },
+	  0, 2, 2, true, cmd_rate, "\n" SIZES_HELP },
 	{ "check", "META [--quiet] [--super-block-only] [--ignore-non-fatal-errors]",
 	  "Check a metadata device offline: checksums, geometry, bitmap, copied count.",
-	  O(OPT_QUIET) | O(OPT_SB_ONLY) | O(OPT_IGNORE_NONFATAL), 1, 1, cmd_check,
+	  O(OPT_QUIET) | O(OPT_SB_ONLY) | O(OPT_IGNORE_NONFATAL), 1, 1, false, cmd_check,
 	  "\n  --quiet                    no output; the exit code only\n"
 	  "  --super-block-only         check the superblock only\n"
 	  "  --ignore-non-fatal-errors  exit 0 despite damage the kernel tolerates\n"
@@ -1656,11 +1638,11 @@ static const struct command commands[] = {
 	  "read or is neither.\n" },
 	{ "dump", "META [--json]",
 	  "Print a metadata device's superblock, bitmap slots and copied/uncopied regions.",
-	  O(OPT_JSON), 1, 1, cmd_dump,
+	  O(OPT_JSON), 1, 1, false, cmd_dump,
 	  "\n  --json              one JSON object (see dmstream(8) for its keys)\n\n"
 	  "The region ranges go through temporary files in $TMPDIR (/tmp), not memory.\n" },
-	{ "help", "[COMMAND]", "Show the commands, or one command's help.", 0, 0, 1, cmd_help, NULL },
-	{ "version", "", "Show the version.", 0, 0, 0, cmd_version, NULL },
+	{ "help", "[COMMAND]", "Show the commands, or one command's help.", 0, 0, 1, false, cmd_help, NULL },
+	{ "version", "", "Show the version.", 0, 0, 0, false, cmd_version, NULL },
 };
 
 #define NR_COMMANDS	(sizeof(commands) / sizeof(commands[0]))
@@ -1862,6 +1844,8 @@ int main(int argc, char **argv)
 		return cmd_help(NULL, NULL, 1, self);
 	}
 	if (r)
+		return r;
+	if (cmd->name_first && (r = check_name(cmd, &argv[first])))
 		return r;
 	if (meta_crc_selftest())
 		return EXIT_FAIL;
