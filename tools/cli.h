@@ -43,6 +43,9 @@ int usage_error(const struct command *cmd, const char *fmt, ...)
 int rate_arg(const struct command *cmd, const char *arg, uint64_t *kib);
 
 /* The handlers, by the file that owns them. */
+/* follow.c */
+int cmd_status(const struct command *cmd, struct opts *o, int argc, char **argv);
+int cmd_wait(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* offline.c */
 int cmd_check(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **argv);

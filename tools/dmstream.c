@@ -27,6 +27,7 @@
 #include "stream-interface.h"
 #include "cli.h"
 #include "dm.h"
+#include "follow.h"
 #include "meta.h"
 #include "status.h"
 #include "util.h"
@@ -74,59 +75,6 @@ static const struct option all_options[] = {
 
 static const struct command *find_command(const char *name);
 static void usage_all(FILE *f);
-
-/*---------------------------------------------------------------------------*/
-/* Signals: SIGALRM and SIGINT/SIGTERM interrupt the event wait. */
-static volatile sig_atomic_t interrupted;
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-}
-
-static void on_interrupt(int sig)
-{
-	interrupted = sig;
-	/* Should the signal land just before the wait starts, the alarm ends it. */
-	alarm(1);
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: the waitevent ioctl must return EINTR. */
-	sa.sa_handler = on_alarm;
-	sigaction(SIGALRM, &sa, NULL);
-	sa.sa_handler = on_interrupt;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-/* Interrupts the next wait after @sec seconds, then every 0.25 s. */
-static void arm_timer(double sec)
-{
-	struct itimerval it = { 0 };
-
-	if (sec > 0) {
-		if (sec < 0.001)
-			sec = 0.001;
-		it.it_value.tv_sec = (time_t)sec;
-		it.it_value.tv_usec = (suseconds_t)((sec - (time_t)sec) * 1e6);
-		it.it_interval.tv_usec = 250000;
-	}
-	setitimer(ITIMER_REAL, &it, NULL);
-}
-
-static void sleep_seconds(double sec)
-{
-	struct timespec ts = { (time_t)sec, (long)((sec - (time_t)sec) * 1e9) };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR && !interrupted)
-		;
-}
 
 /*---------------------------------------------------------------------------*/
 /* Helpers */
@@ -383,152 +331,6 @@ static void one_target(struct dmx_table *tbl, uint64_t len, const char *type, co
 }
 
 /*---------------------------------------------------------------------------*/
-/* Following a stream until it completes or fails */
-enum verdict { V_RUNNING, V_COMPLETE, V_FAILED };
-
-struct follow {
-	const char *name;
-	struct progress *prog;	/* NULL: silent */
-	double timeout;		/* 0: none */
-	double interval;	/* display refresh; 0: events only */
-	/* For telling a stalled target from a slow one. */
-	bool have_first;
-	uint64_t errors0;
-	double suspect_since;
-	uint64_t suspect_copied;
-	bool said_paused;
-};
-
-/*
- * A stream that can no longer complete by itself or be finished: metadata
- * or destination failure (fail or ro mode, complete or not), or stalled,
- * which the status shows only as copy errors with nothing in flight and no
- * progress (the kernel raised an event, too).
- */
-static enum verdict judge(struct follow *f, const struct stream_status *st,
-			  const struct dmx_info *info, double now, double *recheck,
-			  char *why, size_t len)
-{
-	double window;
-
-	*recheck = 0;
-	if (st->fail) {
-		snprintf(why, len, "the metadata device failed: %s is in fail mode and every "
-			 "I/O to it fails (see dmesg)", f->name);
-		return V_FAILED;
-	}
-	/* Even when every region is copied: finish refuses ro mode. */
-	if (!strcmp(st->mode, "ro")) {
-		snprintf(why, len, "the metadata or destination device cannot be written: %s is "
-			 "in ro mode, stopped copying and cannot be finished (see dmesg)", f->name);
-		return V_FAILED;
-	}
-	if (!strcmp(st->state, "complete"))
-		return V_COMPLETE;
-	if (!strcmp(st->state, "paused") || info->suspended || !st->errors || st->copying) {
-		f->suspect_since = 0;
-		if (!strcmp(st->state, "paused") && !f->said_paused && !f->prog) {
-			warn("%s is paused: waiting until '%s continue %s'", f->name, progname,
-			     f->name);
-			f->said_paused = true;
-		}
-		return V_RUNNING;
-	}
-	/* Errors, nothing copying: stalled unless copying resumes shortly. A
-	 * rate limit may leave gaps of one region's worth of time. */
-	window = 2;
-	if (st->rate)
-		window += 2.0 * st->region_size * 512 / (st->rate * 1024.0);
-	if (!f->suspect_since || st->copied != f->suspect_copied) {
-		f->suspect_since = now;
-		f->suspect_copied = st->copied;
-	}
-	if (now - f->suspect_since >= window) {
-		snprintf(why, len, "%s stalled: %" PRIu64 " regions could not be copied "
-			 "(%" PRIu64 "/%" PRIu64 " copied; see dmesg). After fixing the cause, "
-			 "'%s continue %s' retries them", f->name, st->errors, st->copied,
-			 st->total, progname, f->name);
-		return V_FAILED;
-	}
-	*recheck = f->suspect_since + window - now + 0.05;
-	return V_RUNNING;
-}
-
-static int follow_stream(struct follow *f)
-{
-	struct stream_status st;
-	struct dmx_info info;
-	double start = now_monotonic(), now, next, recheck;
-	char why[512];
-	enum verdict v;
-	int r;
-
-	install_signals();
-	for (;;) {
-		if (stream_get(f->name, &st, &info))
-			return EXIT_FAIL;
-		now = now_monotonic();
-		if (f->prog) {
-			progress_sample(f->prog, &st, now);
-			progress_show(f->prog, &st);
-		}
-		v = judge(f, &st, &info, now, &recheck, why, sizeof(why));
-		if (v == V_COMPLETE) {
-			if (f->prog)
-				progress_done(f->prog);
-			return EXIT_OK;
-		}
-		if (v == V_FAILED) {
-			if (f->prog)
-				progress_done(f->prog);
-			err("%s", why);
-			return EXIT_COPY_FAILED;
-		}
-		if (interrupted) {
-			if (f->prog)
-				progress_done(f->prog);
-			err("%s: interrupted at %" PRIu64 "/%" PRIu64 " regions", f->name,
-			    st.copied, st.total);
-			return EXIT_TIMEOUT;
-		}
-		if (f->timeout && now - start >= f->timeout) {
-			if (f->prog)
-				progress_done(f->prog);
-			err("%s: timed out after %g s at %" PRIu64 "/%" PRIu64 " regions copied",
-			    f->name, f->timeout, st.copied, st.total);
-			return EXIT_TIMEOUT;
-		}
-
-		/* Sleep on the device's events; a timer ends the sleep early for
-		 * the display, a stall check or the timeout. */
-		next = f->interval;
-		if (recheck && (!next || recheck < next))
-			next = recheck;
-		if (f->timeout) {
-			double left = f->timeout - (now - start);
-
-			if (!next || left < next)
-				next = left;
-		}
-		arm_timer(next);
-		r = dmx_wait_event(f->name, info.event_nr);
-		arm_timer(0);
-		if (r < 0) {
-			if (f->prog)
-				progress_done(f->prog);
-			return EXIT_FAIL;
-		}
-	}
-}
-
-static enum progress_style display_style(const struct opts *o)
-{
-	if (o->json)
-		return PROGRESS_JSON;
-	return isatty(STDOUT_FILENO) ? PROGRESS_BAR : PROGRESS_LINES;
-}
-
-/*---------------------------------------------------------------------------*/
 /* create */
 static int cmd_create(const struct command *cmd, struct opts *o, int argc, char **argv)
 {
@@ -599,61 +401,6 @@ static int cmd_create(const struct command *cmd, struct opts *o, int argc, char 
 	       fmt_bytes(len * 512, a, sizeof(a)), origin.path, dest.path,
 	       fmt_bytes(region * 512, b, sizeof(b)), o->paused ? " (paused)" : "");
 	return EXIT_OK;
-}
-
-/*---------------------------------------------------------------------------*/
-/* status, wait */
-static int cmd_status(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	struct stream_status st;
-	struct dmx_info info;
-	struct progress prog;
-	struct follow f;
-	char *name = argv[0];
-
-	(void)cmd;
-	(void)argc;
-	if (o->interval < 0)
-		o->interval = 1;
-
-	if (o->watch) {
-		progress_init(&prog, name, display_style(o), stdout);
-		f = (struct follow){ .name = name, .prog = &prog, .interval = o->interval };
-		if (!f.interval)
-			f.interval = 1;
-		return follow_stream(&f);
-	}
-
-	progress_init(&prog, name, o->json ? PROGRESS_JSON : PROGRESS_LINES, stdout);
-	if (stream_get(name, &st, &info))
-		return EXIT_FAIL;
-	progress_sample(&prog, &st, now_monotonic());
-	/* The current rate needs a second look, while something is moving. */
-	if (o->interval > 0 && !st.fail && !strcmp(st.state, "streaming") && !info.suspended) {
-		sleep_seconds(o->interval);
-		if (stream_get(name, &st, &info))
-			return EXIT_FAIL;
-		progress_sample(&prog, &st, now_monotonic());
-	}
-	progress_show(&prog, &st);
-	return EXIT_OK;
-}
-
-static int cmd_wait(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	struct progress prog;
-	struct follow f;
-	char *name = argv[0];
-
-	(void)cmd;
-	(void)argc;
-	f = (struct follow){ .name = name, .timeout = o->timeout };
-	if (o->progress) {
-		progress_init(&prog, name, display_style(o), stdout);
-		f.prog = &prog;
-		f.interval = o->interval > 0 ? o->interval : 1;
-	}
-	return follow_stream(&f);
 }
 
 /*---------------------------------------------------------------------------*/
@@ -917,8 +664,6 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 	struct blockdev dest, meta;
 	struct meta_geometry geo;
 	struct dmx_info info, oi;
-	struct progress prog;
-	struct follow f;
 	char *name = argv[0], helper[160] = "", uuid[64], opts[160], a[32], b[32];
 	unsigned int omaj, omin, i, lbs;
 	uint64_t region = 0, len, pos = 0;
@@ -1047,13 +792,7 @@ static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **
 	if (!o->finish)
 		return EXIT_OK;
 
-	f = (struct follow){ .name = name, .timeout = o->timeout };
-	if (!o->quiet) {
-		progress_init(&prog, name, display_style(o), stdout);
-		f.prog = &prog;
-		f.interval = o->interval > 0 ? o->interval : 1;
-	}
-	r = follow_stream(&f);
+	r = follow_stream(name, o->timeout, !o->quiet, o->json, o->interval);
 	if (r == EXIT_COPY_FAILED) {
 		err("%s is still a stream onto %s, not finished", name, dest.path);
 		return r;
