@@ -43,6 +43,12 @@ int usage_error(const struct command *cmd, const char *fmt, ...)
 int rate_arg(const struct command *cmd, const char *arg, uint64_t *kib);
 
 /* The handlers, by the file that owns them. */
+/* workflow.c */
+int cmd_create(const struct command *cmd, struct opts *o, int argc, char **argv);
+int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **argv);
+int cmd_finish(const struct command *cmd, struct opts *o, int argc, char **argv);
+int cmd_message(const struct command *cmd, struct opts *o, int argc, char **argv);
+int cmd_rate(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* follow.c */
 int cmd_status(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_wait(const struct command *cmd, struct opts *o, int argc, char **argv);

@@ -196,6 +196,18 @@ void dmx_table_free(struct dmx_table *tbl)
 	tbl->nr = 0;
 }
 
+void dmx_table_one(struct dmx_table *tbl, uint64_t len, const char *type, const char *fmt, ...)
+{
+	char params[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(params, sizeof(params), fmt, ap);
+	va_end(ap);
+	memset(tbl, 0, sizeof(*tbl));
+	dmx_table_add(tbl, 0, len, type, params);
+}
+
 uint64_t dmx_table_len(const struct dmx_table *tbl)
 {
 	uint64_t len = 0;
