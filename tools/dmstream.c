@@ -7,29 +7,23 @@
  * `linear` on its destination; `status`, `wait`, the messages, and offline
  * `check` and `dump` of a metadata device. See dmstream(8)
  * (Documentation/dmstream.8.rst) and the exit codes in util.h.
+ *
+ * This file is the command line: the command table and its --help texts,
+ * option parsing into struct opts, the NAME check, and main(). The
+ * commands themselves are in workflow.c (create, copy, finish, messages),
+ * follow.c (status, wait) and offline.c (check, dump); cli.h is between.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <json-c/json.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/time.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "stream-format.h"
 #include "stream-interface.h"
 #include "cli.h"
 #include "dm.h"
-#include "follow.h"
 #include "meta.h"
-#include "status.h"
 #include "util.h"
 
 #define DMSTREAM_VERSION	"1.0.0"
@@ -297,7 +291,88 @@ static int bad_option(const struct command *cmd, const struct option *longopts, 
 	return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 }
 
-/* Parses a command's options and positional arguments into @o. */
+/* What parse_command() returns for -h or --help: not an exit code. */
+#define HELP_REQUESTED	(-100)
+
+/* An option that takes no value: a flag in @o. */
+static void set_flag(struct opts *o, int id)
+{
+	switch (id) {
+	case OPT_PAUSED:
+		o->paused = true;
+		break;
+	case OPT_FORCE:
+		o->force = true;
+		break;
+	case OPT_FINISH:
+		o->finish = true;
+		break;
+	case OPT_WATCH:
+		o->watch = true;
+		break;
+	case OPT_JSON:
+		o->json = true;
+		break;
+	case OPT_PROGRESS:
+		o->progress = true;
+		break;
+	case OPT_QUIET:
+		o->quiet = true;
+		break;
+	case OPT_SB_ONLY:
+		o->sb_only = true;
+		break;
+	case OPT_IGNORE_NONFATAL:
+		o->ignore_nonfatal = true;
+		break;
+	}
+}
+
+/* An option into @o, or a usage error. */
+static int set_option(const struct command *cmd, struct opts *o, int id, char *arg)
+{
+	switch (id) {
+	case OPT_ORIGIN:
+		o->origin = arg;
+		break;
+	case OPT_DEST:
+		o->dest = arg;
+		break;
+	case OPT_META:
+		o->meta = arg;
+		break;
+	case OPT_REGION_SIZE:
+		if (parse_size(arg, &o->region_bytes) || !o->region_bytes)
+			return usage_error(cmd, "invalid region size '%s': e.g. 64k, 1M", arg);
+		break;
+	case OPT_RATE:
+		o->rate_set = true;
+		return rate_arg(cmd, arg, &o->rate_kib);
+	case OPT_MAX_INFLIGHT:
+		if (parse_u64(arg, STREAM_MIN_MAX_INFLIGHT, STREAM_MAX_MAX_INFLIGHT,
+			      &o->max_inflight))
+			return usage_error(cmd, "invalid --max-inflight '%s': "
+					   XSTR(STREAM_MIN_MAX_INFLIGHT) " to "
+					   XSTR(STREAM_MAX_MAX_INFLIGHT), arg);
+		break;
+	case OPT_INTERVAL:
+		if (parse_seconds(arg, &o->interval))
+			return usage_error(cmd, "invalid --interval '%s': seconds", arg);
+		break;
+	case OPT_TIMEOUT:
+		if (parse_seconds(arg, &o->timeout) || o->timeout <= 0)
+			return usage_error(cmd, "invalid --timeout '%s': seconds above 0", arg);
+		break;
+	default:
+		set_flag(o, id);
+	}
+	return 0;
+}
+
+/*
+ * Parses a command's options and positional arguments into @o. Returns 0,
+ * an exit code, or HELP_REQUESTED.
+ */
 static int parse_command(const struct command *cmd, int argc, char **argv, struct opts *o,
 			 int *first_arg)
 {
@@ -315,78 +390,14 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 	optind = 0;	/* full reinitialisation, after main()'s parse */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-		case OPT_HELP:
-			return -EXIT_OK - 100;	/* help requested */
-		case OPT_ORIGIN:
-			o->origin = optarg;
-			break;
-		case OPT_DEST:
-			o->dest = optarg;
-			break;
-		case OPT_META:
-			o->meta = optarg;
-			break;
-		case OPT_REGION_SIZE:
-			if (parse_size(optarg, &o->region_bytes) || !o->region_bytes)
-				return usage_error(cmd, "invalid region size '%s': e.g. 64k, 1M",
-						   optarg);
-			break;
-		case OPT_RATE:
-			if ((r = rate_arg(cmd, optarg, &o->rate_kib)))
-				return r;
-			o->rate_set = true;
-			break;
-		case OPT_MAX_INFLIGHT:
-			if (parse_u64(optarg, STREAM_MIN_MAX_INFLIGHT, STREAM_MAX_MAX_INFLIGHT,
-				      &o->max_inflight))
-				return usage_error(cmd, "invalid --max-inflight '%s': "
-						   XSTR(STREAM_MIN_MAX_INFLIGHT) " to "
-						   XSTR(STREAM_MAX_MAX_INFLIGHT),
-						   optarg);
-			break;
-		case OPT_PAUSED:
-			o->paused = true;
-			break;
-		case OPT_FORCE:
-			o->force = true;
-			break;
-		case OPT_FINISH:
-			o->finish = true;
-			break;
-		case OPT_WATCH:
-			o->watch = true;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case OPT_PROGRESS:
-			o->progress = true;
-			break;
-		case OPT_QUIET:
-			o->quiet = true;
-			break;
-		case OPT_SB_ONLY:
-			o->sb_only = true;
-			break;
-		case OPT_IGNORE_NONFATAL:
-			o->ignore_nonfatal = true;
-			break;
-		case OPT_INTERVAL:
-			if (parse_seconds(optarg, &o->interval))
-				return usage_error(cmd, "invalid --interval '%s': seconds", optarg);
-			break;
-		case OPT_TIMEOUT:
-			if (parse_seconds(optarg, &o->timeout) || o->timeout <= 0)
-				return usage_error(cmd, "invalid --timeout '%s': seconds above 0",
-						   optarg);
-			break;
-		case ':':
+		if (c == 'h' || c == OPT_HELP)
+			return HELP_REQUESTED;
+		if (c == ':')
 			return usage_error(cmd, "option '%s' needs an argument", argv[optind - 1]);
-		default:
+		if (c <= 0 || c >= OPT_MAX)
 			return bad_option(cmd, longopts, argv);
-		}
+		if ((r = set_option(cmd, o, c, optarg)))
+			return r;
 	}
 	nargs = argc - optind;
 	if (nargs < cmd->min_args)
@@ -438,7 +449,7 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	r = parse_command(cmd, argc, argv, &o, &first);
-	if (r == -EXIT_OK - 100) {
+	if (r == HELP_REQUESTED) {
 		char *self[] = { (char *)cmd->name };
 
 		return cmd_help(NULL, NULL, 1, self);
