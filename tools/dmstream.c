@@ -294,43 +294,24 @@ static int bad_option(const struct command *cmd, const struct option *longopts, 
 /* What parse_command() returns for -h or --help: not an exit code. */
 #define HELP_REQUESTED	(-100)
 
-/* An option that takes no value: a flag in @o. */
-static void set_flag(struct opts *o, int id)
+/* Where an option that takes no value sets a flag in @o; NULL for others. */
+static bool *flag_of(struct opts *o, int id)
 {
-	switch (id) {
-	case OPT_PAUSED:
-		o->paused = true;
-		break;
-	case OPT_FORCE:
-		o->force = true;
-		break;
-	case OPT_FINISH:
-		o->finish = true;
-		break;
-	case OPT_WATCH:
-		o->watch = true;
-		break;
-	case OPT_JSON:
-		o->json = true;
-		break;
-	case OPT_PROGRESS:
-		o->progress = true;
-		break;
-	case OPT_QUIET:
-		o->quiet = true;
-		break;
-	case OPT_SB_ONLY:
-		o->sb_only = true;
-		break;
-	case OPT_IGNORE_NONFATAL:
-		o->ignore_nonfatal = true;
-		break;
-	}
+	bool *const flags[OPT_MAX] = {
+		[OPT_PAUSED] = &o->paused, [OPT_FORCE] = &o->force, [OPT_FINISH] = &o->finish,
+		[OPT_WATCH] = &o->watch, [OPT_JSON] = &o->json, [OPT_PROGRESS] = &o->progress,
+		[OPT_QUIET] = &o->quiet, [OPT_SB_ONLY] = &o->sb_only,
+		[OPT_IGNORE_NONFATAL] = &o->ignore_nonfatal,
+	};
+
+	return id > 0 && id < OPT_MAX ? flags[id] : NULL;
 }
 
 /* An option into @o, or a usage error. */
 static int set_option(const struct command *cmd, struct opts *o, int id, char *arg)
 {
+	bool *flag;
+
 	switch (id) {
 	case OPT_ORIGIN:
 		o->origin = arg;
@@ -364,7 +345,9 @@ static int set_option(const struct command *cmd, struct opts *o, int id, char *a
 			return usage_error(cmd, "invalid --timeout '%s': seconds above 0", arg);
 		break;
 	default:
-		set_flag(o, id);
+		flag = flag_of(o, id);
+		if (flag)
+			*flag = true;
 	}
 	return 0;
 }

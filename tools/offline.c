@@ -256,25 +256,24 @@ static void dump_range(void *ctx, bool copied, uint64_t first, uint64_t last)
 	l->n++;
 }
 
+/* The superblock's fields by their names in the struct, in its order. */
 static json_object *sb_json(const struct meta_sb *sb)
 {
+	const struct { const char *key; uint64_t value; } fields[] = {
+		{ "flags", sb->flags }, { "blocknr", sb->blocknr }, { "magic", sb->magic },
+		{ "version", sb->version }, { "block_size", sb->block_size },
+		{ "region_size", sb->region_size }, { "target_size", sb->target_size },
+		{ "nr_regions", sb->nr_regions }, { "origin_size", sb->origin_size },
+		{ "dest_size", sb->dest_size }, { "nr_bitmap_blocks", sb->nr_bitmap_blocks },
+		{ "transaction_id", sb->transaction_id }, { "nr_copied", sb->nr_copied },
+	};
 	json_object *o = json_object_new_object();
+	size_t i;
 
 	json_object_object_add(o, "csum", json_object_new_uint64(sb->csum));
 	json_object_object_add(o, "csum_ok", json_object_new_boolean(sb->csum == sb->csum_calc));
-	json_object_object_add(o, "flags", json_object_new_uint64(sb->flags));
-	json_object_object_add(o, "blocknr", json_object_new_uint64(sb->blocknr));
-	json_object_object_add(o, "magic", json_object_new_uint64(sb->magic));
-	json_object_object_add(o, "version", json_object_new_uint64(sb->version));
-	json_object_object_add(o, "block_size", json_object_new_uint64(sb->block_size));
-	json_object_object_add(o, "region_size", json_object_new_uint64(sb->region_size));
-	json_object_object_add(o, "target_size", json_object_new_uint64(sb->target_size));
-	json_object_object_add(o, "nr_regions", json_object_new_uint64(sb->nr_regions));
-	json_object_object_add(o, "origin_size", json_object_new_uint64(sb->origin_size));
-	json_object_object_add(o, "dest_size", json_object_new_uint64(sb->dest_size));
-	json_object_object_add(o, "nr_bitmap_blocks", json_object_new_uint64(sb->nr_bitmap_blocks));
-	json_object_object_add(o, "transaction_id", json_object_new_uint64(sb->transaction_id));
-	json_object_object_add(o, "nr_copied", json_object_new_uint64(sb->nr_copied));
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		json_object_object_add(o, fields[i].key, json_object_new_uint64(fields[i].value));
 	return o;
 }
 
