@@ -196,10 +196,8 @@ static int follow(struct follow *f)
 		if (stream_get(f->name, &st, &info))
 			return EXIT_FAIL;
 		now = now_monotonic();
-		if (f->prog) {
-			progress_sample(f->prog, &st, now);
-			progress_show(f->prog, &st);
-		}
+		if (f->prog)
+			progress_update(f->prog, &st, now);
 		v = judge(f, &st, &info, now, &recheck, why, sizeof(why));
 		if (v == V_COMPLETE)
 			return follow_end(f, EXIT_OK, NULL);
