@@ -86,8 +86,6 @@ struct follow {
 	double timeout;		/* 0: none */
 	double interval;	/* display refresh; 0: events only */
 	/* For telling a stalled target from a slow one. */
-	bool have_first;
-	uint64_t errors0;
 	double suspect_since;
 	uint64_t suspect_copied;
 	bool said_paused;

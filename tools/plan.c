@@ -261,7 +261,6 @@ static int plan_devices(struct plan *p)
 {
 	unsigned int src_lbs;
 	bool present;
-	char a[32];
 
 	if ((!p->copy && blockdev_get(p->o->origin, &p->origin)) ||
 	    blockdev_get(p->o->dest, &p->dest) || blockdev_get(p->o->meta, &p->meta))
@@ -271,6 +270,8 @@ static int plan_devices(struct plan *p)
 	src_lbs = p->copy ? devt_lbs(p->info.major, p->info.minor) : p->origin.lbs;
 	if (p->region * 512 % src_lbs || p->region * 512 % p->dest.lbs ||
 	    p->region * 512 % p->meta.lbs) {
+		char a[32];
+
 		err("region size %s is not a multiple of a device's logical block size",
 		    fmt_bytes(p->region * 512, a, sizeof(a)));
 		return -1;

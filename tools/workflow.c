@@ -362,10 +362,22 @@ static int copy_finish(const char *name, const char *dest, const struct opts *o)
 	return r;
 }
 
+/* What copy did: NAME, the length, where to, and its origin. */
+static void copy_started(const struct plan *p)
+{
+	char a[32], b[32];
+
+	printf("%s: copying %s onto %s in %s regions (origin %s%s%u:%u%s)\n", p->name,
+	       fmt_bytes(p->len * 512, a, sizeof(a)), p->dest.path,
+	       fmt_bytes(p->region * 512, b, sizeof(b)), p->helper, p->helper[0] ? ", " : "",
+	       p->origin_major, p->origin_minor,
+	       p->o->rate_set && p->o->rate_kib ? ", rate limited" : "");
+	fflush(stdout);
+}
+
 int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **argv)
 {
 	struct plan p;
-	char a[32], b[32];
 	int r;
 
 	(void)argc;
@@ -373,11 +385,7 @@ int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **argv)
 	if (!r)
 		r = copy_switch(&p);
 	if (!r) {
-		printf("%s: copying %s onto %s in %s regions (origin %s%s%u:%u%s)\n", p.name,
-		       fmt_bytes(p.len * 512, a, sizeof(a)), p.dest.path,
-		       fmt_bytes(p.region * 512, b, sizeof(b)), p.helper, p.helper[0] ? ", " : "",
-		       p.origin_major, p.origin_minor, o->rate_set && o->rate_kib ? ", rate limited" : "");
-		fflush(stdout);
+		copy_started(&p);
 		if (o->finish)
 			r = copy_finish(p.name, p.dest.path, o);
 	}
