@@ -196,6 +196,18 @@ void dmx_table_free(struct dmx_table *tbl)
 	tbl->nr = 0;
 }
 
+void dmx_table_one(struct dmx_table *tbl, uint64_t len, const char *type, const char *fmt, ...)
+{
+	char params[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(params, sizeof(params), fmt, ap);
+	va_end(ap);
+	memset(tbl, 0, sizeof(*tbl));
+	dmx_table_add(tbl, 0, len, type, params);
+}
+
 uint64_t dmx_table_len(const struct dmx_table *tbl)
 {
 	uint64_t len = 0;
@@ -280,16 +292,24 @@ int dmx_load(const char *name, const struct dmx_table *tbl)
 	return r;
 }
 
-/* Runs a task that needs nothing but the device's name and no cookie. */
+/*
+ * Runs a task that needs nothing but the device's name. Resume and remove
+ * send a uevent, so they carry a udev cookie.
+ */
 static int run_plain(int type, const char *name)
 {
+	bool uevent = type == DM_DEVICE_RESUME || type == DM_DEVICE_REMOVE;
 	struct dm_task *dmt = task(type, name);
 	int r = -1;
 
 	if (!dmt)
 		return -1;
-	if (dm_task_run(dmt))
+	/* libdevmapper retries a remove a few times while the device is busy. */
+	if (type == DM_DEVICE_REMOVE && !dm_task_retry_remove(dmt))
+		goto out;
+	if (uevent ? run_with_cookie(dmt, 0) : dm_task_run(dmt))
 		r = 0;
+out:
 	dm_task_destroy(dmt);
 	return r;
 }
@@ -302,15 +322,7 @@ int dmx_suspend(const char *name)
 
 int dmx_resume(const char *name)
 {
-	struct dm_task *dmt = task(DM_DEVICE_RESUME, name);
-	int r = -1;
-
-	if (!dmt)
-		return -1;
-	if (run_with_cookie(dmt, 0))
-		r = 0;
-	dm_task_destroy(dmt);
-	return r;
+	return run_plain(DM_DEVICE_RESUME, name);
 }
 
 int dmx_clear(const char *name)
@@ -320,16 +332,7 @@ int dmx_clear(const char *name)
 
 int dmx_remove(const char *name)
 {
-	struct dm_task *dmt = task(DM_DEVICE_REMOVE, name);
-	int r = -1;
-
-	if (!dmt)
-		return -1;
-	/* libdevmapper retries a few times while the device is busy. */
-	if (dm_task_retry_remove(dmt) && run_with_cookie(dmt, 0))
-		r = 0;
-	dm_task_destroy(dmt);
-	return r;
+	return run_plain(DM_DEVICE_REMOVE, name);
 }
 
 int dmx_message(const char *name, const char *msg)

@@ -52,6 +52,9 @@ int dmx_table(const char *name, struct dmx_table *tbl);
 int dmx_status(const char *name, struct dmx_table *tbl);
 void dmx_table_add(struct dmx_table *tbl, uint64_t start, uint64_t len, const char *type,
 		   const char *params);
+/* A new table of one target from sector 0, its parameters formatted. */
+void dmx_table_one(struct dmx_table *tbl, uint64_t len, const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 void dmx_table_free(struct dmx_table *tbl);
 uint64_t dmx_table_len(const struct dmx_table *tbl);
 

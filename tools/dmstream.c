@@ -7,34 +7,26 @@
  * `linear` on its destination; `status`, `wait`, the messages, and offline
  * `check` and `dump` of a metadata device. See dmstream(8)
  * (Documentation/dmstream.8.rst) and the exit codes in util.h.
+ *
+ * This file is the command line: the command table and its --help texts,
+ * option parsing into struct opts, the NAME check, and main(). The
+ * commands themselves are in workflow.c (create, copy, finish, messages),
+ * follow.c (status, wait) and offline.c (check, dump); cli.h is between.
  */
 #include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <json-c/json.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/time.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "stream-format.h"
 #include "stream-interface.h"
+#include "cli.h"
 #include "dm.h"
 #include "meta.h"
-#include "status.h"
 #include "util.h"
 
 #define DMSTREAM_VERSION	"1.0.0"
-
-/* The helper origin of `copy`: NAME-origin, with a uuid starting so. */
-#define ORIGIN_SUFFIX		"-origin"
-#define ORIGIN_UUID_PREFIX	"DMSTREAM-ORIGIN-"
 
 #define STR(x)			#x
 #define XSTR(x)			STR(x)
@@ -71,89 +63,12 @@ static const struct option all_options[] = {
 	{ "help", no_argument, NULL, OPT_HELP },
 };
 
-struct opts {
-	const char *origin, *dest, *meta;
-	uint64_t region_bytes;
-	bool rate_set;
-	uint64_t rate_kib;	/* KiB/s, as the kernel takes it; 0: no limit */
-	uint64_t max_inflight;
-	bool paused, force, finish, watch, json, progress, quiet, sb_only, ignore_nonfatal;
-	double interval;
-	double timeout;		/* 0: none */
-};
-
-struct command {
-	const char *name;
-	const char *args;	/* after the name, for the usage line */
-	const char *summary;
-	unsigned int options;	/* O(OPT_...) allowed */
-	int min_args, max_args;
-	int (*fn)(const struct command *cmd, struct opts *o, int argc, char **argv);
-	const char *details;	/* for --help */
-};
-
 static const struct command *find_command(const char *name);
 static void usage_all(FILE *f);
 
 /*---------------------------------------------------------------------------*/
-/* Signals: SIGALRM and SIGINT/SIGTERM interrupt the event wait. */
-static volatile sig_atomic_t interrupted;
-
-static void on_alarm(int sig)
-{
-	(void)sig;
-}
-
-static void on_interrupt(int sig)
-{
-	interrupted = sig;
-	/* Should the signal land just before the wait starts, the alarm ends it. */
-	alarm(1);
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: the waitevent ioctl must return EINTR. */
-	sa.sa_handler = on_alarm;
-	sigaction(SIGALRM, &sa, NULL);
-	sa.sa_handler = on_interrupt;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-/* Interrupts the next wait after @sec seconds, then every 0.25 s. */
-static void arm_timer(double sec)
-{
-	struct itimerval it = { 0 };
-
-	if (sec > 0) {
-		if (sec < 0.001)
-			sec = 0.001;
-		it.it_value.tv_sec = (time_t)sec;
-		it.it_value.tv_usec = (suseconds_t)((sec - (time_t)sec) * 1e6);
-		it.it_interval.tv_usec = 250000;
-	}
-	setitimer(ITIMER_REAL, &it, NULL);
-}
-
-static void sleep_seconds(double sec)
-{
-	struct timespec ts = { (time_t)sec, (long)((sec - (time_t)sec) * 1e9) };
-
-	while (nanosleep(&ts, &ts) && errno == EINTR && !interrupted)
-		;
-}
-
-/*---------------------------------------------------------------------------*/
 /* Helpers */
-static int usage_error(const struct command *cmd, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int usage_error(const struct command *cmd, const char *fmt, ...)
+int usage_error(const struct command *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -183,43 +98,7 @@ static int check_name(const struct command *cmd, char **name)
 	return 0;
 }
 
-/*
- * Checks that the kernel has a stream target we know. A target that is not
- * loaded yet may still be loaded on demand by the table load (the kernel
- * asks for module dm-stream), so only a wrong version fails here.
- */
-static int check_target(bool *present)
-{
-	uint32_t v[3];
-	int r = dmx_target_version(STREAM_TARGET_NAME, v);
-
-	*present = r == 1;
-	if (r < 0)
-		return -1;
-	if (r == 1 && v[0] != STREAM_TARGET_VERSION_MAJOR) {
-		err("the kernel's stream target is version %u.%u.%u; this tool knows %u.x",
-		    v[0], v[1], v[2], STREAM_TARGET_VERSION_MAJOR);
-		return -1;
-	}
-	return 0;
-}
-
-/* After a refused table: the kernel's reason, and a hint when no target. */
-static void explain_refusal(const char *what)
-{
-	char *reason = dmx_kmsg_reason();
-	bool present;
-
-	if (reason)
-		err("%s: the kernel says: %s", what, reason);
-	free(reason);
-	if (!check_target(&present) && !present)
-		err("the kernel has no 'stream' target: load the dm-stream module "
-		    "(modprobe dm-stream, or insmod dm-stream/dm-stream.ko)");
-}
-
-/* A rate argument, in KiB/s for the kernel, or a usage error. */
-static int rate_arg(const struct command *cmd, const char *arg, uint64_t *kib)
+int rate_arg(const struct command *cmd, const char *arg, uint64_t *kib)
 {
 	switch (parse_rate_kib(arg, kib)) {
 	case 0:
@@ -231,1309 +110,6 @@ static int rate_arg(const struct command *cmd, const char *arg, uint64_t *kib)
 		return usage_error(cmd, "invalid rate '%s': e.g. 50M/s, 512k, 0 for no limit",
 				   arg);
 	}
-}
-
-static int region_sectors(const struct command *cmd, const struct opts *o, uint64_t *sectors)
-{
-	uint64_t b = o->region_bytes ? o->region_bytes : STREAM_DEFAULT_REGION_SECTORS * 512;
-
-	if (b % 512 || b / 512 < STREAM_MIN_REGION_SECTORS ||
-	    b / 512 > STREAM_MAX_REGION_SECTORS || ((b / 512) & (b / 512 - 1)))
-		return usage_error(cmd, "invalid region size %" PRIu64
-				   " bytes: a power of two from 4k to 1G", b);
-	*sectors = b / 512;
-	return 0;
-}
-
-/* "<#opt args> <opt args>*" for a table line. */
-static void table_opts(const struct opts *o, char *buf, size_t len)
-{
-	char words[128] = "";
-	unsigned int n = 0;
-
-	if (o->paused) {
-		strcat(words, " " STREAM_OPT_PAUSED);
-		n++;
-	}
-	if (o->rate_set && o->rate_kib) {
-		snprintf(words + strlen(words), sizeof(words) - strlen(words), " " STREAM_OPT_RATE " %" PRIu64,
-			 o->rate_kib);
-		n += 2;
-	}
-	if (o->max_inflight) {
-		snprintf(words + strlen(words), sizeof(words) - strlen(words),
-			 " " STREAM_OPT_MAX_INFLIGHT " %" PRIu64, o->max_inflight);
-		n += 2;
-	}
-	snprintf(buf, len, "%u%s", n, words);
-}
-
-static int check_sizes(const char *what, const struct blockdev *dest, const struct blockdev *meta,
-		       uint64_t len, uint64_t region)
-{
-	uint64_t nr_regions = (len + region - 1) / region, needed;
-	char a[32], b[32];
-
-	if (dest->size < len * 512) {
-		err("%s: destination %s (%s) is smaller than %s (%s)", what, dest->path,
-		    fmt_bytes(dest->size, a, sizeof(a)), what, fmt_bytes(len * 512, b, sizeof(b)));
-		return -1;
-	}
-	if (nr_regions > STREAM_MAX_REGIONS) {
-		err("%s: %" PRIu64 " regions is too many: use a larger --region-size", what,
-		    nr_regions);
-		return -1;
-	}
-	needed = stream_metadata_blocks(nr_regions) * STREAM_BLOCK_SIZE;
-	if (meta->size < needed) {
-		err("%s: metadata device %s too small: %" PRIu64 " regions need %s (%" PRIu64
-		    " sectors), it has %s", what, meta->path, nr_regions,
-		    fmt_bytes(needed, a, sizeof(a)), needed / 512,
-		    fmt_bytes(meta->size, b, sizeof(b)));
-		return -1;
-	}
-	return 0;
-}
-
-static bool same_dev(const struct blockdev *a, const struct blockdev *b)
-{
-	return a->major == b->major && a->minor == b->minor;
-}
-
-static int check_free(const struct blockdev *bd, const char *role)
-{
-	if (blockdev_busy(bd)) {
-		err("%s device %s is in use (mounted, mapped or open exclusively)", role, bd->path);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Problems go to stderr (in check's words) unless quiet: the first
- * PROBLEMS_SHOWN of each severity, then report_hidden() counts the rest. A
- * device whose every bitmap block is bad has one problem per block, up to
- * 65923 of them.
- */
-#define PROBLEMS_SHOWN	20
-
-static const char *const problem_kind[] = { "note", "warning", "error" };
-
-struct problem_ctx {
-	const char *dev;
-	bool quiet;
-	char first_fatal[512];
-	unsigned int shown[3], hidden[3];	/* by enum meta_severity */
-};
-
-static void report_problem(void *ctx, enum meta_severity sev, const char *msg)
-{
-	struct problem_ctx *p = ctx;
-
-	if (sev == META_FATAL && !p->first_fatal[0])
-		snprintf(p->first_fatal, sizeof(p->first_fatal), "%s", msg);
-	if (p->quiet)
-		return;
-	if (p->shown[sev] == PROBLEMS_SHOWN) {
-		p->hidden[sev]++;
-		return;
-	}
-	p->shown[sev]++;
-	fprintf(stderr, "%s: %s: %s\n", p->dev, problem_kind[sev], msg);
-}
-
-/* "... and 65903 more errors, 2 more notes (not shown)" after the last. */
-static void report_hidden(const struct problem_ctx *p)
-{
-	const char *sep = "";
-	int sev;
-
-	if (p->quiet || !(p->hidden[0] | p->hidden[1] | p->hidden[2]))
-		return;
-	fprintf(stderr, "%s: ... and", p->dev);
-	for (sev = META_FATAL; sev >= META_NOTE; sev--) {
-		if (!p->hidden[sev])
-			continue;
-		fprintf(stderr, "%s %u more %s%s", sep, p->hidden[sev], problem_kind[sev],
-			p->hidden[sev] == 1 ? "" : "s");
-		sep = ",";
-	}
-	fprintf(stderr, " (not shown: only the first %u of each kind are)\n", PROBLEMS_SHOWN);
-}
-
-/*
- * Before a table is made over @meta: blank is fine; metadata of this
- * geometry is continued (create only); anything else needs --force, which
- * clears block 0 so that the kernel formats the device.
- */
-static int prepare_meta(const struct blockdev *meta, const struct meta_geometry *geo,
-			bool allow_continue, bool force)
-{
-	struct problem_ctx pc = { .dev = meta->path, .quiet = true };
-	struct meta_scan_ops ops = { .ctx = &pc, .problem = report_problem };
-	struct meta_scan_result res;
-	const char *why = NULL;
-	char whybuf[1024];
-	bool in_use;
-	uint64_t size;
-	int fd, r = -1;
-
-	fd = meta_open(meta->path, true, &in_use, &size);
-	if (fd < 0)
-		return -1;
-	if (in_use) {
-		err("metadata device %s is in use", meta->path);
-		goto out;
-	}
-	if (meta_scan(fd, size, false, &ops, &res))
-		goto out;
-	if (res.sb.blank) {
-		r = 0;
-		goto out;
-	}
-	if (res.sb.magic != STREAM_MAGIC) {
-		why = "it holds something else (no dm-stream superblock)";
-	} else if (meta_sb_header_problem(&res.sb)) {
-		snprintf(whybuf, sizeof(whybuf), "its dm-stream superblock is damaged (%s)",
-			 meta_sb_header_problem(&res.sb));
-		why = whybuf;
-	} else if (!allow_continue) {
-		snprintf(whybuf, sizeof(whybuf), "a copy needs a blank metadata device, and it "
-			 "holds dm-stream metadata (%" PRIu64 "/%" PRIu64 " regions copied)",
-			 res.sb.nr_copied, res.sb.nr_regions);
-		why = whybuf;
-	} else if (meta_sb_geometry_mismatch(&res.sb, geo)) {
-		snprintf(whybuf, sizeof(whybuf),
-			 "it holds dm-stream metadata for another geometry (%s: region size %"
-			 PRIu32 ", length %" PRIu64 ", origin %" PRIu64 ", destination %" PRIu64
-			 " sectors)", meta_sb_geometry_mismatch(&res.sb, geo),
-			 res.sb.region_size, res.sb.target_size, res.sb.origin_size,
-			 res.sb.dest_size);
-		why = whybuf;
-	} else if (res.fatal) {
-		snprintf(whybuf, sizeof(whybuf), "its dm-stream metadata is damaged (%s; see '%s check %s')",
-			 pc.first_fatal, progname, meta->path);
-		why = whybuf;
-	} else {
-		printf("%s: continuing from earlier metadata: %" PRIu64 "/%" PRIu64
-		       " regions copied\n", meta->path, res.sb.nr_copied, res.sb.nr_regions);
-		r = 0;
-		goto out;
-	}
-
-	if (!force) {
-		err("refusing metadata device %s: %s; --force overwrites it", meta->path, why);
-		r = -2;
-		goto out;
-	}
-	warn("overwriting metadata device %s: %s", meta->path, why);
-	r = meta_wipe(fd);
-out:
-	close(fd);
-	return r;
-}
-
-/* A table line of one target. */
-static void one_target(struct dmx_table *tbl, uint64_t len, const char *type, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void one_target(struct dmx_table *tbl, uint64_t len, const char *type, const char *fmt, ...)
-{
-	char params[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(params, sizeof(params), fmt, ap);
-	va_end(ap);
-	memset(tbl, 0, sizeof(*tbl));
-	dmx_table_add(tbl, 0, len, type, params);
-}
-
-/*---------------------------------------------------------------------------*/
-/* Following a stream until it completes or fails */
-enum verdict { V_RUNNING, V_COMPLETE, V_FAILED };
-
-struct follow {
-	const char *name;
-	struct progress *prog;	/* NULL: silent */
-	double timeout;		/* 0: none */
-	double interval;	/* display refresh; 0: events only */
-	/* For telling a stalled target from a slow one. */
-	bool have_first;
-	uint64_t errors0;
-	double suspect_since;
-	uint64_t suspect_copied;
-	bool said_paused;
-};
-
-/*
- * A stream that can no longer complete by itself or be finished: metadata
- * or destination failure (fail or ro mode, complete or not), or stalled,
- * which the status shows only as copy errors with nothing in flight and no
- * progress (the kernel raised an event, too).
- */
-static enum verdict judge(struct follow *f, const struct stream_status *st,
-			  const struct dmx_info *info, double now, double *recheck,
-			  char *why, size_t len)
-{
-	double window;
-
-	*recheck = 0;
-	if (st->fail) {
-		snprintf(why, len, "the metadata device failed: %s is in fail mode and every "
-			 "I/O to it fails (see dmesg)", f->name);
-		return V_FAILED;
-	}
-	/* Even when every region is copied: finish refuses ro mode. */
-	if (!strcmp(st->mode, "ro")) {
-		snprintf(why, len, "the metadata or destination device cannot be written: %s is "
-			 "in ro mode, stopped copying and cannot be finished (see dmesg)", f->name);
-		return V_FAILED;
-	}
-	if (!strcmp(st->state, "complete"))
-		return V_COMPLETE;
-	if (!strcmp(st->state, "paused") || info->suspended || !st->errors || st->copying) {
-		f->suspect_since = 0;
-		if (!strcmp(st->state, "paused") && !f->said_paused && !f->prog) {
-			warn("%s is paused: waiting until '%s continue %s'", f->name, progname,
-			     f->name);
-			f->said_paused = true;
-		}
-		return V_RUNNING;
-	}
-	/* Errors, nothing copying: stalled unless copying resumes shortly. A
-	 * rate limit may leave gaps of one region's worth of time. */
-	window = 2;
-	if (st->rate)
-		window += 2.0 * st->region_size * 512 / (st->rate * 1024.0);
-	if (!f->suspect_since || st->copied != f->suspect_copied) {
-		f->suspect_since = now;
-		f->suspect_copied = st->copied;
-	}
-	if (now - f->suspect_since >= window) {
-		snprintf(why, len, "%s stalled: %" PRIu64 " regions could not be copied "
-			 "(%" PRIu64 "/%" PRIu64 " copied; see dmesg). After fixing the cause, "
-			 "'%s continue %s' retries them", f->name, st->errors, st->copied,
-			 st->total, progname, f->name);
-		return V_FAILED;
-	}
-	*recheck = f->suspect_since + window - now + 0.05;
-	return V_RUNNING;
-}
-
-static int follow_stream(struct follow *f)
-{
-	struct stream_status st;
-	struct dmx_info info;
-	double start = now_monotonic(), now, next, recheck;
-	char why[512];
-	enum verdict v;
-	int r;
-
-	install_signals();
-	for (;;) {
-		if (stream_get(f->name, &st, &info))
-			return EXIT_FAIL;
-		now = now_monotonic();
-		if (f->prog) {
-			progress_sample(f->prog, &st, now);
-			progress_show(f->prog, &st);
-		}
-		v = judge(f, &st, &info, now, &recheck, why, sizeof(why));
-		if (v == V_COMPLETE) {
-			if (f->prog)
-				progress_done(f->prog);
-			return EXIT_OK;
-		}
-		if (v == V_FAILED) {
-			if (f->prog)
-				progress_done(f->prog);
-			err("%s", why);
-			return EXIT_COPY_FAILED;
-		}
-		if (interrupted) {
-			if (f->prog)
-				progress_done(f->prog);
-			err("%s: interrupted at %" PRIu64 "/%" PRIu64 " regions", f->name,
-			    st.copied, st.total);
-			return EXIT_TIMEOUT;
-		}
-		if (f->timeout && now - start >= f->timeout) {
-			if (f->prog)
-				progress_done(f->prog);
-			err("%s: timed out after %g s at %" PRIu64 "/%" PRIu64 " regions copied",
-			    f->name, f->timeout, st.copied, st.total);
-			return EXIT_TIMEOUT;
-		}
-
-		/* Sleep on the device's events; a timer ends the sleep early for
-		 * the display, a stall check or the timeout. */
-		next = f->interval;
-		if (recheck && (!next || recheck < next))
-			next = recheck;
-		if (f->timeout) {
-			double left = f->timeout - (now - start);
-
-			if (!next || left < next)
-				next = left;
-		}
-		arm_timer(next);
-		r = dmx_wait_event(f->name, info.event_nr);
-		arm_timer(0);
-		if (r < 0) {
-			if (f->prog)
-				progress_done(f->prog);
-			return EXIT_FAIL;
-		}
-	}
-}
-
-static enum progress_style display_style(const struct opts *o)
-{
-	if (o->json)
-		return PROGRESS_JSON;
-	return isatty(STDOUT_FILENO) ? PROGRESS_BAR : PROGRESS_LINES;
-}
-
-/*---------------------------------------------------------------------------*/
-/* create */
-static int cmd_create(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	struct blockdev origin, dest, meta;
-	struct meta_geometry geo;
-	struct dmx_table tbl;
-	struct dmx_info info;
-	char *name = argv[0], opts[160], a[32], b[32];
-	uint64_t region = 0, len;
-	bool present;
-	int r;
-
-	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
-	if (!o->origin || !o->dest || !o->meta)
-		return usage_error(cmd, "--origin, --dest and --meta are all needed");
-	if ((r = region_sectors(cmd, o, &region)))
-		return r;
-
-	if (blockdev_get(o->origin, &origin) || blockdev_get(o->dest, &dest) ||
-	    blockdev_get(o->meta, &meta))
-		return EXIT_FAIL;
-	if (same_dev(&origin, &dest) || same_dev(&origin, &meta) || same_dev(&dest, &meta)) {
-		err("the origin, destination and metadata devices must all differ");
-		return EXIT_FAIL;
-	}
-	if (region * 512 % origin.lbs || region * 512 % dest.lbs || region * 512 % meta.lbs) {
-		err("region size %s is not a multiple of a device's logical block size",
-		    fmt_bytes(region * 512, a, sizeof(a)));
-		return EXIT_FAIL;
-	}
-	len = origin.size / 512;
-	if (!len) {
-		err("origin %s is empty", origin.path);
-		return EXIT_FAIL;
-	}
-	if (check_sizes("the origin", &dest, &meta, len, region))
-		return EXIT_FAIL;
-
-	if (dmx_info(name, &info))
-		return EXIT_FAIL;
-	if (info.exists) {
-		err("%s already exists", name);
-		return EXIT_FAIL;
-	}
-	if (check_target(&present))
-		return EXIT_FAIL;
-	if (check_free(&dest, "destination") || check_free(&meta, "metadata"))
-		return EXIT_FAIL;
-
-	geo = (struct meta_geometry){ .region_size = region, .target_size = len,
-				      .origin_size = origin.size / 512,
-				      .dest_size = dest.size / 512 };
-	r = prepare_meta(&meta, &geo, true, o->force);
-	if (r)
-		return r == -2 ? EXIT_METADATA : EXIT_FAIL;
-
-	table_opts(o, opts, sizeof(opts));
-	one_target(&tbl, len, STREAM_TARGET_NAME, "%u:%u %u:%u %u:%u %" PRIu64 " %s", meta.major,
-		   meta.minor, dest.major, dest.minor, origin.major, origin.minor, region, opts);
-	dmx_kmsg_mark();
-	r = dmx_create(name, NULL, &tbl, false, false);
-	dmx_table_free(&tbl);
-	if (r) {
-		explain_refusal(name);
-		return EXIT_FAIL;
-	}
-	printf("%s: streaming %s from %s into %s in %s regions%s\n", name,
-	       fmt_bytes(len * 512, a, sizeof(a)), origin.path, dest.path,
-	       fmt_bytes(region * 512, b, sizeof(b)), o->paused ? " (paused)" : "");
-	return EXIT_OK;
-}
-
-/*---------------------------------------------------------------------------*/
-/* status, wait */
-static int cmd_status(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	struct stream_status st;
-	struct dmx_info info;
-	struct progress prog;
-	struct follow f;
-	char *name = argv[0];
-	int r;
-
-	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
-	if (o->interval < 0)
-		o->interval = 1;
-
-	if (o->watch) {
-		progress_init(&prog, name, display_style(o), stdout);
-		f = (struct follow){ .name = name, .prog = &prog, .interval = o->interval };
-		if (!f.interval)
-			f.interval = 1;
-		return follow_stream(&f);
-	}
-
-	progress_init(&prog, name, o->json ? PROGRESS_JSON : PROGRESS_LINES, stdout);
-	if (stream_get(name, &st, &info))
-		return EXIT_FAIL;
-	progress_sample(&prog, &st, now_monotonic());
-	/* The current rate needs a second look, while something is moving. */
-	if (o->interval > 0 && !st.fail && !strcmp(st.state, "streaming") && !info.suspended) {
-		sleep_seconds(o->interval);
-		if (stream_get(name, &st, &info))
-			return EXIT_FAIL;
-		progress_sample(&prog, &st, now_monotonic());
-	}
-	progress_show(&prog, &st);
-	return EXIT_OK;
-}
-
-static int cmd_wait(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	struct progress prog;
-	struct follow f;
-	char *name = argv[0];
-	int r;
-
-	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
-	f = (struct follow){ .name = name, .timeout = o->timeout };
-	if (o->progress) {
-		progress_init(&prog, name, display_style(o), stdout);
-		f.prog = &prog;
-		f.interval = o->interval > 0 ? o->interval : 1;
-	}
-	return follow_stream(&f);
-}
-
-/*---------------------------------------------------------------------------*/
-/* finish */
-
-/* The helper origin that `copy` made for @t, if that is what it uses. */
-static bool helper_origin(const char *name, const struct stream_table *t, char *helper,
-			  size_t len)
-{
-	struct dmx_info hi;
-
-	if (dmx_info_devno(t->origin_major, t->origin_minor, &hi) || !hi.exists)
-		return false;
-	if (strncmp(hi.uuid, ORIGIN_UUID_PREFIX, strlen(ORIGIN_UUID_PREFIX)) ||
-	    strlen(hi.name) != strlen(name) + strlen(ORIGIN_SUFFIX) ||
-	    strncmp(hi.name, name, strlen(name)) ||
-	    strcmp(hi.name + strlen(name), ORIGIN_SUFFIX))
-		return false;
-	snprintf(helper, len, "%s", hi.name);
-	return true;
-}
-
-/*
- * A check made while the device is suspended, between the old table's
- * postsuspend and the resume (see switch_table()). Returns 0 to go on, or
- * non-zero with a reason in @why, to go back to the old table. It must not
- * print: stdout or stderr may be on the suspended device.
- */
-typedef int (*suspended_check_fn)(const char *name, void *arg, char *why, size_t len);
-
-/*
- * Swaps @tbl in for @name's live table: load, suspend, @check (when not
- * NULL), resume. On failure the inactive table is cleared and @name resumed
- * on its old table. Nothing is printed while @name is suspended, since the
- * terminal or log file may be on it: the messages wait for the resume.
- * Returns 0, -1 when the switch failed, 1 when @check refused (its reason
- * printed).
- */
-static int switch_table(const char *name, const struct dmx_table *tbl, const char *what,
-			suspended_check_fn check, void *arg)
-{
-	struct dmx_info info;
-	const char *failed;
-	char why[512] = "";
-	bool resumed;
-	int r = -1;
-
-	dmx_kmsg_mark();
-	if (dmx_load(name, tbl)) {
-		explain_refusal(what);
-		return -1;
-	}
-	if (dmx_suspend(name)) {
-		failed = "suspend failed";
-		goto rollback;
-	}
-	if (check && check(name, arg, why, sizeof(why))) {
-		failed = NULL;
-		r = 1;
-		goto rollback;
-	}
-	if (dmx_resume(name)) {
-		failed = "resume with the new table failed";
-		goto rollback;
-	}
-	return 0;
-
-rollback:
-	dmx_clear(name);
-	resumed = !dmx_info(name, &info) && info.exists &&
-		  (!info.suspended || !dmx_resume(name));
-	if (failed)
-		err("%s: %s", name, failed);
-	else
-		err("%s", why);
-	explain_refusal(what);
-	if (!resumed)
-		err("%s: could not resume it on its old table: it is still suspended", name);
-	return r;
-}
-
-/*
- * Before the switch to linear: what keeps @st's stream from being finished
- * (metadata or destination failure, an incomplete copy), in @why; 0 when
- * nothing does.
- */
-static int unfinishable(const char *name, const struct stream_status *st, char *why,
-			size_t len)
-{
-	if (st->fail) {
-		snprintf(why, len, "%s is in fail mode: its metadata device failed and every "
-			 "I/O to it fails (see dmesg)", name);
-		return EXIT_COPY_FAILED;
-	}
-	if (strcmp(st->mode, "rw")) {
-		snprintf(why, len, "%s is in %s mode: its metadata or destination could not be "
-			 "written, so the end of the copy is not committed (see dmesg)", name,
-			 st->mode);
-		return EXIT_COPY_FAILED;
-	}
-	if (strcmp(st->state, "complete") || st->copied != st->total) {
-		snprintf(why, len, "%s is not complete: %" PRIu64 "/%" PRIu64 " regions copied "
-			 "(%s); '%s wait %s' first", name, st->copied, st->total, st->state,
-			 progname, name);
-		return EXIT_INCOMPLETE;
-	}
-	return 0;
-}
-
-/*
- * Run while suspended, after the stream's postsuspend made its final
- * commit: a commit or destination flush that failed there shows as ro or
- * fail mode.
- */
-static int finish_check(const char *name, void *arg, char *why, size_t len)
-{
-	struct stream_status st;
-	struct dmx_table tbl;
-	char reason[384];
-	int r = -1;
-
-	(void)arg;
-	/* stream_get() would print its errors; this may not. */
-	if (dmx_status(name, &tbl)) {
-		snprintf(why, len, "%s: cannot read its status after the suspend", name);
-		return -1;
-	}
-	if (tbl.nr != 1 || strcmp(tbl.t[0].type, STREAM_TARGET_NAME) ||
-	    stream_status_parse(tbl.t[0].params, tbl.t[0].len, &st))
-		snprintf(why, len, "%s: unexpected status after the suspend", name);
-	else if (unfinishable(name, &st, reason, sizeof(reason)))
-		snprintf(why, len, "%s: the final commit at the suspend failed: %s", name,
-			 reason);
-	else
-		r = 0;
-	dmx_table_free(&tbl);
-	return r;
-}
-
-static int finish(const char *name)
-{
-	struct stream_table t;
-	struct stream_status st;
-	struct dmx_info info;
-	struct dmx_table tbl;
-	char helper[160] = "", d[32], m[32], why[512];
-	bool has_helper;
-	uint64_t len;
-	int r;
-
-	if (dmx_info(name, &info))
-		return EXIT_FAIL;
-	if (!info.exists) {
-		err("%s: no such device", name);
-		return EXIT_FAIL;
-	}
-	if (info.inactive_table) {
-		err("%s has an inactive table loaded: clear it first (dmsetup clear %s)", name, name);
-		return EXIT_FAIL;
-	}
-	if (info.suspended) {
-		err("%s is suspended: resume it first", name);
-		return EXIT_FAIL;
-	}
-	if (stream_get_table(name, &t, &len) || stream_get(name, &st, &info))
-		return EXIT_FAIL;
-	r = unfinishable(name, &st, why, sizeof(why));
-	if (r) {
-		err("%s; not finished, it is still a stream", why);
-		return r;
-	}
-	has_helper = helper_origin(name, &t, helper, sizeof(helper));
-
-	/* The stream commits at the suspend, so its health is checked again
-	 * between the suspend and the resume. */
-	one_target(&tbl, len, "linear", "%u:%u 0", t.dest_major, t.dest_minor);
-	r = switch_table(name, &tbl, name, finish_check, NULL);
-	dmx_table_free(&tbl);
-	if (r > 0) {
-		err("%s: not finished: it is resumed on its stream table, still a stream", name);
-		return EXIT_COPY_FAILED;
-	}
-	if (r) {
-		err("%s: not finished; it is still a stream", name);
-		return EXIT_FAIL;
-	}
-	printf("%s: finished: linear on %s; metadata device %s is free\n", name,
-	       devt_str(t.dest_major, t.dest_minor, d, sizeof(d)),
-	       devt_str(t.meta_major, t.meta_minor, m, sizeof(m)));
-	if (has_helper) {
-		if (dmx_remove(helper)) {
-			err("%s: finished, but its helper origin %s could not be removed: "
-			    "'dmsetup remove %s' later", name, helper, helper);
-			return EXIT_FAIL;
-		}
-		printf("%s: removed the helper origin %s\n", name, helper);
-	}
-	return EXIT_OK;
-}
-
-static int cmd_finish(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	char *name = argv[0];
-	int r;
-
-	(void)o;
-	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
-	return finish(name);
-}
-
-/*---------------------------------------------------------------------------*/
-/* copy */
-
-/* Logical block size of a block device, from sysfs. */
-static unsigned int devt_lbs(unsigned int major, unsigned int minor)
-{
-	char path[96];
-	unsigned int lbs = 512;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/logical_block_size", major, minor);
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%u", &lbs) != 1)
-			lbs = 512;
-		fclose(f);
-	}
-	return lbs;
-}
-
-static void random_uuid(char *buf, size_t len)
-{
-	unsigned char rnd[16];
-	size_t i, n;
-
-	if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-		/* Unique enough for a name that is unique anyway. */
-		for (i = 0; i < sizeof(rnd); i++)
-			rnd[i] = (unsigned char)(rand() ^ getpid() ^ time(NULL));
-	}
-	n = snprintf(buf, len, "%s", ORIGIN_UUID_PREFIX);
-	for (i = 0; i < sizeof(rnd) && n + 2 < len; i++)
-		n += snprintf(buf + n, len - n, "%02x", rnd[i]);
-}
-
-/* Is @tbl one linear segment at offset 0 of a device? Then that is the origin. */
-static bool direct_origin(const struct dmx_table *tbl, unsigned int *major, unsigned int *minor)
-{
-	char dev[64];
-	uint64_t offset;
-	char c;
-
-	if (tbl->nr != 1 || strcmp(tbl->t[0].type, "linear"))
-		return false;
-	if (sscanf(tbl->t[0].params, "%63s %" SCNu64 " %c", dev, &offset, &c) != 2 || offset)
-		return false;
-	return !parse_devt(dev, major, minor);
-}
-
-static int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	struct dmx_table old = { 0 }, tbl = { 0 };
-	struct blockdev dest, meta;
-	struct meta_geometry geo;
-	struct dmx_info info, oi;
-	struct progress prog;
-	struct follow f;
-	char *name = argv[0], helper[160] = "", uuid[64], opts[160], a[32], b[32];
-	unsigned int omaj, omin, i, lbs;
-	uint64_t region = 0, len, pos = 0;
-	bool present, made_helper = false;
-	int r;
-
-	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
-	if (!o->dest || !o->meta)
-		return usage_error(cmd, "--dest and --meta are both needed");
-	if ((r = region_sectors(cmd, o, &region)))
-		return r;
-
-	if (dmx_info(name, &info))
-		return EXIT_FAIL;
-	if (!info.exists) {
-		err("%s: no such device", name);
-		return EXIT_FAIL;
-	}
-	if (info.suspended || info.inactive_table || !info.live_table) {
-		err("%s is %s: it must be active, with no inactive table", name,
-		    info.suspended ? "suspended" : info.live_table ? "carrying an inactive table" :
-		    "without a table");
-		return EXIT_FAIL;
-	}
-	if (dmx_table(name, &old))
-		return EXIT_FAIL;
-	for (i = 0; i < old.nr; i++) {
-		if (old.t[i].start != pos) {
-			err("%s: its table has a hole at sector %" PRIu64, name, pos);
-			goto fail;
-		}
-		pos += old.t[i].len;
-		if (!strcmp(old.t[i].type, STREAM_TARGET_NAME)) {
-			err("%s is a stream device already: '%s finish %s' first", name, progname,
-			    name);
-			goto fail;
-		}
-	}
-	len = dmx_table_len(&old);
-
-	if (blockdev_get(o->dest, &dest) || blockdev_get(o->meta, &meta))
-		goto fail;
-	if (same_dev(&dest, &meta)) {
-		err("the destination and metadata devices must differ");
-		goto fail;
-	}
-	if ((dest.major == info.major && dest.minor == info.minor) ||
-	    (meta.major == info.major && meta.minor == info.minor)) {
-		err("%s cannot be copied onto itself", name);
-		goto fail;
-	}
-	lbs = devt_lbs(info.major, info.minor);
-	if (region * 512 % lbs || region * 512 % dest.lbs || region * 512 % meta.lbs) {
-		err("region size %s is not a multiple of a device's logical block size",
-		    fmt_bytes(region * 512, a, sizeof(a)));
-		goto fail;
-	}
-	if (check_sizes(name, &dest, &meta, len, region))
-		goto fail;
-	if (check_target(&present))
-		goto fail;
-	if (check_free(&dest, "destination") || check_free(&meta, "metadata"))
-		goto fail;
-
-	/* The origin: the device under a plain linear table, or a helper
-	 * device with the same table, made while NAME still runs. */
-	if (!direct_origin(&old, &omaj, &omin)) {
-		if (strlen(name) + strlen(ORIGIN_SUFFIX) >= 128) {
-			err("%s: name too long for a helper %s%s", name, name, ORIGIN_SUFFIX);
-			goto fail;
-		}
-		snprintf(helper, sizeof(helper), "%s%s", name, ORIGIN_SUFFIX);
-		if (dmx_info(helper, &oi))
-			goto fail;
-		if (oi.exists) {
-			err("%s already exists: a helper of an earlier copy? Remove it first",
-			    helper);
-			goto fail;
-		}
-	}
-	if (!helper[0] && ((dest.major == omaj && dest.minor == omin) ||
-			   (meta.major == omaj && meta.minor == omin))) {
-		err("%s is the device under %s", dest.major == omaj && dest.minor == omin ?
-		    dest.path : meta.path, name);
-		goto fail;
-	}
-
-	/* Geometry for the metadata check: origin size is known only after the
-	 * helper exists; the check needs blank metadata anyway. */
-	geo = (struct meta_geometry){ .region_size = region, .target_size = len,
-				      .dest_size = dest.size / 512 };
-	r = prepare_meta(&meta, &geo, false, o->force);
-	if (r) {
-		dmx_table_free(&old);
-		return r == -2 ? EXIT_METADATA : EXIT_FAIL;
-	}
-
-	if (helper[0]) {
-		random_uuid(uuid, sizeof(uuid));
-		if (dmx_create(helper, uuid, &old, true, true)) {
-			err("%s: cannot create the helper origin %s", name, helper);
-			goto fail;
-		}
-		made_helper = true;
-		if (dmx_info(helper, &oi) || !oi.exists) {
-			err("%s: the helper origin %s vanished", name, helper);
-			goto rollback;
-		}
-		omaj = oi.major;
-		omin = oi.minor;
-	}
-
-	table_opts(o, opts, sizeof(opts));
-	one_target(&tbl, len, STREAM_TARGET_NAME, "%u:%u %u:%u %u:%u %" PRIu64 " %s", meta.major,
-		   meta.minor, dest.major, dest.minor, omaj, omin, region, opts);
-	if (switch_table(name, &tbl, name, NULL, NULL))
-		goto rollback;
-	dmx_table_free(&tbl);
-	dmx_table_free(&old);
-
-	printf("%s: copying %s onto %s in %s regions (origin %s%s%u:%u%s)\n", name,
-	       fmt_bytes(len * 512, a, sizeof(a)), dest.path,
-	       fmt_bytes(region * 512, b, sizeof(b)), helper[0] ? helper : "", helper[0] ? ", " : "",
-	       omaj, omin, o->rate_set && o->rate_kib ? ", rate limited" : "");
-	fflush(stdout);
-	if (!o->finish)
-		return EXIT_OK;
-
-	f = (struct follow){ .name = name, .timeout = o->timeout };
-	if (!o->quiet) {
-		progress_init(&prog, name, display_style(o), stdout);
-		f.prog = &prog;
-		f.interval = o->interval > 0 ? o->interval : 1;
-	}
-	r = follow_stream(&f);
-	if (r == EXIT_COPY_FAILED) {
-		err("%s is still a stream onto %s, not finished", name, dest.path);
-		return r;
-	}
-	if (r != EXIT_OK) {
-		err("%s keeps streaming onto %s: '%s wait %s' and '%s finish %s' later", name,
-		    dest.path, progname, name, progname, name);
-		return r;
-	}
-	return finish(name);
-
-rollback:
-	/* NAME is on its original table again (switch_table saw to it); the
-	 * helper goes, unless NAME uses it after all. */
-	dmx_table_free(&tbl);
-	if (made_helper) {
-		struct dmx_table now;
-		bool streaming = false;
-
-		if (!dmx_table(name, &now)) {
-			streaming = now.nr == 1 && !strcmp(now.t[0].type, STREAM_TARGET_NAME);
-			dmx_table_free(&now);
-		}
-		if (streaming)
-			err("%s: is streaming after all; keeping %s", name, helper);
-		else if (dmx_remove(helper))
-			err("%s: could not remove the helper origin %s", name, helper);
-	}
-	err("%s: not copied; it is back on its original table", name);
-fail:
-	dmx_table_free(&old);
-	return EXIT_FAIL;
-}
-
-/*---------------------------------------------------------------------------*/
-/* Messages */
-static int send_message(const char *name, const char *msg)
-{
-	struct stream_table t;
-	uint64_t len;
-
-	if (stream_get_table(name, &t, &len))
-		return EXIT_FAIL;
-	dmx_kmsg_mark();
-	if (dmx_message(name, msg)) {
-		explain_refusal(name);
-		return EXIT_FAIL;
-	}
-	return EXIT_OK;
-}
-
-static int cmd_message(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	char *name = argv[0];
-	int r;
-
-	(void)o;
-	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
-	return send_message(name, cmd->name);
-}
-
-static int cmd_rate(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	char *name = argv[0], msg[64];
-	int r;
-
-	(void)argc;
-	if ((r = check_name(cmd, &name)))
-		return r;
-	if ((r = rate_arg(cmd, argv[1], &o->rate_kib)))
-		return r;
-	snprintf(msg, sizeof(msg), "rate %" PRIu64, o->rate_kib);
-	return send_message(name, msg);
-}
-
-/*---------------------------------------------------------------------------*/
-/* check, dump */
-static int cmd_check(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	struct problem_ctx pc = { .dev = argv[0], .quiet = o->quiet };
-	struct meta_scan_ops ops = { .ctx = &pc, .problem = report_problem };
-	struct meta_scan_result res;
-	uint64_t size;
-	bool in_use;
-	int fd, r;
-
-	(void)cmd;
-	(void)argc;
-	fd = meta_open(argv[0], false, &in_use, &size);
-	if (fd < 0)
-		return EXIT_FAIL;
-	if (in_use && !o->quiet)
-		warn("%s is in use (a live table?): what is read may be changing", argv[0]);
-	r = meta_scan(fd, size, o->sb_only, &ops, &res);
-	close(fd);
-	report_hidden(&pc);
-	if (r)
-		return EXIT_FAIL;
-
-	if (res.sb.blank && !res.fatal) {
-		if (!o->quiet)
-			printf("%s: blank: no metadata yet (the kernel formats it on first use)\n",
-			       argv[0]);
-		return EXIT_OK;
-	}
-	if (!o->quiet) {
-		if (res.sb_valid)
-			printf("%s: superblock: version %" PRIu32 ", transaction %" PRIu64
-			       ", %" PRIu64 " regions of %" PRIu32 " sectors, %" PRIu64 " copied\n",
-			       argv[0], res.sb.version, res.sb.transaction_id, res.sb.nr_regions,
-			       res.sb.region_size, res.sb.nr_copied);
-		if (res.bitmap_scanned)
-			printf("%s: bitmap: %" PRIu64 " block%s checked, %" PRIu64
-			       " regions copied\n", argv[0], res.sb.nr_bitmap_blocks,
-			       res.sb.nr_bitmap_blocks == 1 ? "" : "s", res.bits_set);
-		if (!res.fatal && !res.nonfatal)
-			printf("%s: ok\n", argv[0]);
-		else
-			printf("%s: %u error%s, %u non-fatal error%s\n", argv[0], res.fatal,
-			       res.fatal == 1 ? "" : "s", res.nonfatal, res.nonfatal == 1 ? "" : "s");
-	}
-	if (res.fatal || (res.nonfatal && !o->ignore_nonfatal))
-		return EXIT_METADATA;
-	return EXIT_OK;
-}
-
-/*
- * dump keeps no list in memory: a device of 2^31 regions can have as many
- * runs. What cannot go to stdout as the scan finds it (all of the JSON,
- * which starts with the superblock and holds its arrays one after the
- * other; the two run lines of the text) goes to unlinked temporary files,
- * copied to stdout at the end.
- */
-struct dump_list {
-	FILE *f;
-	uint64_t n;		/* items written */
-};
-
-struct dump_ctx {
-	bool json;
-	struct problem_ctx pc;
-	/* JSON arrays by their key; copied and uncopied serve the text too. */
-	struct dump_list blocks, copied, uncopied, problems;
-};
-
-static int list_open(struct dump_list *l)
-{
-	l->n = 0;
-	l->f = xtmpfile();
-	return l->f ? 0 : -1;
-}
-
-static void list_close(struct dump_list *l)
-{
-	if (l->f)
-		fclose(l->f);
-	l->f = NULL;
-}
-
-/* Appends @o, serialised, to a JSON array's items, and frees it. */
-static void list_add_json(struct dump_list *l, json_object *o)
-{
-	fprintf(l->f, "%s%s", l->n++ ? "," : "",
-		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-}
-
-/* Copies what @l holds to @out. */
-static int list_copy(struct dump_list *l, FILE *out)
-{
-	char buf[65536];
-	size_t n;
-
-	if (fflush(l->f) || ferror(l->f) || fseek(l->f, 0, SEEK_SET)) {
-		err("cannot write a temporary file (is %s full?)", tmp_dir());
-		return -1;
-	}
-	while ((n = fread(buf, 1, sizeof(buf), l->f)))
-		fwrite(buf, 1, n, out);
-	if (ferror(l->f)) {
-		err("cannot read back a temporary file: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* Problems to stderr, as check prints them, and into the JSON. */
-static void dump_problem(void *ctx, enum meta_severity sev, const char *msg)
-{
-	struct dump_ctx *d = ctx;
-
-	report_problem(&d->pc, sev, msg);
-	if (d->json) {
-		json_object *p = json_object_new_object();
-
-		json_object_object_add(p, "severity", json_object_new_string(problem_kind[sev]));
-		json_object_object_add(p, "message", json_object_new_string(msg));
-		list_add_json(&d->problems, p);
-	}
-}
-
-static void dump_block(void *ctx, uint64_t index, const struct meta_slot_info slot[2], int used)
-{
-	struct dump_ctx *d = ctx;
-	unsigned int s;
-
-	if (d->json) {
-		json_object *b = json_object_new_object(), *slots = json_object_new_array();
-
-		json_object_object_add(b, "index", json_object_new_uint64(index));
-		json_object_object_add(b, "used_slot", used < 0 ? NULL : json_object_new_int(used));
-		for (s = 0; s < 2; s++) {
-			json_object *so = json_object_new_object();
-
-			json_object_object_add(so, "block", json_object_new_uint64(slot[s].location));
-			json_object_object_add(so, "valid", json_object_new_boolean(slot[s].valid));
-			if (!slot[s].valid)
-				json_object_object_add(so, "problem", json_object_new_string(slot[s].why));
-			json_object_object_add(so, "transaction_id",
-					       json_object_new_uint64(slot[s].transaction_id));
-			json_object_object_add(so, "uncommitted",
-					       json_object_new_boolean(slot[s].future));
-			json_object_array_add(slots, so);
-		}
-		json_object_object_add(b, "slots", slots);
-		list_add_json(&d->blocks, b);
-		return;
-	}
-	printf("bitmap block %" PRIu64 ":", index);
-	for (s = 0; s < 2; s++) {
-		printf("%s slot %u (block %" PRIu64 ") ", s ? ";" : "", s, slot[s].location);
-		if (slot[s].valid)
-			printf("transaction %" PRIu64 "%s%s", slot[s].transaction_id,
-			       slot[s].future ? ", uncommitted" : "", (int)s == used ? ", in use" : "");
-		else
-			printf("invalid: %s", slot[s].why);
-	}
-	printf("\n");
-}
-
-/* A run: [first,last] in JSON (as json-c prints it), " 5" or " 5-9" in text. */
-static void dump_range(void *ctx, bool copied, uint64_t first, uint64_t last)
-{
-	struct dump_ctx *d = ctx;
-	struct dump_list *l = copied ? &d->copied : &d->uncopied;
-
-	if (d->json)
-		fprintf(l->f, "%s[%" PRIu64 ",%" PRIu64 "]", l->n ? "," : "", first, last);
-	else if (first == last)
-		fprintf(l->f, " %" PRIu64, first);
-	else
-		fprintf(l->f, " %" PRIu64 "-%" PRIu64, first, last);
-	l->n++;
-}
-
-static json_object *sb_json(const struct meta_sb *sb)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "csum", json_object_new_uint64(sb->csum));
-	json_object_object_add(o, "csum_ok", json_object_new_boolean(sb->csum == sb->csum_calc));
-	json_object_object_add(o, "flags", json_object_new_uint64(sb->flags));
-	json_object_object_add(o, "blocknr", json_object_new_uint64(sb->blocknr));
-	json_object_object_add(o, "magic", json_object_new_uint64(sb->magic));
-	json_object_object_add(o, "version", json_object_new_uint64(sb->version));
-	json_object_object_add(o, "block_size", json_object_new_uint64(sb->block_size));
-	json_object_object_add(o, "region_size", json_object_new_uint64(sb->region_size));
-	json_object_object_add(o, "target_size", json_object_new_uint64(sb->target_size));
-	json_object_object_add(o, "nr_regions", json_object_new_uint64(sb->nr_regions));
-	json_object_object_add(o, "origin_size", json_object_new_uint64(sb->origin_size));
-	json_object_object_add(o, "dest_size", json_object_new_uint64(sb->dest_size));
-	json_object_object_add(o, "nr_bitmap_blocks", json_object_new_uint64(sb->nr_bitmap_blocks));
-	json_object_object_add(o, "transaction_id", json_object_new_uint64(sb->transaction_id));
-	json_object_object_add(o, "nr_copied", json_object_new_uint64(sb->nr_copied));
-	return o;
-}
-
-static void sb_print(const struct meta_sb *sb)
-{
-	char a[32];
-
-	printf("superblock (block 0)\n");
-	printf("  csum              0x%08" PRIx32 " (%s)\n", sb->csum,
-	       sb->csum == sb->csum_calc ? "ok" : "MISMATCH");
-	printf("  flags             0x%" PRIx32 "\n", sb->flags);
-	printf("  blocknr           %" PRIu64 "\n", sb->blocknr);
-	printf("  magic             0x%" PRIx64 "%s\n", sb->magic,
-	       sb->magic == STREAM_MAGIC ? " (DMTSTRM)" : " (WRONG)");
-	printf("  version           %" PRIu32 "\n", sb->version);
-	printf("  block_size        %" PRIu32 "\n", sb->block_size);
-	printf("  region_size       %" PRIu32 " sectors (%s)\n", sb->region_size,
-	       fmt_bytes((uint64_t)sb->region_size * 512, a, sizeof(a)));
-	printf("  target_size       %" PRIu64 " sectors (%s)\n", sb->target_size,
-	       fmt_sectors(sb->target_size, a, sizeof(a)));
-	printf("  nr_regions        %" PRIu64 "\n", sb->nr_regions);
-	printf("  origin_size       %" PRIu64 " sectors\n", sb->origin_size);
-	printf("  dest_size         %" PRIu64 " sectors\n", sb->dest_size);
-	printf("  nr_bitmap_blocks  %" PRIu64 "\n", sb->nr_bitmap_blocks);
-	printf("  transaction_id    %" PRIu64 "\n", sb->transaction_id);
-	printf("  nr_copied         %" PRIu64 "\n", sb->nr_copied);
-}
-
-/* A JSON value printed on its own, as json-c prints it inside an object. */
-static void print_json(json_object *o)
-{
-	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), stdout);
-	json_object_put(o);
-}
-
-/* The JSON of dump, in the key order it always had. */
-static int dump_json(struct dump_ctx *d, const char *dev, const struct meta_scan_result *res)
-{
-	static const char *const keys[] = { "bitmap_blocks", "copied", "uncopied" };
-	struct dump_list *lists[] = { &d->blocks, &d->copied, &d->uncopied };
-	unsigned int i;
-
-	printf("{\"device\":");
-	print_json(json_object_new_string(dev));
-	printf(",\"blank\":%s", res->sb.blank ? "true" : "false");
-	if (res->sb.magic == STREAM_MAGIC) {
-		printf(",\"superblock\":");
-		print_json(sb_json(&res->sb));
-	}
-	for (i = 0; i < 3; i++) {
-		printf(",\"%s\":[", keys[i]);
-		if (list_copy(lists[i], stdout))
-			return -1;
-		printf("]");
-	}
-	if (res->bitmap_scanned)
-		printf(",\"copied_regions\":%" PRIu64, res->bits_set);
-	else
-		printf(",\"copied_regions\":null");
-	printf(",\"problems\":[");
-	if (list_copy(&d->problems, stdout))
-		return -1;
-	printf("],\"errors\":%u,\"non_fatal_errors\":%u}\n", res->fatal, res->nonfatal);
-	return 0;
-}
-
-static int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **argv)
-{
-	struct dump_ctx d = { .json = o->json, .pc = { .dev = argv[0] } };
-	struct meta_scan_ops ops = { .ctx = &d, .problem = dump_problem, .block = dump_block,
-				     .range = dump_range };
-	struct meta_scan_result res;
-	struct meta_sb sb;
-	uint64_t size;
-	bool in_use;
-	int fd, r = -1;
-
-	(void)cmd;
-	(void)argc;
-	fd = meta_open(argv[0], false, &in_use, &size);
-	if (fd < 0)
-		return EXIT_FAIL;
-	if (in_use)
-		warn("%s is in use (a live table?): what is read may be changing", argv[0]);
-
-	if (list_open(&d.copied) || list_open(&d.uncopied) ||
-	    (o->json && (list_open(&d.blocks) || list_open(&d.problems))))
-		goto out;
-	if (!o->json) {
-		/* The superblock first, then the blocks as the scan meets them. */
-		if (size >= STREAM_BLOCK_SIZE && !meta_read_sb(fd, &sb) && sb.magic == STREAM_MAGIC)
-			sb_print(&sb);
-		fflush(stdout);
-	}
-	r = meta_scan(fd, size, false, &ops, &res);
-	report_hidden(&d.pc);
-	if (r)
-		goto out;
-
-	if (o->json) {
-		r = dump_json(&d, argv[0], &res);
-	} else if (res.sb.blank) {
-		printf("%s: blank: no metadata yet\n", argv[0]);
-	} else if (res.bitmap_scanned) {
-		printf("copied regions (%" PRIu64 "):%s", res.bits_set, d.copied.n ? "" : " none");
-		r = list_copy(&d.copied, stdout);
-		printf("\nuncopied regions (%" PRIu64 "):%s", res.sb.nr_regions - res.bits_set,
-		       d.uncopied.n ? "" : " none");
-		if (!r)
-			r = list_copy(&d.uncopied, stdout);
-		printf("\n");
-	}
-	if (fflush(stdout) || ferror(stdout)) {
-		err("cannot write the output: %s", strerror(errno));
-		r = -1;
-	}
-out:
-	close(fd);
-	list_close(&d.blocks);
-	list_close(&d.copied);
-	list_close(&d.uncopied);
-	list_close(&d.problems);
-	if (r)
-		return EXIT_FAIL;
-	return res.fatal ? EXIT_METADATA : EXIT_OK;
 }
 
 /*---------------------------------------------------------------------------*/
@@ -1579,7 +155,7 @@ static const struct command commands[] = {
 	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--paused] [--force]",
 	  "Create stream device NAME over ORIGIN, copying it into DEST in the background.",
 	  O(OPT_ORIGIN) | O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) |
-	  O(OPT_MAX_INFLIGHT) | O(OPT_PAUSED) | O(OPT_FORCE), 1, 1, cmd_create,
+	  O(OPT_MAX_INFLIGHT) | O(OPT_PAUSED) | O(OPT_FORCE), 1, 1, true, cmd_create,
 	  "\n  --origin DEV        the read-only source; the device is as long as it\n"
 	  "  --dest DEV          receives the copy and every write; at least as long\n"
 	  "  --meta DEV          metadata; blank (formatted by the kernel), or metadata\n"
@@ -1594,7 +170,7 @@ static const struct command commands[] = {
 	  SIZES_HELP },
 	{ "status", "NAME [--watch] [--json] [--interval SEC]",
 	  "Show copied/total, percent, current rate, ETA, state, mode and errors.",
-	  O(OPT_WATCH) | O(OPT_JSON) | O(OPT_INTERVAL), 1, 1, cmd_status,
+	  O(OPT_WATCH) | O(OPT_JSON) | O(OPT_INTERVAL), 1, 1, true, cmd_status,
 	  "\n  --watch             keep showing it until the copy completes or fails: one\n"
 	  "                      updating progress bar on a terminal, else one line per\n"
 	  "                      update; exits as 'wait' does\n"
@@ -1603,7 +179,7 @@ static const struct command commands[] = {
 	  "                      measured (1; 0 skips the rate of a one-shot status)\n" },
 	{ "wait", "NAME [--timeout SEC] [--progress [--json] [--interval SEC]]",
 	  "Sleep on NAME's dm events until its copy is complete, fails, or the timeout.",
-	  O(OPT_TIMEOUT) | O(OPT_PROGRESS) | O(OPT_INTERVAL) | O(OPT_JSON), 1, 1, cmd_wait,
+	  O(OPT_TIMEOUT) | O(OPT_PROGRESS) | O(OPT_INTERVAL) | O(OPT_JSON), 1, 1, true, cmd_wait,
 	  "\n  --timeout SEC       give up after SEC seconds (exit 5)\n"
 	  "  --progress          show progress meanwhile, as 'status --watch' (with\n"
 	  "                      its --json and --interval)\n\n"
@@ -1612,7 +188,7 @@ static const struct command commands[] = {
 	  "reason.\n" },
 	{ "finish", "NAME",
 	  "Switch a complete NAME to 'linear' on its destination; remove the helpers.",
-	  0, 1, 1, cmd_finish,
+	  0, 1, 1, true, cmd_finish,
 	  "\nRefuses unless NAME is healthy: exit 4 in ro or fail mode (its metadata or\n"
 	  "destination failed), exit 6 when the copy is not complete. Loads the linear\n"
 	  "table, then suspends NAME, which makes the stream's final commit, and checks\n"
@@ -1624,7 +200,7 @@ static const struct command commands[] = {
 	  "Live copy of dm device NAME, in use, onto DEST: NAME becomes a stream.",
 	  O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) | O(OPT_MAX_INFLIGHT) |
 	  O(OPT_FORCE) | O(OPT_FINISH) | O(OPT_TIMEOUT) | O(OPT_QUIET) | O(OPT_INTERVAL) |
-	  O(OPT_JSON), 1, 1, cmd_copy,
+	  O(OPT_JSON), 1, 1, true, cmd_copy,
 	  "\nNAME's table becomes the origin: the device under it when it is one linear\n"
 	  "segment at offset 0, else a read-only helper device NAME-origin with the\n"
 	  "same table. NAME is reloaded as a stream over DEST and that origin; its\n"
@@ -1637,15 +213,15 @@ static const struct command commands[] = {
 	  "                      --quiet hides the progress)\n"
 	  "  --region-size, --rate, --max-inflight, --force: as for 'create'\n\n"
 	  SIZES_HELP },
-	{ "pause", "NAME", "Stop starting background copies.", 0, 1, 1, cmd_message, NULL },
+	{ "pause", "NAME", "Stop starting background copies.", 0, 1, 1, true, cmd_message, NULL },
 	{ "continue", "NAME",
 	  "Resume background copies; after a stall, retry the failed regions.",
-	  0, 1, 1, cmd_message, NULL },
+	  0, 1, 1, true, cmd_message, NULL },
 	{ "rate", "NAME RATE", "Set the background copy rate limit (0: none).",
-	  0, 2, 2, cmd_rate, "\n" SIZES_HELP },
+	  0, 2, 2, true, cmd_rate, "\n" SIZES_HELP },
 	{ "check", "META [--quiet] [--super-block-only] [--ignore-non-fatal-errors]",
 	  "Check a metadata device offline: checksums, geometry, bitmap, copied count.",
-	  O(OPT_QUIET) | O(OPT_SB_ONLY) | O(OPT_IGNORE_NONFATAL), 1, 1, cmd_check,
+	  O(OPT_QUIET) | O(OPT_SB_ONLY) | O(OPT_IGNORE_NONFATAL), 1, 1, false, cmd_check,
 	  "\n  --quiet                    no output; the exit code only\n"
 	  "  --super-block-only         check the superblock only\n"
 	  "  --ignore-non-fatal-errors  exit 0 despite damage the kernel tolerates\n"
@@ -1656,11 +232,11 @@ static const struct command commands[] = {
 	  "read or is neither.\n" },
 	{ "dump", "META [--json]",
 	  "Print a metadata device's superblock, bitmap slots and copied/uncopied regions.",
-	  O(OPT_JSON), 1, 1, cmd_dump,
+	  O(OPT_JSON), 1, 1, false, cmd_dump,
 	  "\n  --json              one JSON object (see dmstream(8) for its keys)\n\n"
 	  "The region ranges go through temporary files in $TMPDIR (/tmp), not memory.\n" },
-	{ "help", "[COMMAND]", "Show the commands, or one command's help.", 0, 0, 1, cmd_help, NULL },
-	{ "version", "", "Show the version.", 0, 0, 0, cmd_version, NULL },
+	{ "help", "[COMMAND]", "Show the commands, or one command's help.", 0, 0, 1, false, cmd_help, NULL },
+	{ "version", "", "Show the version.", 0, 0, 0, false, cmd_version, NULL },
 };
 
 #define NR_COMMANDS	(sizeof(commands) / sizeof(commands[0]))
@@ -1715,7 +291,71 @@ static int bad_option(const struct command *cmd, const struct option *longopts, 
 	return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 }
 
-/* Parses a command's options and positional arguments into @o. */
+/* What parse_command() returns for -h or --help: not an exit code. */
+#define HELP_REQUESTED	(-100)
+
+/* Where an option that takes no value sets a flag in @o; NULL for others. */
+static bool *flag_of(struct opts *o, int id)
+{
+	bool *const flags[OPT_MAX] = {
+		[OPT_PAUSED] = &o->paused, [OPT_FORCE] = &o->force, [OPT_FINISH] = &o->finish,
+		[OPT_WATCH] = &o->watch, [OPT_JSON] = &o->json, [OPT_PROGRESS] = &o->progress,
+		[OPT_QUIET] = &o->quiet, [OPT_SB_ONLY] = &o->sb_only,
+		[OPT_IGNORE_NONFATAL] = &o->ignore_nonfatal,
+	};
+
+	return id > 0 && id < OPT_MAX ? flags[id] : NULL;
+}
+
+/* An option into @o, or a usage error. */
+static int set_option(const struct command *cmd, struct opts *o, int id, char *arg)
+{
+	bool *flag;
+
+	switch (id) {
+	case OPT_ORIGIN:
+		o->origin = arg;
+		break;
+	case OPT_DEST:
+		o->dest = arg;
+		break;
+	case OPT_META:
+		o->meta = arg;
+		break;
+	case OPT_REGION_SIZE:
+		if (parse_size(arg, &o->region_bytes) || !o->region_bytes)
+			return usage_error(cmd, "invalid region size '%s': e.g. 64k, 1M", arg);
+		break;
+	case OPT_RATE:
+		o->rate_set = true;
+		return rate_arg(cmd, arg, &o->rate_kib);
+	case OPT_MAX_INFLIGHT:
+		if (parse_u64(arg, STREAM_MIN_MAX_INFLIGHT, STREAM_MAX_MAX_INFLIGHT,
+			      &o->max_inflight))
+			return usage_error(cmd, "invalid --max-inflight '%s': "
+					   XSTR(STREAM_MIN_MAX_INFLIGHT) " to "
+					   XSTR(STREAM_MAX_MAX_INFLIGHT), arg);
+		break;
+	case OPT_INTERVAL:
+		if (parse_seconds(arg, &o->interval))
+			return usage_error(cmd, "invalid --interval '%s': seconds", arg);
+		break;
+	case OPT_TIMEOUT:
+		if (parse_seconds(arg, &o->timeout) || o->timeout <= 0)
+			return usage_error(cmd, "invalid --timeout '%s': seconds above 0", arg);
+		break;
+	default:
+		flag = flag_of(o, id);
+		if (flag)
+			*flag = true;
+	}
+	return 0;
+}
+
+/*
+ * Parses a command's options and positional arguments into @o. Returns 0,
+ * an exit code, or HELP_REQUESTED.
+ */
 static int parse_command(const struct command *cmd, int argc, char **argv, struct opts *o,
 			 int *first_arg)
 {
@@ -1733,78 +373,14 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 	optind = 0;	/* full reinitialisation, after main()'s parse */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-		case OPT_HELP:
-			return -EXIT_OK - 100;	/* help requested */
-		case OPT_ORIGIN:
-			o->origin = optarg;
-			break;
-		case OPT_DEST:
-			o->dest = optarg;
-			break;
-		case OPT_META:
-			o->meta = optarg;
-			break;
-		case OPT_REGION_SIZE:
-			if (parse_size(optarg, &o->region_bytes) || !o->region_bytes)
-				return usage_error(cmd, "invalid region size '%s': e.g. 64k, 1M",
-						   optarg);
-			break;
-		case OPT_RATE:
-			if ((r = rate_arg(cmd, optarg, &o->rate_kib)))
-				return r;
-			o->rate_set = true;
-			break;
-		case OPT_MAX_INFLIGHT:
-			if (parse_u64(optarg, STREAM_MIN_MAX_INFLIGHT, STREAM_MAX_MAX_INFLIGHT,
-				      &o->max_inflight))
-				return usage_error(cmd, "invalid --max-inflight '%s': "
-						   XSTR(STREAM_MIN_MAX_INFLIGHT) " to "
-						   XSTR(STREAM_MAX_MAX_INFLIGHT),
-						   optarg);
-			break;
-		case OPT_PAUSED:
-			o->paused = true;
-			break;
-		case OPT_FORCE:
-			o->force = true;
-			break;
-		case OPT_FINISH:
-			o->finish = true;
-			break;
-		case OPT_WATCH:
-			o->watch = true;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case OPT_PROGRESS:
-			o->progress = true;
-			break;
-		case OPT_QUIET:
-			o->quiet = true;
-			break;
-		case OPT_SB_ONLY:
-			o->sb_only = true;
-			break;
-		case OPT_IGNORE_NONFATAL:
-			o->ignore_nonfatal = true;
-			break;
-		case OPT_INTERVAL:
-			if (parse_seconds(optarg, &o->interval))
-				return usage_error(cmd, "invalid --interval '%s': seconds", optarg);
-			break;
-		case OPT_TIMEOUT:
-			if (parse_seconds(optarg, &o->timeout) || o->timeout <= 0)
-				return usage_error(cmd, "invalid --timeout '%s': seconds above 0",
-						   optarg);
-			break;
-		case ':':
+		if (c == 'h' || c == OPT_HELP)
+			return HELP_REQUESTED;
+		if (c == ':')
 			return usage_error(cmd, "option '%s' needs an argument", argv[optind - 1]);
-		default:
+		if (c <= 0 || c >= OPT_MAX)
 			return bad_option(cmd, longopts, argv);
-		}
+		if ((r = set_option(cmd, o, c, optarg)))
+			return r;
 	}
 	nargs = argc - optind;
 	if (nargs < cmd->min_args)
@@ -1856,12 +432,14 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	r = parse_command(cmd, argc, argv, &o, &first);
-	if (r == -EXIT_OK - 100) {
+	if (r == HELP_REQUESTED) {
 		char *self[] = { (char *)cmd->name };
 
 		return cmd_help(NULL, NULL, 1, self);
 	}
 	if (r)
+		return r;
+	if (cmd->name_first && (r = check_name(cmd, &argv[first])))
 		return r;
 	if (meta_crc_selftest())
 		return EXIT_FAIL;

@@ -319,21 +319,29 @@ static uint64_t div_round_up(uint64_t n, uint64_t d)
 	return n / d + (n % d != 0);
 }
 
+/* The origin's or destination's recorded size: the target fits, a device could. */
+static void check_dev_size(struct scan *s, const char *role, uint64_t size, uint64_t target_size)
+{
+	if (size < target_size)
+		problem(s, META_FATAL, "superblock: %s size %" PRIu64
+			" sectors is below the target length %" PRIu64, role, size, target_size);
+	else if (size > MAX_DEVICE_SECTORS)
+		problem(s, META_FATAL, "superblock: %s size %" PRIu64
+			" sectors is larger than any block device", role, size);
+}
+
 /*
- * The geometry checks that need no table: every superblock the module
- * accepts satisfies them, whatever table it is loaded with (the table's
- * region size and length must equal the superblock's, the origin's and
- * destination's sizes too; see stream_ctr() and sb_check()). Returns false
- * when the bitmap cannot be located from these numbers.
+ * The region size, the target length, the number of regions and of bitmap
+ * blocks agree. Returns false when the bitmap cannot be located from them.
  */
-static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t dev_bytes)
+static bool check_region_count(struct scan *s, const struct meta_sb *sb)
 {
 	bool region_ok = sb->region_size >= STREAM_MIN_REGION_SECTORS &&
 			 sb->region_size <= STREAM_MAX_REGION_SECTORS &&
 			 is_power_of_2(sb->region_size);
 	bool regions_ok = sb->nr_regions >= 1 && sb->nr_regions <= STREAM_MAX_REGIONS;
 	bool usable = region_ok && regions_ok;
-	uint64_t expected = 0, needed;
+	uint64_t expected = 0;
 
 	if (!region_ok)
 		problem(s, META_FATAL,
@@ -371,20 +379,23 @@ static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t de
 			(unsigned long long)stream_nr_bitmap_blocks(sb->nr_regions));
 		usable = false;
 	}
-	if (sb->origin_size < sb->target_size)
-		problem(s, META_FATAL, "superblock: origin size %" PRIu64
-			" sectors is below the target length %" PRIu64,
-			sb->origin_size, sb->target_size);
-	else if (sb->origin_size > MAX_DEVICE_SECTORS)
-		problem(s, META_FATAL, "superblock: origin size %" PRIu64
-			" sectors is larger than any block device", sb->origin_size);
-	if (sb->dest_size < sb->target_size)
-		problem(s, META_FATAL, "superblock: destination size %" PRIu64
-			" sectors is below the target length %" PRIu64,
-			sb->dest_size, sb->target_size);
-	else if (sb->dest_size > MAX_DEVICE_SECTORS)
-		problem(s, META_FATAL, "superblock: destination size %" PRIu64
-			" sectors is larger than any block device", sb->dest_size);
+	return usable;
+}
+
+/*
+ * The geometry checks that need no table: every superblock the module
+ * accepts satisfies them, whatever table it is loaded with (the table's
+ * region size and length must equal the superblock's, the origin's and
+ * destination's sizes too; see stream_ctr() and sb_check()). Returns false
+ * when the bitmap cannot be located from these numbers.
+ */
+static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t dev_bytes)
+{
+	bool usable = check_region_count(s, sb);
+	uint64_t needed;
+
+	check_dev_size(s, "origin", sb->origin_size, sb->target_size);
+	check_dev_size(s, "destination", sb->dest_size, sb->target_size);
 	if (sb->nr_copied > sb->nr_regions)
 		problem(s, META_FATAL, "superblock copied count %" PRIu64
 			" is above the number of regions %" PRIu64, sb->nr_copied, sb->nr_regions);
@@ -520,13 +531,66 @@ static int pick_slot(struct meta_slot_info si[2], uint64_t committed)
 	return id[1] > id[0] ? 1 : 0;
 }
 
+/*
+ * Bitmap block @index, its two slots at @pair: which slot the kernel would
+ * use, what is wrong with either, the runs of its regions. Returns the
+ * copied regions it holds.
+ */
+static uint64_t scan_block(struct scan *s, const struct meta_sb *sb, uint64_t index,
+			   const uint8_t *pair)
+{
+	uint64_t first = index * STREAM_BITS_PER_BLOCK, nr = sb->nr_regions - first, j, count;
+	struct meta_slot_info si[2];
+	const uint8_t *bits;
+	int used;
+
+	if (nr > STREAM_BITS_PER_BLOCK)
+		nr = STREAM_BITS_PER_BLOCK;
+	for (j = 0; j < 2; j++)
+		slot_check(pair + j * STREAM_BLOCK_SIZE, stream_bitmap_location(index, j), &si[j]);
+	used = pick_slot(si, sb->transaction_id);
+	if (s->ops && s->ops->block)
+		s->ops->block(s->ops->ctx, index, si, used);
+
+	for (j = 0; j < 2; j++) {
+		if (si[j].future)
+			problem(s, META_NOTE, "bitmap block %" PRIu64 ", slot %" PRIu64
+				" (block %" PRIu64 "): transaction %" PRIu64
+				" is above the committed %" PRIu64
+				", left by an interrupted commit: ignored",
+				index, j, si[j].location, si[j].transaction_id,
+				sb->transaction_id);
+		else if (!si[j].valid && used >= 0)
+			problem(s, META_NONFATAL, "bitmap block %" PRIu64 ", slot %" PRIu64
+				" (block %" PRIu64 "): %s; not in use (slot %d, transaction %"
+				PRIu64 ", is)", index, j, si[j].location, si[j].why,
+				used, si[used].transaction_id);
+	}
+	if (used < 0) {
+		problem(s, META_FATAL, "bitmap block %" PRIu64
+			" has no valid slot (slot 0: %s, slot 1: %s): the kernel refuses it",
+			index,
+			si[0].valid ? "from an uncommitted transaction" : si[0].why,
+			si[1].valid ? "from an uncommitted transaction" : si[1].why);
+		/* Its regions count as uncopied in the runs: one run at once,
+		 * not one call per region. */
+		range_emit(s, false, first, first + nr - 1);
+		return 0;
+	}
+	bits = pair + used * STREAM_BLOCK_SIZE + STREAM_BITMAP_HDR_SIZE;
+	count = scan_bits(s, bits, first, nr);
+	if (nr < STREAM_BITS_PER_BLOCK && !tail_clear(bits, nr))
+		problem(s, META_FATAL, "bitmap block %" PRIu64
+			": bits set past the last region (%" PRIu64 ")",
+			index, sb->nr_regions - 1);
+	return count;
+}
+
 static int scan_bitmap(struct scan *s, int fd, const struct meta_sb *sb)
 {
-	uint64_t nr_blocks = sb->nr_bitmap_blocks, i, j, count = 0;
+	uint64_t nr_blocks = sb->nr_bitmap_blocks, i, count = 0;
 	uint8_t *buf = xmalloc_aligned((size_t)SCAN_BATCH * 2 * STREAM_BLOCK_SIZE);
-	struct meta_slot_info si[2];
 	unsigned int k, batch;
-	int used;
 
 	for (i = 0; i < nr_blocks; i += batch) {
 		batch = nr_blocks - i < SCAN_BATCH ? nr_blocks - i : SCAN_BATCH;
@@ -534,54 +598,8 @@ static int scan_bitmap(struct scan *s, int fd, const struct meta_sb *sb)
 			free(buf);
 			return -1;
 		}
-		for (k = 0; k < batch; k++) {
-			uint64_t index = i + k;
-			uint64_t first = index * STREAM_BITS_PER_BLOCK;
-			uint64_t nr = sb->nr_regions - first;
-			const uint8_t *slot[2];
-
-			if (nr > STREAM_BITS_PER_BLOCK)
-				nr = STREAM_BITS_PER_BLOCK;
-			for (j = 0; j < 2; j++) {
-				slot[j] = buf + (2 * k + j) * STREAM_BLOCK_SIZE;
-				slot_check(slot[j], stream_bitmap_location(index, j), &si[j]);
-			}
-			used = pick_slot(si, sb->transaction_id);
-			if (s->ops && s->ops->block)
-				s->ops->block(s->ops->ctx, index, si, used);
-
-			for (j = 0; j < 2; j++) {
-				if (si[j].future)
-					problem(s, META_NOTE, "bitmap block %" PRIu64 ", slot %" PRIu64
-						" (block %" PRIu64 "): transaction %" PRIu64
-						" is above the committed %" PRIu64
-						", left by an interrupted commit: ignored",
-						index, j, si[j].location, si[j].transaction_id,
-						sb->transaction_id);
-				else if (!si[j].valid && used >= 0)
-					problem(s, META_NONFATAL, "bitmap block %" PRIu64 ", slot %" PRIu64
-						" (block %" PRIu64 "): %s; not in use (slot %d, transaction %"
-						PRIu64 ", is)", index, j, si[j].location, si[j].why,
-						used, si[used].transaction_id);
-			}
-			if (used < 0) {
-				problem(s, META_FATAL, "bitmap block %" PRIu64
-					" has no valid slot (slot 0: %s, slot 1: %s): the kernel refuses it",
-					index,
-					si[0].valid ? "from an uncommitted transaction" : si[0].why,
-					si[1].valid ? "from an uncommitted transaction" : si[1].why);
-				/* Its regions count as uncopied in the runs: one
-				 * run at once, not one call per region. */
-				range_emit(s, false, first, first + nr - 1);
-				continue;
-			}
-			slot[used] += STREAM_BITMAP_HDR_SIZE;
-			count += scan_bits(s, slot[used], first, nr);
-			if (nr < STREAM_BITS_PER_BLOCK && !tail_clear(slot[used], nr))
-				problem(s, META_FATAL, "bitmap block %" PRIu64
-					": bits set past the last region (%" PRIu64 ")",
-					index, sb->nr_regions - 1);
-		}
+		for (k = 0; k < batch; k++)
+			count += scan_block(s, sb, i + k, buf + 2 * k * STREAM_BLOCK_SIZE);
 	}
 	range_close(s, sb->nr_regions);
 	free(buf);

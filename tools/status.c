@@ -389,6 +389,12 @@ void progress_show(struct progress *p, const struct stream_status *st)
 	fflush(p->out);
 }
 
+void progress_update(struct progress *p, const struct stream_status *st, double now)
+{
+	progress_sample(p, st, now);
+	progress_show(p, st);
+}
+
 void progress_done(struct progress *p)
 {
 	if (p->style == PROGRESS_BAR && p->bar_drawn) {

@@ -83,6 +83,8 @@ double progress_rate(const struct progress *p, const struct stream_status *st);
 /* Seconds left at the current rate, or -1 when unknown. */
 double progress_eta(const struct progress *p, const struct stream_status *st);
 void progress_show(struct progress *p, const struct stream_status *st);
+/* progress_sample() at @now, then progress_show(). */
+void progress_update(struct progress *p, const struct stream_status *st, double now);
 /* Ends the bar's line (no-op for the other styles). */
 void progress_done(struct progress *p);
 

@@ -120,7 +120,7 @@ int parse_size(const char *s, uint64_t *bytes)
 	return 0;
 }
 
-int parse_rate(const char *s, uint64_t *bytes_per_s)
+int parse_rate_bytes_per_s(const char *s, uint64_t *bytes_per_s)
 {
 	char buf[64];
 	size_t n;
@@ -144,7 +144,7 @@ int parse_rate_kib(const char *s, uint64_t *kib_per_s)
 {
 	uint64_t bps, kib;
 
-	if (parse_rate(s, &bps))
+	if (parse_rate_bytes_per_s(s, &bps))
 		return -1;
 	/* Rounded up without (bps + 1023), which wraps near 2^64. */
 	kib = bps / 1024 + (bps % 1024 != 0);

@@ -33,12 +33,12 @@ void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Sizes: "4096", "64k", "1M", "128s" (sectors). Powers of 1024. */
 int parse_size(const char *s, uint64_t *bytes);
 /* Rates: a size per second ("50M/s", "50M"); "0", "none", "unlimited" = 0. */
-int parse_rate(const char *s, uint64_t *bytes_per_s);
+int parse_rate_bytes_per_s(const char *s, uint64_t *bytes_per_s);
 
 /*
- * A rate as the kernel takes it: parse_rate()'s bytes per second rounded up
- * to KiB/s, 0 (no limit) staying 0. Returns -1 when @s is no rate, -2 when
- * it is above STREAM_MAX_RATE_KIB (stream-interface.h).
+ * A rate as the kernel takes it: parse_rate_bytes_per_s()'s bytes per
+ * second rounded up to KiB/s, 0 (no limit) staying 0. Returns -1 when @s is
+ * no rate, -2 when it is above STREAM_MAX_RATE_KIB (stream-interface.h).
  */
 int parse_rate_kib(const char *s, uint64_t *kib_per_s);
 /* A decimal number, no suffix. */

@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmstream: the offline metadata commands, `check` and `dump`.
+ *
+ * Both read a metadata device (or an image of one) through meta.c's scan
+ * and say what it finds: check as a verdict and an exit code, dump as the
+ * superblock, the bitmap slots and the runs of copied and uncopied regions,
+ * in text or JSON. Neither touches a dm device.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stream-format.h"
+#include "cli.h"
+#include "meta.h"
+#include "util.h"
+
+/*---------------------------------------------------------------------------*/
+/* Problems */
+/*
+ * Problems go to stderr (in check's words) unless quiet: the first
+ * PROBLEMS_SHOWN of each severity, then report_hidden() counts the rest. A
+ * device whose every bitmap block is bad has one problem per block, up to
+ * 65923 of them.
+ */
+#define PROBLEMS_SHOWN	20
+
+static const char *const problem_kind[] = { "note", "warning", "error" };
+
+struct problem_ctx {
+	const char *dev;
+	bool quiet;
+	char first_fatal[512];
+	unsigned int shown[3], hidden[3];	/* by enum meta_severity */
+};
+
+static void report_problem(void *ctx, enum meta_severity sev, const char *msg)
+{
+	struct problem_ctx *p = ctx;
+
+	if (sev == META_FATAL && !p->first_fatal[0])
+		snprintf(p->first_fatal, sizeof(p->first_fatal), "%s", msg);
+	if (p->quiet)
+		return;
+	if (p->shown[sev] == PROBLEMS_SHOWN) {
+		p->hidden[sev]++;
+		return;
+	}
+	p->shown[sev]++;
+	fprintf(stderr, "%s: %s: %s\n", p->dev, problem_kind[sev], msg);
+}
+
+/* "... and 65903 more errors, 2 more notes (not shown)" after the last. */
+static void report_hidden(const struct problem_ctx *p)
+{
+	const char *sep = "";
+	int sev;
+
+	if (p->quiet || !(p->hidden[0] | p->hidden[1] | p->hidden[2]))
+		return;
+	fprintf(stderr, "%s: ... and", p->dev);
+	for (sev = META_FATAL; sev >= META_NOTE; sev--) {
+		if (!p->hidden[sev])
+			continue;
+		fprintf(stderr, "%s %u more %s%s", sep, p->hidden[sev], problem_kind[sev],
+			p->hidden[sev] == 1 ? "" : "s");
+		sep = ",";
+	}
+	fprintf(stderr, " (not shown: only the first %u of each kind are)\n", PROBLEMS_SHOWN);
+}
+
+/*---------------------------------------------------------------------------*/
+/* check */
+int cmd_check(const struct command *cmd, struct opts *o, int argc, char **argv)
+{
+	struct problem_ctx pc = { .dev = argv[0], .quiet = o->quiet };
+	struct meta_scan_ops ops = { .ctx = &pc, .problem = report_problem };
+	struct meta_scan_result res;
+	uint64_t size;
+	bool in_use;
+	int fd, r;
+
+	(void)cmd;
+	(void)argc;
+	fd = meta_open(argv[0], false, &in_use, &size);
+	if (fd < 0)
+		return EXIT_FAIL;
+	if (in_use && !o->quiet)
+		warn("%s is in use (a live table?): what is read may be changing", argv[0]);
+	r = meta_scan(fd, size, o->sb_only, &ops, &res);
+	close(fd);
+	report_hidden(&pc);
+	if (r)
+		return EXIT_FAIL;
+
+	if (res.sb.blank && !res.fatal) {
+		if (!o->quiet)
+			printf("%s: blank: no metadata yet (the kernel formats it on first use)\n",
+			       argv[0]);
+		return EXIT_OK;
+	}
+	if (!o->quiet) {
+		if (res.sb_valid)
+			printf("%s: superblock: version %" PRIu32 ", transaction %" PRIu64
+			       ", %" PRIu64 " regions of %" PRIu32 " sectors, %" PRIu64 " copied\n",
+			       argv[0], res.sb.version, res.sb.transaction_id, res.sb.nr_regions,
+			       res.sb.region_size, res.sb.nr_copied);
+		if (res.bitmap_scanned)
+			printf("%s: bitmap: %" PRIu64 " block%s checked, %" PRIu64
+			       " regions copied\n", argv[0], res.sb.nr_bitmap_blocks,
+			       res.sb.nr_bitmap_blocks == 1 ? "" : "s", res.bits_set);
+		if (!res.fatal && !res.nonfatal)
+			printf("%s: ok\n", argv[0]);
+		else
+			printf("%s: %u error%s, %u non-fatal error%s\n", argv[0], res.fatal,
+			       res.fatal == 1 ? "" : "s", res.nonfatal, res.nonfatal == 1 ? "" : "s");
+	}
+	if (res.fatal || (res.nonfatal && !o->ignore_nonfatal))
+		return EXIT_METADATA;
+	return EXIT_OK;
+}
+
+/*---------------------------------------------------------------------------*/
+/* dump */
+
+/*
+ * dump keeps no list in memory: a device of 2^31 regions can have as many
+ * runs. What cannot go to stdout as the scan finds it (all of the JSON,
+ * which starts with the superblock and holds its arrays one after the
+ * other; the two run lines of the text) goes to unlinked temporary files,
+ * copied to stdout at the end.
+ */
+struct dump_list {
+	FILE *f;
+	uint64_t n;		/* items written */
+};
+
+struct dump_ctx {
+	bool json;
+	struct problem_ctx pc;
+	/* JSON arrays by their key; copied and uncopied serve the text too. */
+	struct dump_list blocks, copied, uncopied, problems;
+};
+
+static int list_open(struct dump_list *l)
+{
+	l->n = 0;
+	l->f = xtmpfile();
+	return l->f ? 0 : -1;
+}
+
+static void list_close(struct dump_list *l)
+{
+	if (l->f)
+		fclose(l->f);
+	l->f = NULL;
+}
+
+/* Appends @o, serialised, to a JSON array's items, and frees it. */
+static void list_add_json(struct dump_list *l, json_object *o)
+{
+	fprintf(l->f, "%s%s", l->n++ ? "," : "",
+		json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+}
+
+/* Copies what @l holds to @out. */
+static int list_copy(struct dump_list *l, FILE *out)
+{
+	char buf[65536];
+	size_t n;
+
+	if (fflush(l->f) || ferror(l->f) || fseek(l->f, 0, SEEK_SET)) {
+		err("cannot write a temporary file (is %s full?)", tmp_dir());
+		return -1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), l->f)))
+		fwrite(buf, 1, n, out);
+	if (ferror(l->f)) {
+		err("cannot read back a temporary file: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Problems to stderr, as check prints them, and into the JSON. */
+static void dump_problem(void *ctx, enum meta_severity sev, const char *msg)
+{
+	struct dump_ctx *d = ctx;
+
+	report_problem(&d->pc, sev, msg);
+	if (d->json) {
+		json_object *p = json_object_new_object();
+
+		json_object_object_add(p, "severity", json_object_new_string(problem_kind[sev]));
+		json_object_object_add(p, "message", json_object_new_string(msg));
+		list_add_json(&d->problems, p);
+	}
+}
+
+static void dump_block(void *ctx, uint64_t index, const struct meta_slot_info slot[2], int used)
+{
+	struct dump_ctx *d = ctx;
+	unsigned int s;
+
+	if (d->json) {
+		json_object *b = json_object_new_object(), *slots = json_object_new_array();
+
+		json_object_object_add(b, "index", json_object_new_uint64(index));
+		json_object_object_add(b, "used_slot", used < 0 ? NULL : json_object_new_int(used));
+		for (s = 0; s < 2; s++) {
+			json_object *so = json_object_new_object();
+
+			json_object_object_add(so, "block", json_object_new_uint64(slot[s].location));
+			json_object_object_add(so, "valid", json_object_new_boolean(slot[s].valid));
+			if (!slot[s].valid)
+				json_object_object_add(so, "problem", json_object_new_string(slot[s].why));
+			json_object_object_add(so, "transaction_id",
+					       json_object_new_uint64(slot[s].transaction_id));
+			json_object_object_add(so, "uncommitted",
+					       json_object_new_boolean(slot[s].future));
+			json_object_array_add(slots, so);
+		}
+		json_object_object_add(b, "slots", slots);
+		list_add_json(&d->blocks, b);
+		return;
+	}
+	printf("bitmap block %" PRIu64 ":", index);
+	for (s = 0; s < 2; s++) {
+		printf("%s slot %u (block %" PRIu64 ") ", s ? ";" : "", s, slot[s].location);
+		if (slot[s].valid)
+			printf("transaction %" PRIu64 "%s%s", slot[s].transaction_id,
+			       slot[s].future ? ", uncommitted" : "", (int)s == used ? ", in use" : "");
+		else
+			printf("invalid: %s", slot[s].why);
+	}
+	printf("\n");
+}
+
+/* A run: [first,last] in JSON (as json-c prints it), " 5" or " 5-9" in text. */
+static void dump_range(void *ctx, bool copied, uint64_t first, uint64_t last)
+{
+	struct dump_ctx *d = ctx;
+	struct dump_list *l = copied ? &d->copied : &d->uncopied;
+
+	if (d->json)
+		fprintf(l->f, "%s[%" PRIu64 ",%" PRIu64 "]", l->n ? "," : "", first, last);
+	else if (first == last)
+		fprintf(l->f, " %" PRIu64, first);
+	else
+		fprintf(l->f, " %" PRIu64 "-%" PRIu64, first, last);
+	l->n++;
+}
+
+/* The superblock's fields by their names in the struct, in its order. */
+static json_object *sb_json(const struct meta_sb *sb)
+{
+	const struct { const char *key; uint64_t value; } fields[] = {
+		{ "flags", sb->flags }, { "blocknr", sb->blocknr }, { "magic", sb->magic },
+		{ "version", sb->version }, { "block_size", sb->block_size },
+		{ "region_size", sb->region_size }, { "target_size", sb->target_size },
+		{ "nr_regions", sb->nr_regions }, { "origin_size", sb->origin_size },
+		{ "dest_size", sb->dest_size }, { "nr_bitmap_blocks", sb->nr_bitmap_blocks },
+		{ "transaction_id", sb->transaction_id }, { "nr_copied", sb->nr_copied },
+	};
+	json_object *o = json_object_new_object();
+	size_t i;
+
+	json_object_object_add(o, "csum", json_object_new_uint64(sb->csum));
+	json_object_object_add(o, "csum_ok", json_object_new_boolean(sb->csum == sb->csum_calc));
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		json_object_object_add(o, fields[i].key, json_object_new_uint64(fields[i].value));
+	return o;
+}
+
+static void sb_print(const struct meta_sb *sb)
+{
+	char a[32];
+
+	printf("superblock (block 0)\n");
+	printf("  csum              0x%08" PRIx32 " (%s)\n", sb->csum,
+	       sb->csum == sb->csum_calc ? "ok" : "MISMATCH");
+	printf("  flags             0x%" PRIx32 "\n", sb->flags);
+	printf("  blocknr           %" PRIu64 "\n", sb->blocknr);
+	printf("  magic             0x%" PRIx64 "%s\n", sb->magic,
+	       sb->magic == STREAM_MAGIC ? " (DMTSTRM)" : " (WRONG)");
+	printf("  version           %" PRIu32 "\n", sb->version);
+	printf("  block_size        %" PRIu32 "\n", sb->block_size);
+	printf("  region_size       %" PRIu32 " sectors (%s)\n", sb->region_size,
+	       fmt_bytes((uint64_t)sb->region_size * 512, a, sizeof(a)));
+	printf("  target_size       %" PRIu64 " sectors (%s)\n", sb->target_size,
+	       fmt_sectors(sb->target_size, a, sizeof(a)));
+	printf("  nr_regions        %" PRIu64 "\n", sb->nr_regions);
+	printf("  origin_size       %" PRIu64 " sectors\n", sb->origin_size);
+	printf("  dest_size         %" PRIu64 " sectors\n", sb->dest_size);
+	printf("  nr_bitmap_blocks  %" PRIu64 "\n", sb->nr_bitmap_blocks);
+	printf("  transaction_id    %" PRIu64 "\n", sb->transaction_id);
+	printf("  nr_copied         %" PRIu64 "\n", sb->nr_copied);
+}
+
+/* A JSON value printed on its own, as json-c prints it inside an object. */
+static void print_json(json_object *o)
+{
+	fputs(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), stdout);
+	json_object_put(o);
+}
+
+/* The JSON of dump, in the key order it always had. */
+static int dump_json(struct dump_ctx *d, const char *dev, const struct meta_scan_result *res)
+{
+	static const char *const keys[] = { "bitmap_blocks", "copied", "uncopied" };
+	struct dump_list *lists[] = { &d->blocks, &d->copied, &d->uncopied };
+	unsigned int i;
+
+	printf("{\"device\":");
+	print_json(json_object_new_string(dev));
+	printf(",\"blank\":%s", res->sb.blank ? "true" : "false");
+	if (res->sb.magic == STREAM_MAGIC) {
+		printf(",\"superblock\":");
+		print_json(sb_json(&res->sb));
+	}
+	for (i = 0; i < 3; i++) {
+		printf(",\"%s\":[", keys[i]);
+		if (list_copy(lists[i], stdout))
+			return -1;
+		printf("]");
+	}
+	if (res->bitmap_scanned)
+		printf(",\"copied_regions\":%" PRIu64, res->bits_set);
+	else
+		printf(",\"copied_regions\":null");
+	printf(",\"problems\":[");
+	if (list_copy(&d->problems, stdout))
+		return -1;
+	printf("],\"errors\":%u,\"non_fatal_errors\":%u}\n", res->fatal, res->nonfatal);
+	return 0;
+}
+
+int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **argv)
+{
+	struct dump_ctx d = { .json = o->json, .pc = { .dev = argv[0] } };
+	struct meta_scan_ops ops = { .ctx = &d, .problem = dump_problem, .block = dump_block,
+				     .range = dump_range };
+	struct meta_scan_result res;
+	struct meta_sb sb;
+	uint64_t size;
+	bool in_use;
+	int fd, r = -1;
+
+	(void)cmd;
+	(void)argc;
+	fd = meta_open(argv[0], false, &in_use, &size);
+	if (fd < 0)
+		return EXIT_FAIL;
+	if (in_use)
+		warn("%s is in use (a live table?): what is read may be changing", argv[0]);
+
+	if (list_open(&d.copied) || list_open(&d.uncopied) ||
+	    (o->json && (list_open(&d.blocks) || list_open(&d.problems))))
+		goto out;
+	if (!o->json) {
+		/* The superblock first, then the blocks as the scan meets them. */
+		if (size >= STREAM_BLOCK_SIZE && !meta_read_sb(fd, &sb) && sb.magic == STREAM_MAGIC)
+			sb_print(&sb);
+		fflush(stdout);
+	}
+	r = meta_scan(fd, size, false, &ops, &res);
+	report_hidden(&d.pc);
+	if (r)
+		goto out;
+
+	if (o->json) {
+		r = dump_json(&d, argv[0], &res);
+	} else if (res.sb.blank) {
+		printf("%s: blank: no metadata yet\n", argv[0]);
+	} else if (res.bitmap_scanned) {
+		printf("copied regions (%" PRIu64 "):%s", res.bits_set, d.copied.n ? "" : " none");
+		r = list_copy(&d.copied, stdout);
+		printf("\nuncopied regions (%" PRIu64 "):%s", res.sb.nr_regions - res.bits_set,
+		       d.uncopied.n ? "" : " none");
+		if (!r)
+			r = list_copy(&d.uncopied, stdout);
+		printf("\n");
+	}
+	if (fflush(stdout) || ferror(stdout)) {
+		err("cannot write the output: %s", strerror(errno));
+		r = -1;
+	}
+out:
+	close(fd);
+	list_close(&d.blocks);
+	list_close(&d.copied);
+	list_close(&d.uncopied);
+	list_close(&d.problems);
+	if (r)
+		return EXIT_FAIL;
+	return res.fatal ? EXIT_METADATA : EXIT_OK;
+}

@@ -1,0 +1,462 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * dmstream: planning a new stream's devices, for `create` and `copy`.
+ *
+ * Both make a stream table over a destination and a metadata device; the
+ * origin is create's --origin, or what copy's NAME maps today (the device
+ * under a plain linear table, else a helper device with NAME's table).
+ * plan_stream() checks it all before anything changes, in the order the
+ * messages always came: the command line, the source, the devices against
+ * each other and the kernel, then the metadata device's contents. The
+ * kernel's stream target (its version, its refusals) is here too.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stream-format.h"
+#include "stream-interface.h"
+#include "cli.h"
+#include "dm.h"
+#include "meta.h"
+#include "plan.h"
+#include "util.h"
+
+/* The first fatal metadata problem, kept for the refusal's message. */
+#define PROBLEM_LEN	512
+
+/*---------------------------------------------------------------------------*/
+/* The kernel's stream target */
+/*
+ * A target that is not loaded yet may still be loaded on demand by the
+ * table load (the kernel asks for module dm-stream), so only a wrong
+ * version fails here.
+ */
+int check_target(bool *present)
+{
+	uint32_t v[3];
+	int r = dmx_target_version(STREAM_TARGET_NAME, v);
+
+	*present = r == 1;
+	if (r < 0)
+		return -1;
+	if (r == 1 && v[0] != STREAM_TARGET_VERSION_MAJOR) {
+		err("the kernel's stream target is version %u.%u.%u; this tool knows %u.x",
+		    v[0], v[1], v[2], STREAM_TARGET_VERSION_MAJOR);
+		return -1;
+	}
+	return 0;
+}
+
+void explain_refusal(const char *what)
+{
+	char *reason = dmx_kmsg_reason();
+	bool present;
+
+	if (reason)
+		err("%s: the kernel says: %s", what, reason);
+	free(reason);
+	if (!check_target(&present) && !present)
+		err("the kernel has no 'stream' target: load the dm-stream module "
+		    "(modprobe dm-stream, or insmod dm-stream/dm-stream.ko)");
+}
+
+/*---------------------------------------------------------------------------*/
+/* The command line */
+static int region_sectors(const struct command *cmd, const struct opts *o, uint64_t *sectors)
+{
+	uint64_t b = o->region_bytes ? o->region_bytes : STREAM_DEFAULT_REGION_SECTORS * 512;
+
+	if (b % 512 || b / 512 < STREAM_MIN_REGION_SECTORS ||
+	    b / 512 > STREAM_MAX_REGION_SECTORS || ((b / 512) & (b / 512 - 1)))
+		return usage_error(cmd, "invalid region size %" PRIu64
+				   " bytes: a power of two from 4k to 1G", b);
+	*sectors = b / 512;
+	return 0;
+}
+
+/* "<#opt args> <opt args>*" for a table line. */
+static void table_opts(const struct opts *o, char *buf, size_t len)
+{
+	char words[128] = "";
+	unsigned int n = 0;
+
+	if (o->paused) {
+		strcat(words, " " STREAM_OPT_PAUSED);
+		n++;
+	}
+	if (o->rate_set && o->rate_kib) {
+		snprintf(words + strlen(words), sizeof(words) - strlen(words), " " STREAM_OPT_RATE " %" PRIu64,
+			 o->rate_kib);
+		n += 2;
+	}
+	if (o->max_inflight) {
+		snprintf(words + strlen(words), sizeof(words) - strlen(words),
+			 " " STREAM_OPT_MAX_INFLIGHT " %" PRIu64, o->max_inflight);
+		n += 2;
+	}
+	snprintf(buf, len, "%u%s", n, words);
+}
+
+/*---------------------------------------------------------------------------*/
+/* The devices */
+static int check_sizes(const char *what, const struct blockdev *dest, const struct blockdev *meta,
+		       uint64_t len, uint64_t region)
+{
+	uint64_t nr_regions = (len + region - 1) / region, needed;
+	char a[32], b[32];
+
+	if (dest->size < len * 512) {
+		err("%s: destination %s (%s) is smaller than %s (%s)", what, dest->path,
+		    fmt_bytes(dest->size, a, sizeof(a)), what, fmt_bytes(len * 512, b, sizeof(b)));
+		return -1;
+	}
+	if (nr_regions > STREAM_MAX_REGIONS) {
+		err("%s: %" PRIu64 " regions is too many: use a larger --region-size", what,
+		    nr_regions);
+		return -1;
+	}
+	needed = stream_metadata_blocks(nr_regions) * STREAM_BLOCK_SIZE;
+	if (meta->size < needed) {
+		err("%s: metadata device %s too small: %" PRIu64 " regions need %s (%" PRIu64
+		    " sectors), it has %s", what, meta->path, nr_regions,
+		    fmt_bytes(needed, a, sizeof(a)), needed / 512,
+		    fmt_bytes(meta->size, b, sizeof(b)));
+		return -1;
+	}
+	return 0;
+}
+
+/* Logical block size of a block device, from sysfs. */
+static unsigned int devt_lbs(unsigned int major, unsigned int minor)
+{
+	char path[96];
+	unsigned int lbs = 512;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/queue/logical_block_size", major, minor);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%u", &lbs) != 1)
+			lbs = 512;
+		fclose(f);
+	}
+	return lbs;
+}
+
+/* Is @tbl one linear segment at offset 0 of a device? Then that is the origin. */
+static bool direct_origin(const struct dmx_table *tbl, unsigned int *major, unsigned int *minor)
+{
+	char dev[64];
+	uint64_t offset;
+	char c;
+
+	if (tbl->nr != 1 || strcmp(tbl->t[0].type, "linear"))
+		return false;
+	if (sscanf(tbl->t[0].params, "%63s %" SCNu64 " %c", dev, &offset, &c) != 2 || offset)
+		return false;
+	return !parse_devt(dev, major, minor);
+}
+
+/* copy: NAME is active, with one table of no holes that is no stream yet. */
+static int plan_copy_source(struct plan *p)
+{
+	struct dmx_info *info = &p->info;
+	uint64_t pos = 0;
+	unsigned int i;
+
+	if (dmx_info(p->name, info))
+		return EXIT_FAIL;
+	if (!info->exists) {
+		err("%s: no such device", p->name);
+		return EXIT_FAIL;
+	}
+	if (info->suspended || info->inactive_table || !info->live_table) {
+		err("%s is %s: it must be active, with no inactive table", p->name,
+		    info->suspended ? "suspended" : info->live_table ? "carrying an inactive table" :
+		    "without a table");
+		return EXIT_FAIL;
+	}
+	if (dmx_table(p->name, &p->old))
+		return EXIT_FAIL;
+	for (i = 0; i < p->old.nr; i++) {
+		if (p->old.t[i].start != pos) {
+			err("%s: its table has a hole at sector %" PRIu64, p->name, pos);
+			return EXIT_FAIL;
+		}
+		pos += p->old.t[i].len;
+		if (!strcmp(p->old.t[i].type, STREAM_TARGET_NAME)) {
+			err("%s is a stream device already: '%s finish %s' first", p->name, progname,
+			    p->name);
+			return EXIT_FAIL;
+		}
+	}
+	p->len = dmx_table_len(&p->old);
+	return 0;
+}
+
+static bool same_dev(const struct blockdev *a, const struct blockdev *b)
+{
+	return a->major == b->major && a->minor == b->minor;
+}
+
+static bool is_devt(const struct blockdev *bd, unsigned int major, unsigned int minor)
+{
+	return bd->major == major && bd->minor == minor;
+}
+
+/* Nothing named @name exists yet; @hint follows "already exists". */
+static int plan_name_free(const char *name, const char *hint)
+{
+	struct dmx_info info;
+
+	if (dmx_info(name, &info))
+		return -1;
+	if (info.exists) {
+		err("%s already exists%s", name, hint);
+		return -1;
+	}
+	return 0;
+}
+
+static int check_free(const struct blockdev *bd, const char *role)
+{
+	if (blockdev_busy(bd)) {
+		err("%s device %s is in use (mounted, mapped or open exclusively)", role, bd->path);
+		return -1;
+	}
+	return 0;
+}
+
+/* create: three devices that all differ; copy: two, neither of them NAME. */
+static int plan_distinct(const struct plan *p)
+{
+	if (!p->copy) {
+		if (same_dev(&p->origin, &p->dest) || same_dev(&p->origin, &p->meta) ||
+		    same_dev(&p->dest, &p->meta)) {
+			err("the origin, destination and metadata devices must all differ");
+			return -1;
+		}
+		return 0;
+	}
+	if (same_dev(&p->dest, &p->meta)) {
+		err("the destination and metadata devices must differ");
+		return -1;
+	}
+	if (is_devt(&p->dest, p->info.major, p->info.minor) ||
+	    is_devt(&p->meta, p->info.major, p->info.minor)) {
+		err("%s cannot be copied onto itself", p->name);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The devices: distinct, the region size a multiple of their logical block
+ * sizes, large enough; the kernel's target; nobody holding dest or meta.
+ */
+static int plan_devices(struct plan *p)
+{
+	unsigned int src_lbs;
+	bool present;
+
+	if ((!p->copy && blockdev_get(p->o->origin, &p->origin)) ||
+	    blockdev_get(p->o->dest, &p->dest) || blockdev_get(p->o->meta, &p->meta))
+		return -1;
+	if (plan_distinct(p))
+		return -1;
+	src_lbs = p->copy ? devt_lbs(p->info.major, p->info.minor) : p->origin.lbs;
+	if (p->region * 512 % src_lbs || p->region * 512 % p->dest.lbs ||
+	    p->region * 512 % p->meta.lbs) {
+		char a[32];
+
+		err("region size %s is not a multiple of a device's logical block size",
+		    fmt_bytes(p->region * 512, a, sizeof(a)));
+		return -1;
+	}
+	if (!p->copy) {
+		p->len = p->origin.size / 512;
+		if (!p->len) {
+			err("origin %s is empty", p->origin.path);
+			return -1;
+		}
+	}
+	if (check_sizes(p->copy ? p->name : "the origin", &p->dest, &p->meta, p->len, p->region))
+		return -1;
+	if (!p->copy && plan_name_free(p->name, ""))
+		return -1;
+	if (check_target(&present))
+		return -1;
+	if (check_free(&p->dest, "destination") || check_free(&p->meta, "metadata"))
+		return -1;
+	return 0;
+}
+
+/*
+ * copy's origin: the device under a plain linear table, or a helper device
+ * NAME-origin with the same table, to be made while NAME still runs.
+ */
+static int plan_copy_origin(struct plan *p)
+{
+	if (direct_origin(&p->old, &p->origin_major, &p->origin_minor)) {
+		if (is_devt(&p->dest, p->origin_major, p->origin_minor) ||
+		    is_devt(&p->meta, p->origin_major, p->origin_minor)) {
+			err("%s is the device under %s",
+			    is_devt(&p->dest, p->origin_major, p->origin_minor) ? p->dest.path :
+			    p->meta.path, p->name);
+			return -1;
+		}
+		return 0;
+	}
+	if (strlen(p->name) + strlen(ORIGIN_SUFFIX) >= 128) {
+		err("%s: name too long for a helper %s%s", p->name, p->name, ORIGIN_SUFFIX);
+		return -1;
+	}
+	snprintf(p->helper, sizeof(p->helper), "%s%s", p->name, ORIGIN_SUFFIX);
+	return plan_name_free(p->helper, ": a helper of an earlier copy? Remove it first");
+}
+
+/*---------------------------------------------------------------------------*/
+/* The metadata device */
+/* A meta_scan_ops.problem that keeps the first fatal problem, in @ctx. */
+static void note_first_fatal(void *ctx, enum meta_severity sev, const char *msg)
+{
+	char *first = ctx;
+
+	if (sev == META_FATAL && !first[0])
+		snprintf(first, PROBLEM_LEN, "%s", msg);
+}
+
+/*
+ * Why a table may not go over metadata @res of another stream, in @buf;
+ * NULL when it may: metadata of this geometry is continued (create only).
+ */
+static const char *meta_unusable(const struct meta_scan_result *res,
+				 const struct meta_geometry *geo, bool allow_continue,
+				 const char *first_fatal, const char *path, char *buf, size_t len)
+{
+	const struct meta_sb *sb = &res->sb;
+
+	if (sb->magic != STREAM_MAGIC)
+		return "it holds something else (no dm-stream superblock)";
+	if (meta_sb_header_problem(sb))
+		snprintf(buf, len, "its dm-stream superblock is damaged (%s)",
+			 meta_sb_header_problem(sb));
+	else if (!allow_continue)
+		snprintf(buf, len, "a copy needs a blank metadata device, and it holds dm-stream "
+			 "metadata (%" PRIu64 "/%" PRIu64 " regions copied)", sb->nr_copied,
+			 sb->nr_regions);
+	else if (meta_sb_geometry_mismatch(sb, geo))
+		snprintf(buf, len,
+			 "it holds dm-stream metadata for another geometry (%s: region size %"
+			 PRIu32 ", length %" PRIu64 ", origin %" PRIu64 ", destination %" PRIu64
+			 " sectors)", meta_sb_geometry_mismatch(sb, geo), sb->region_size,
+			 sb->target_size, sb->origin_size, sb->dest_size);
+	else if (res->fatal)
+		snprintf(buf, len, "its dm-stream metadata is damaged (%s; see '%s check %s')",
+			 first_fatal, progname, path);
+	else
+		return NULL;
+	return buf;
+}
+
+/*
+ * Before a table is made over @meta: blank is fine; metadata of this
+ * geometry is continued (create only); anything else needs --force, which
+ * clears block 0 so that the kernel formats the device. Returns 0, -1 on
+ * an error, -2 when refused.
+ */
+static int prepare_meta(const struct blockdev *meta, const struct meta_geometry *geo,
+			bool allow_continue, bool force)
+{
+	char first_fatal[PROBLEM_LEN] = "", whybuf[1024];
+	struct meta_scan_ops ops = { .ctx = first_fatal, .problem = note_first_fatal };
+	struct meta_scan_result res;
+	const char *why;
+	bool in_use;
+	uint64_t size;
+	int fd, r = -1;
+
+	fd = meta_open(meta->path, true, &in_use, &size);
+	if (fd < 0)
+		return -1;
+	if (in_use) {
+		err("metadata device %s is in use", meta->path);
+		goto out;
+	}
+	if (meta_scan(fd, size, false, &ops, &res))
+		goto out;
+	r = 0;
+	if (res.sb.blank)
+		goto out;
+	why = meta_unusable(&res, geo, allow_continue, first_fatal, meta->path, whybuf,
+			    sizeof(whybuf));
+	if (!why) {
+		printf("%s: continuing from earlier metadata: %" PRIu64 "/%" PRIu64
+		       " regions copied\n", meta->path, res.sb.nr_copied, res.sb.nr_regions);
+	} else if (!force) {
+		err("refusing metadata device %s: %s; --force overwrites it", meta->path, why);
+		r = -2;
+	} else {
+		warn("overwriting metadata device %s: %s", meta->path, why);
+		r = meta_wipe(fd);
+	}
+out:
+	close(fd);
+	return r;
+}
+
+/*---------------------------------------------------------------------------*/
+/* The plan */
+int plan_stream(struct plan *p, const struct command *cmd, const struct opts *o,
+		const char *name, bool copy)
+{
+	struct meta_geometry geo;
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->name = name;
+	p->copy = copy;
+	p->o = o;
+	if (copy ? !o->dest || !o->meta : !o->origin || !o->dest || !o->meta)
+		return usage_error(cmd, copy ? "--dest and --meta are both needed" :
+				   "--origin, --dest and --meta are all needed");
+	r = region_sectors(cmd, o, &p->region);
+	if (!r && copy)
+		r = plan_copy_source(p);
+	if (r)
+		return r;
+	if (plan_devices(p) || (copy && plan_copy_origin(p)))
+		return EXIT_FAIL;
+	if (!copy) {
+		p->origin_major = p->origin.major;
+		p->origin_minor = p->origin.minor;
+	}
+
+	/* copy: the helper's size is known only once it exists, and the
+	 * metadata must be blank anyway. */
+	geo = (struct meta_geometry){ .region_size = p->region, .target_size = p->len,
+				      .origin_size = copy ? 0 : p->origin.size / 512,
+				      .dest_size = p->dest.size / 512 };
+	r = prepare_meta(&p->meta, &geo, !copy, o->force);
+	if (r)
+		return r == -2 ? EXIT_METADATA : EXIT_FAIL;
+	return 0;
+}
+
+void plan_table(const struct plan *p, struct dmx_table *tbl)
+{
+	char opts[160];
+
+	table_opts(p->o, opts, sizeof(opts));
+	dmx_table_one(tbl, p->len, STREAM_TARGET_NAME, "%u:%u %u:%u %u:%u %" PRIu64 " %s",
+		      p->meta.major, p->meta.minor, p->dest.major, p->dest.minor,
+		      p->origin_major, p->origin_minor, p->region, opts);
+}
+
+void plan_free(struct plan *p)
+{
+	dmx_table_free(&p->old);
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * dmstream: planning a new stream's devices, for `create` and `copy`.
+ *
+ * plan_stream() checks everything a new stream needs before anything
+ * changes and, last, prepares the metadata device (with --force it clears
+ * one holding something else); plan_table() then gives the stream's table
+ * line. The kernel's stream target is checked here too.
+ */
+#ifndef DMSTREAM_PLAN_H
+#define DMSTREAM_PLAN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "dm.h"
+#include "util.h"
+
+/* The helper origin of `copy`: NAME-origin, with a uuid starting so. */
+#define ORIGIN_SUFFIX		"-origin"
+#define ORIGIN_UUID_PREFIX	"DMSTREAM-ORIGIN-"
+
+struct plan {
+	const char *name;
+	bool copy;			/* copy: NAME's table is the origin */
+	const struct opts *o;
+	struct blockdev origin;		/* create: --origin */
+	struct dmx_info info;		/* copy: NAME, as planned */
+	struct dmx_table old;		/* copy: NAME's table */
+	char helper[160];		/* copy: the helper origin to make, or "" */
+	/* The origin the table names: create's, copy's direct one, or (set by
+	 * the caller once made) the helper. */
+	unsigned int origin_major, origin_minor;
+	struct blockdev dest, meta;
+	uint64_t region;		/* sectors */
+	uint64_t len;			/* the stream's length, sectors */
+};
+
+/*
+ * Plans stream @name from @cmd's options @o: create's when !@copy, copy's
+ * of live device @name when @copy. Returns 0 or an exit code (usage error,
+ * EXIT_FAIL, EXIT_METADATA), the message printed. plan_free() afterwards,
+ * whatever it returned.
+ */
+int plan_stream(struct plan *p, const struct command *cmd, const struct opts *o,
+		const char *name, bool copy);
+/* The stream's table (dmx_table_free() it), over p->origin_major:minor. */
+void plan_table(const struct plan *p, struct dmx_table *tbl);
+void plan_free(struct plan *p);
+
+/*
+ * 0 when the kernel's stream target is of a version this tool knows, or
+ * not loaded yet (*present false); -1 (message printed) when not, or on
+ * error.
+ */
+int check_target(bool *present);
+/* After the kernel refused a table or message: its reason, and a hint when
+ * it has no stream target. @what names the device or table. */
+void explain_refusal(const char *what);
+
+#endif /* DMSTREAM_PLAN_H */
