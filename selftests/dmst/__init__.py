@@ -13,6 +13,7 @@ needs more than a line of Python lives here, one module per job, run as
               the load rule, a decoder shaped like `dmstream dump --json`.
               Every test that reads or writes metadata uses it.
 
-selftests/metaimg.py (writes metadata images) takes its format from
-ondisk too.
+selftests/metaimg.py (writes metadata images) and the fuzz package
+(selftests/fuzz, run as `python3 -m fuzz` by fuzz_helpers.sh) take their
+format from ondisk too.
 """
