@@ -13,11 +13,14 @@ needs more than a line of Python lives here, one module per job, run as
               the load rule, a decoder shaped like `dmstream dump --json`.
               Every test that reads or writes metadata uses it.
   metapatch   flip bits of a metadata block, maybe re-seal its checksum
+  blockio     O_DIRECT reads and writes of block devices
+  crash       test_crash_01: its workload, log checks and replay checker
+              (a package: python3 -m dmst.crash COMMAND ...)
   toolcheck   test_tool_*: checks of the tool's JSON output
 
 A test's own Python goes in a module named after what it does (or a
-subpackage for a test with several), with a docstring giving its command
-line; what several tests share goes in its own module, like ondisk.
+subpackage for a test with several, like crash/), with a docstring giving
+its command line; what several tests share goes in blockio or ondisk.
 
 selftests/metaimg.py (writes metadata images) and the fuzz package
 (selftests/fuzz, run as `python3 -m fuzz` by fuzz_helpers.sh) take their
