@@ -50,6 +50,10 @@
 # metadata flush (the metadata device's flush flushes the destination too).
 # That needs blktrace on separate devices; it is reported as skipped here.
 #
+# And the metadata of every sampled state is decoded by the tests' decoder
+# (dmst/ondisk.py) and by `dmstream dump --json`, which must agree field by
+# field (dmst/crosscheck.py).
+#
 # The Python is in dmst/crash/: the workload, the log checks and the replay
 # checker (check.py).
 #
@@ -78,7 +82,7 @@ N=crash01
 LW=$N-lw
 CHK=$N-chk
 
-ktap_plan 16
+ktap_plan 17
 
 # --- setup -------------------------------------------------------------------
 
@@ -189,13 +193,14 @@ cleanup_add "dm_exists $CHK && _dm_remove_hard $CHK"
 
 RES=$TEST_TMP/results
 T0=$SECONDS
+mkdir -p "$TEST_TMP/images"
 PYTHONPATH=$DIR python3 -B -m dmst.crash check log="$LOG" writes="$TEST_TMP/writes.json" \
 	orig="$ORIG" data="$DATA" chk="$CHKD" \
 	chk_meta="$(dm_dev $CHK-meta)" chk_dest="$(dm_dev $CHK-dest)" \
 	chk_name=$CHK rs=$RS len=$LEN nr=$NR meta_sect=$META_SECT \
 	data_sect=$DATA_SECT max_points="${CRASH_POINTS:-24}" \
 	max_reorder="${CRASH_REORDER:-6}" max_torn="${CRASH_TORN:-4}" \
-	results="$RES"
+	results="$RES" images="$TEST_TMP/images"
 CHECK_RC=$?
 ktap_diag "replay checks: $((SECONDS - T0)) s (checker exit $CHECK_RC)"
 
@@ -226,6 +231,21 @@ report torn "${NTORN:-?} torn metadata block writes: metadata valid, committed a
 report ctr "${NTGT:-?} sampled states: the target constructs (paused) over the replayed slices"
 report count "${NTGT:-?} sampled states: status copied count equals the committed bitmap"
 report read "${NTGT:-?} sampled states: reads through the target give origin or acknowledged data"
+
+# The metadata of the sampled states, decoded by dmst/ondisk.py and by the
+# tool: they must agree field by field, or one of them left the format.
+DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
+XC_DESC="${NTGT:-?} sampled states: dmst/ondisk.py decodes the metadata as dmstream dump --json does"
+if [[ ! -x $DMSTREAM ]]; then
+	ktap_skip "$XC_DESC" "tools/dmstream is not built"
+elif XC=$(PYTHONPATH=$DIR python3 -B -m dmst.crosscheck "$DMSTREAM" "$TEST_TMP"/images/meta-*.img); then
+	ktap_ok "$XC_DESC"
+	XC_LAST=${XC##*$'\n'}
+	ktap_diag "${XC_LAST#\# }"
+else
+	ktap_fail "$XC_DESC"
+	grep -v ': agree (' <<<"$XC"
+fi
 if [[ $KTAP_FAIL -gt 0 ]]; then
 	python3 -B "$DIR/logreplay.py" --log "$LOG" --list \
 		>"$TEST_OUT/$TEST_NAME.entries" 2>&1 &&

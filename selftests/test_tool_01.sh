@@ -14,8 +14,10 @@
 # count (both with a correct checksum, computed the kernel's way by
 # dmst/metapatch.py) -- makes `check` exit 3 with the matching problem, and
 # the kernel agrees: it refuses the same metadata with the matching error,
-# or (the slot not in use) accepts it. `create` refuses metadata of another
-# geometry and continues metadata of its own.
+# or (the slot not in use) accepts it. The tests' decoder (dmst/ondisk.py)
+# reads the intact and every damaged metadata as `dump --json` does, field by
+# field. `create` refuses metadata of another geometry and continues
+# metadata of its own.
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/common.sh"
@@ -27,7 +29,7 @@ DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
 require_cmd dmsetup blockdev dd python3
 sh_require_stream
 
-ktap_plan 54
+ktap_plan 55
 
 RS=128				# sectors (64 KiB)
 MB=32
@@ -185,7 +187,15 @@ fi
 
 SAVED=$(sh_tmpfile)
 dd if="$META" of="$SAVED" bs=4096 count=3 iflag=direct status=none
-restore() { dd if="$SAVED" of="$META" bs=4096 count=3 oflag=direct conv=notrunc status=none; }
+# restore: the metadata as the kernel wrote it again; the damaged state is
+# kept for the decoder check.
+XC_N=0
+restore()
+{
+	XC_N=$((XC_N + 1))
+	dd if="$META" of="$TEST_TMP/xc-$XC_N.img" bs=4096 count=3 iflag=direct status=none
+	dd if="$SAVED" of="$META" bs=4096 count=3 oflag=direct conv=notrunc status=none
+}
 
 # patch BLOCK OFFSET HEXBYTES [sb|bitmap]: flip bits of a metadata block
 # (O_DIRECT through a file), then, with a block type, recompute its checksum
@@ -251,6 +261,14 @@ sh_ctr_fail "copied count 3: the kernel refuses it too" "$TBL" \
 	"disagrees with the superblock's copied count"
 tt_expect "check --super-block-only passes it (exit 0)" 0 "ok" check --super-block-only "$META"
 restore
+
+XC_DESC="dmst/ondisk.py decodes the kernel's metadata and its $XC_N damaged copies as dump --json does"
+if XC=$(PYTHONPATH=$DIR python3 -B -m dmst.crosscheck "$DMSTREAM" "$SAVED" "$TEST_TMP"/xc-*.img); then
+	ktap_ok "$XC_DESC"
+else
+	ktap_fail "$XC_DESC"
+	grep -v ': agree (' <<<"$XC"
+fi
 
 # --- create and existing metadata ----------------------------------------------------
 

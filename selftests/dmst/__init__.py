@@ -12,6 +12,8 @@ needs more than a line of Python lives here, one module per job, run as
               constants, CRC32C, superblock and bitmap slot pack/unpack,
               the load rule, a decoder shaped like `dmstream dump --json`.
               Every test that reads or writes metadata uses it.
+  crosscheck  ondisk's decoder against `dmstream dump --json`, field by
+              field, on metadata images (test_crash_01, test_tool_01)
   metapatch   flip bits of a metadata block, maybe re-seal its checksum
   blockio     O_DIRECT reads and writes of block devices
   crash       test_crash_01: its workload, log checks and replay checker

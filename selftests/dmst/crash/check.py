@@ -4,16 +4,19 @@
     python3 -m dmst.crash check dir=... log=LOG writes=WRITES_JSON
         orig=ORIG data=DATA chk=CHKD chk_meta=DEV chk_dest=DEV chk_name=NAME
         rs=RS len=LEN nr=NR meta_sect=N data_sect=N max_points=N
-        max_reorder=N max_torn=N results=FILE
+        max_reorder=N max_torn=N results=FILE [images=DIR]
 
 Replays the log once, in memory, and checks every crash state (prefix,
 reordered, torn; see test_crash_01.sh) statically against the write model,
 and the stream target built over sampled states. Writes its verdicts to
 RESULTS: "R <key> ok|fail", "D <key> <diagnostic>" and one
-"N points P prefix N reorder N torn N target N" line.
+"N points P prefix N reorder N torn N target N" line. With images=DIR, the
+metadata of the sampled states is also saved there (meta-*.img), for
+dmst.crosscheck.
 """
 
 import json
+import os
 import subprocess
 import time
 
@@ -332,6 +335,7 @@ class Checker:
         self.geo = dict(region_size=self.rs, target_size=self.len,
                         nr_regions=self.nr, origin_size=self.len,
                         dest_size=self.len)
+        self.images = A.get("images")
         self.decoded = {}
         self.dest_ver = [0] * self.nr       # bumped when the live image changes
         self.ok_cache = {}                  # region -> key it was verified under
@@ -435,10 +439,19 @@ class Checker:
                                                         plabel))
         self.last_good = (label, md["tid"], copied)
 
+    def save_meta(self, image):
+        """The metadata slice of a sampled state, for dmst.crosscheck."""
+        if self.images:
+            path = os.path.join(self.images, "meta-%03d.img"
+                                % self.res.counts.get("target", 0))
+            with open(path, "wb") as f:
+                f.write(bytes(image[0:self.mb]))
+
     def target(self, label, image, md, j):
         """Builds the target (paused) over @image and checks it."""
         A = self.A
         self.res.count("target")
+        self.save_meta(image)
         t0 = time.monotonic()
         write_dev(A["chk"], image)
         table = "0 %d stream %s %s %s %d 1 paused" % (
