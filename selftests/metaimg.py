@@ -24,40 +24,19 @@ SLOT another id (checksum recomputed).
 Prints the number of regions, copied regions and runs of equal bits.
 """
 import argparse
-import struct
 import sys
 
-BLOCK = 4096
-HDR = 24
-BITS_PER_BLOCK = (BLOCK - HDR) * 8
-MAGIC = 0x4D525453544D44
-BITMAP_MAGIC = 0x504D4254
-SB_SALT = 0x5B3C9E17
-BM_SALT = 0x2D81F4A6
-SB_FIELDS = [  # name, struct format, offset
-    ("csum", "<I", 0), ("flags", "<I", 4), ("blocknr", "<Q", 8),
-    ("magic", "<Q", 16), ("version", "<I", 24), ("block_size", "<I", 28),
-    ("region_size", "<I", 32), ("reserved0", "<I", 36),
-    ("target_size", "<Q", 40), ("nr_regions", "<Q", 48),
-    ("origin_size", "<Q", 56), ("dest_size", "<Q", 64),
-    ("nr_bitmap_blocks", "<Q", 72), ("transaction_id", "<Q", 80),
-    ("nr_copied", "<Q", 88),
-]
+from dmst import ondisk
+from dmst.ondisk import BITS_PER_BLOCK, BLOCK_SIZE as BLOCK
 
-_TABLE = []
-for n in range(256):
-    c = n
-    for _ in range(8):
-        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    _TABLE.append(c)
+# For callers that patch blocks themselves (test_metaerr_02).
+SB_SALT = ondisk.SB_CSUM_XOR
+BM_SALT = ondisk.BITMAP_CSUM_XOR
 
 
 def csum(block, salt):
-    crc = 0xFFFFFFFF
-    t = _TABLE
-    for x in block[4:]:
-        crc = t[(crc ^ x) & 0xFF] ^ (crc >> 8)
-    return crc ^ salt
+    """The checksum of a 4096-byte block of the type of @salt."""
+    return ondisk.block_csum(block, salt)
 
 
 def number(text):
@@ -86,6 +65,26 @@ def bitmap_bytes(pattern, first, nr):
     return b + bytes(BITS_PER_BLOCK // 8 - len(b))
 
 
+def write_slots(f, a, sb_tid, nr, nbb, blocks):
+    """Both slots of every bitmap block that fits in @blocks. Slot 0 holds
+    the committed transaction, slot 1 the one before, with no bits (as
+    after a first commit); --slot-tid overrides a slot's id."""
+    for i in range(nbb):
+        first = i * BITS_PER_BLOCK
+        bits = bitmap_bytes(a.bits, first, min(BITS_PER_BLOCK, nr - first))
+        for s in range(2):
+            loc = ondisk.bitmap_location(i, s)
+            if loc >= blocks:
+                break
+            tid = max(sb_tid - s, 0)
+            for kv in a.slot_tid:
+                k, _, v = kv.partition("=")
+                if int(k) == s:
+                    tid = number(v)
+            f.seek(loc * BLOCK)
+            f.write(ondisk.pack_slot(loc, tid, bits if s == 0 else b""))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("image")
@@ -99,11 +98,12 @@ def main():
     a = ap.parse_args()
 
     rs, ts = a.region_size, a.target_size
-    nr = (ts + rs - 1) // rs
-    nbb = (nr + BITS_PER_BLOCK - 1) // BITS_PER_BLOCK
+    nr = ondisk.nr_regions(rs, ts)
+    nbb = ondisk.nr_bitmap_blocks(nr)
     copied = {"none": 0, "all": nr, "alternating": (nr + 1) // 2}[a.bits]
     runs = {"none": 1 if nr else 0, "all": 1 if nr else 0, "alternating": nr}[a.bits]
-    sb = dict(flags=0, blocknr=0, magic=MAGIC, version=1, block_size=BLOCK,
+    sb = dict(flags=0, blocknr=0, magic=ondisk.MAGIC, version=ondisk.VERSION,
+              block_size=BLOCK,
               region_size=rs, reserved0=0, target_size=ts, nr_regions=nr,
               origin_size=ts, dest_size=ts, nr_bitmap_blocks=nbb,
               transaction_id=1, nr_copied=copied)
@@ -113,38 +113,13 @@ def main():
             sys.exit("metaimg.py: no superblock field " + k)
         sb[k] = number(v)
 
-    blocks = a.blocks if a.blocks is not None else 1 + 2 * nbb
+    blocks = a.blocks if a.blocks is not None else ondisk.metadata_blocks(nr)
     with open(a.image, "wb") as f:
         f.truncate(blocks * BLOCK)
         if a.slots == "valid":
-            for i in range(nbb):
-                first = i * BITS_PER_BLOCK
-                bits = bitmap_bytes(a.bits, first, min(BITS_PER_BLOCK, nr - first))
-                for s in range(2):
-                    loc = 1 + 2 * i + s
-                    if loc >= blocks:
-                        break
-                    # Slot 0 holds the committed transaction, slot 1 the
-                    # one before, with no bits (as after a first commit).
-                    tid = max(sb["transaction_id"] - s, 0) & (2 ** 64 - 1)
-                    for kv in a.slot_tid:
-                        k, _, v = kv.partition("=")
-                        if int(k) == s:
-                            tid = number(v) & (2 ** 64 - 1)
-                    b = bytearray(struct.pack("<IIQQ", 0, BITMAP_MAGIC, loc, tid))
-                    b += bits if s == 0 else bytes(len(bits))
-                    struct.pack_into("<I", b, 0, csum(b, BM_SALT))
-                    f.seek(loc * BLOCK)
-                    f.write(b)
-        b = bytearray(BLOCK)
-        for name, fmt, off in SB_FIELDS[1:]:
-            struct.pack_into(fmt, b, off, sb[name] & (2 ** (8 * struct.calcsize(fmt)) - 1))
-        struct.pack_into("<I", b, 0, csum(b, SB_SALT))
-        for kv in a.sb:
-            if kv.startswith("csum="):
-                struct.pack_into("<I", b, 0, number(kv[5:]))
+            write_slots(f, a, sb["transaction_id"], nr, nbb, blocks)
         f.seek(0)
-        f.write(b)
+        f.write(ondisk.pack_sb(sb, sb.get("csum")))
     print(nr, copied, runs)
 
 

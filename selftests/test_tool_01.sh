@@ -11,11 +11,13 @@
 # `dump` (text and JSON) shows exactly those regions. Each damage -- a
 # flipped superblock byte, a flipped byte in the bitmap slot in use, in the
 # slot not in use, in both, a bit past the last region and a wrong copied
-# count (both with a correct checksum, computed here in Python the kernel's
-# way) -- makes `check` exit 3 with the matching problem, and the kernel
-# agrees: it refuses the same metadata with the matching error, or (the slot
-# not in use) accepts it. `create` refuses metadata of another geometry and
-# continues metadata of its own.
+# count (both with a correct checksum, computed the kernel's way by
+# dmst/metapatch.py) -- makes `check` exit 3 with the matching problem, and
+# the kernel agrees: it refuses the same metadata with the matching error,
+# or (the slot not in use) accepts it. The tests' decoder (dmst/ondisk.py)
+# reads the intact and every damaged metadata as `dump --json` does, field by
+# field. `create` refuses metadata of another geometry and continues
+# metadata of its own.
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/common.sh"
@@ -27,7 +29,7 @@ DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
 require_cmd dmsetup blockdev dd python3
 sh_require_stream
 
-ktap_plan 54
+ktap_plan 55
 
 RS=128				# sectors (64 KiB)
 MB=32
@@ -173,20 +175,8 @@ tt_expect "dump: the copied and uncopied runs" 0 \
 	dump "$META"
 
 tt_run dump --json "$META"
-if [[ $TT_RC -eq 0 ]] && python3 - "$NR" "$TT_OUT" <<'PY'
-import json, sys
-nr, d = int(sys.argv[1]), json.loads(sys.argv[2])
-sb = d["superblock"]
-assert d["blank"] is False and d["errors"] == 0, d
-assert sb["nr_regions"] == nr and sb["nr_copied"] == 2 and sb["transaction_id"] == 2, sb
-assert sb["region_size"] == 128 and sb["csum_ok"], sb
-assert d["copied"] == [[0, 0], [5, 5]], d["copied"]
-assert d["uncopied"] == [[1, 4], [6, nr - 1]], d["uncopied"]
-b = d["bitmap_blocks"]
-assert len(b) == 1 and b[0]["used_slot"] == 0, b
-assert [s["transaction_id"] for s in b[0]["slots"]] == [2, 1], b
-PY
-then
+if [[ $TT_RC -eq 0 ]] &&
+   PYTHONPATH=$DIR python3 -B -m dmst.toolcheck dump-two "$NR" "$TT_OUT"; then
 	ktap_ok "dump --json parses: transaction 2, slot 0 in use, runs [0] [5]"
 else
 	ktap_fail "dump --json parses: transaction 2, slot 0 in use, runs [0] [5]" "exit $TT_RC"
@@ -197,42 +187,30 @@ fi
 
 SAVED=$(sh_tmpfile)
 dd if="$META" of="$SAVED" bs=4096 count=3 iflag=direct status=none
-restore() { dd if="$SAVED" of="$META" bs=4096 count=3 oflag=direct conv=notrunc status=none; }
+# restore: the metadata as the kernel wrote it again; the damaged state is
+# kept for the decoder check.
+XC_N=0
+restore()
+{
+	XC_N=$((XC_N + 1))
+	dd if="$META" of="$TEST_TMP/xc-$XC_N.img" bs=4096 count=3 iflag=direct status=none
+	dd if="$SAVED" of="$META" bs=4096 count=3 oflag=direct conv=notrunc status=none
+}
 
-# patch BLOCK OFFSET HEXBYTES [SALT]: write bytes into a metadata block (O_DIRECT
-# through a file), then, with SALT, recompute its checksum the kernel's way:
-# crc32c seeded ~0 over bytes 4..4095, no final inversion, xor SALT.
+# patch BLOCK OFFSET HEXBYTES [sb|bitmap]: flip bits of a metadata block
+# (O_DIRECT through a file), then, with a block type, recompute its checksum
+# the kernel's way (dmst/metapatch.py).
 patch()
 {
 	local blk=$1 f
 
 	f=$(sh_tmpfile)
 	dd if="$META" of="$f" bs=4096 count=1 skip="$blk" iflag=direct status=none &&
-	python3 - "$f" "$2" "$3" "${4:-}" <<'PY' &&
-import struct, sys
-path, off, data, salt = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3]), sys.argv[4]
-b = bytearray(open(path, "rb").read())
-for i, x in enumerate(data):
-    b[off + i] ^= x          # flip the given bits
-if salt:
-    t = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        t.append(c)
-    crc = 0xffffffff
-    for x in b[4:]:
-        crc = t[(crc ^ x) & 0xff] ^ (crc >> 8)
-    struct.pack_into("<I", b, 0, crc ^ int(salt, 16))
-open(path, "wb").write(b)
-PY
+	PYTHONPATH=$DIR python3 -B -m dmst.metapatch "$f" "$2" "$3" "${4:-}" &&
 	dd if="$f" of="$META" bs=4096 count=1 seek="$blk" oflag=direct conv=notrunc status=none
 }
 
 TBL="0 $LEN stream $META $DEST $ORIG $RS 1 paused"
-SB_SALT=5b3c9e17
-BM_SALT=2d81f4a6
 
 patch 0 40 01
 tt_expect "superblock byte flipped: check exit 3" 3 "superblock checksum mismatch" check "$META"
@@ -268,7 +246,7 @@ sh_ctr_fail "both slots damaged: the kernel refuses it too" "$TBL" "both slots"
 restore
 
 # Bit NR (the first past the last region): byte 24 + NR/8 of the slot.
-patch 1 $((24 + NR / 8)) 01 $BM_SALT
+patch 1 $((24 + NR / 8)) 01 bitmap
 tt_expect "bit past the last region, checksum right: check exit 3" 3 \
 	"bits set past the last region" check "$META"
 sh_ctr_fail "bit past the last region: the kernel refuses it too" "$TBL" \
@@ -276,13 +254,21 @@ sh_ctr_fail "bit past the last region: the kernel refuses it too" "$TBL" \
 restore
 
 # nr_copied (offset 88) from 2 to 3, checksum right.
-patch 0 88 01 $SB_SALT
+patch 0 88 01 sb
 tt_expect "superblock copied count 3, checksum right: check exit 3" 3 \
 	"holds 2 copied regions, the superblock says 3" check "$META"
 sh_ctr_fail "copied count 3: the kernel refuses it too" "$TBL" \
 	"disagrees with the superblock's copied count"
 tt_expect "check --super-block-only passes it (exit 0)" 0 "ok" check --super-block-only "$META"
 restore
+
+XC_DESC="dmst/ondisk.py decodes the kernel's metadata and its $XC_N damaged copies as dump --json does"
+if XC=$(PYTHONPATH=$DIR python3 -B -m dmst.crosscheck "$DMSTREAM" "$SAVED" "$TEST_TMP"/xc-*.img); then
+	ktap_ok "$XC_DESC"
+else
+	ktap_fail "$XC_DESC"
+	grep -v ': agree (' <<<"$XC"
+fi
 
 # --- create and existing metadata ----------------------------------------------------
 

@@ -25,27 +25,14 @@ model`); for all other images that is the kernel's verdict.
 
 import os
 
-from .util import U64_MAX, KernelLog, Totals, case_rng, crc32c_raw, read_tsv
+from dmst.ondisk import (BITMAP_CSUM_XOR as BM_XOR, BITMAP_HDR_SIZE as HDR,
+                         BITMAP_MAGIC as BMAGIC, BITS_PER_BLOCK, BLOCK_SIZE as BLOCK,
+                         MAGIC, MAX_DEVICE_SECTORS, MAX_REGIONS, SB_CSUM_XOR as SB_XOR,
+                         SB_FIELDS, SLOT_FIELDS, bitmap_location as slot_loc,
+                         block as blk, block_csum, get, metadata_blocks as needed_blocks,
+                         nr_bitmap_blocks, put, slot_check)
 
-BLOCK = 4096
-BITS_PER_BLOCK = 32576
-HDR = 24
-MAGIC = 0x4D525453544D44
-BMAGIC = 0x504D4254
-SB_XOR = 0x5B3C9E17
-BM_XOR = 0x2D81F4A6
-MAX_REGIONS = 1 << 31
-MAX_DEVICE_SECTORS = ((1 << 63) - 1) >> 9   # tools/meta.c
-
-# name: (offset, size)
-SB_FIELDS = {
-    "csum": (0, 4), "flags": (4, 4), "blocknr": (8, 8), "magic": (16, 8),
-    "version": (24, 4), "block_size": (28, 4), "region_size": (32, 4),
-    "reserved0": (36, 4), "target_size": (40, 8), "nr_regions": (48, 8),
-    "origin_size": (56, 8), "dest_size": (64, 8), "nr_bitmap_blocks": (72, 8),
-    "transaction_id": (80, 8), "nr_copied": (88, 8),
-}
-SLOT_FIELDS = {"csum": (0, 4), "magic": (4, 4), "blocknr": (8, 8), "transaction_id": (16, 8)}
+from .util import U64_MAX, KernelLog, Totals, case_rng, read_tsv
 
 E_SMALL = "Metadata device too small (the log line above says how many sectors are needed)"
 E_MAGIC = "Metadata device holds something else: bad superblock magic"
@@ -62,35 +49,14 @@ E_PAST = "Metadata bitmap has bits set past the last region"
 E_COUNT = "Metadata bitmap disagrees with the superblock's copied count"
 
 
-def get(buf, off, size):
-    return int.from_bytes(buf[off:off + size], "little")
+def sb_get(buf, name):
+    """Superblock field @name of an image (block 0 first)."""
+    return get(buf, *SB_FIELDS[name])
 
 
-def put(buf, off, size, value):
-    buf[off:off + size] = (value % (1 << (8 * size))).to_bytes(size, "little")
-
-
-def block_csum(block, xor):
-    return crc32c_raw(bytes(block[4:BLOCK])) ^ xor
-
-
-def nr_bitmap_blocks(nr):
-    return -(-nr // BITS_PER_BLOCK)
-
-
-def needed_blocks(nr):
-    return 1 + 2 * nr_bitmap_blocks(nr)
-
-
-def slot_loc(i, s):
-    return 1 + 2 * i + s
-
-
-def blk(img, b):
-    """Block @b of the image; zeros past its end (the image is written
-    padded to the device)."""
-    d = img[b * BLOCK:(b + 1) * BLOCK]
-    return d + bytes(BLOCK - len(d))
+def sb_put(buf, name, value):
+    off, size = SB_FIELDS[name]
+    put(buf, off, size, value)
 
 
 class Verdict:
@@ -103,10 +69,8 @@ class Verdict:
 
 def slot_info(img, i, s):
     """(valid, transaction id) of bitmap block @i, slot @s."""
-    b = blk(img, slot_loc(i, s))
-    valid = (get(b, 4, 4) == BMAGIC and get(b, 0, 4) == block_csum(b, BM_XOR) and
-             get(b, 8, 8) == slot_loc(i, s))
-    return valid, get(b, 16, 8)
+    si = slot_check(blk(img, slot_loc(i, s)), slot_loc(i, s))
+    return si["valid"], si["transaction_id"]
 
 
 def chosen_slot(img, i, tid):
@@ -179,8 +143,8 @@ def model(img, dev_sectors, geo):
 def sb_geometry(img):
     """The geometry the superblock records, if some table could have it."""
     sb = blk(img, 0)
-    rs, length = get(sb, 32, 4), get(sb, 40, 8)
-    osize, dsize = get(sb, 56, 8), get(sb, 64, 8)
+    rs, length = sb_get(sb, "region_size"), sb_get(sb, "target_size")
+    osize, dsize = sb_get(sb, "origin_size"), sb_get(sb, "dest_size")
     if not 8 <= rs <= 2097152 or rs & (rs - 1) or not length:
         return None
     if -(-length // rs) > MAX_REGIONS or osize < length or dsize < length:
@@ -201,7 +165,7 @@ def tool_model(img, dev_sectors, geo):
     if not any(sb):
         return Verdict(True, "blank", 0)
     g = sb_geometry(img)
-    if g is None or get(sb, 16, 8) != MAGIC:
+    if g is None or sb_get(sb, "magic") != MAGIC:
         v = model(img, dev_sectors, geo)
         if v.ok or v.msg.startswith(E_GEO):
             return Verdict(False, "impossible geometry in the superblock")
@@ -213,7 +177,7 @@ def tool_model(img, dev_sectors, geo):
 
 def fix_sb(img):
     sb = blk(img, 0)
-    put(img, 0, 4, block_csum(sb, SB_XOR))
+    sb_put(img, "csum", block_csum(sb, SB_XOR))
 
 
 def fix_slot(img, i, s):
@@ -230,7 +194,7 @@ class Ctx:
         self.variant = "full"
 
     def tid(self):
-        return get(self.img, 80, 8)
+        return sb_get(self.img, "transaction_id")
 
     def pick_slot(self):
         return self.rng.randrange(self.nb), self.rng.randrange(2)
@@ -270,23 +234,23 @@ def m_sb_field(c):
 def m_sb_geometry(c):
     """A self-consistent superblock for another table."""
     r = c.rng
-    rs, length = get(c.img, 32, 4), get(c.img, 40, 8)
+    rs, length = sb_get(c.img, "region_size"), sb_get(c.img, "target_size")
     what = r.choice(["region_size", "target_size", "origin_size", "dest_size"])
     if what == "region_size":
         rs = r.choice([x for x in (8, 16, 128, 1024, 2097152) if x != rs])
-        put(c.img, 32, 4, rs)
+        sb_put(c.img, "region_size", rs)
     elif what == "target_size":
         length = r.choice([length - 1, length + 1, length // 2 or 1, 8])
-        put(c.img, 40, 8, length)
+        sb_put(c.img, "target_size", length)
     else:
         off = SB_FIELDS[what][0]
         put(c.img, off, 8, get(c.img, off, 8) + r.choice([1, 8, -1, -get(c.img, off, 8) + 1]))
     nr = -(-length // rs) if rs else 0
     if r.random() < 0.9:
-        put(c.img, 48, 8, nr)
-        put(c.img, 72, 8, nr_bitmap_blocks(nr))
-        if get(c.img, 88, 8) > nr:
-            put(c.img, 88, 8, 0)
+        sb_put(c.img, "nr_regions", nr)
+        sb_put(c.img, "nr_bitmap_blocks", nr_bitmap_blocks(nr))
+        if sb_get(c.img, "nr_copied") > nr:
+            sb_put(c.img, "nr_copied", 0)
     fix_sb(c.img)
     return "sb geometry: %s" % what
 
@@ -310,8 +274,8 @@ def m_sb_fill(c):
 
 
 def m_sb_csum(c):
-    v = c.rng.choice([get(c.img, 0, 4) ^ 1, 0, 0xFFFFFFFF, block_csum(blk(c.img, 0), 0)])
-    put(c.img, 0, 4, v)
+    v = c.rng.choice([sb_get(c.img, "csum") ^ 1, 0, 0xFFFFFFFF, block_csum(blk(c.img, 0), 0)])
+    sb_put(c.img, "csum", v)
     return "sb.csum=0x%08x" % v
 
 
@@ -319,7 +283,7 @@ def m_sb_tid(c):
     r = c.rng
     t = c.tid()
     val = r.choice([t - 1 if t else 0, t + 1, 0, 1 << 63, (1 << 63) + t, U64_MAX])
-    put(c.img, 80, 8, val)
+    sb_put(c.img, "transaction_id", val)
     fix_sb(c.img)
     return "sb.transaction_id %d -> %d" % (t, val)
 
@@ -347,7 +311,7 @@ def m_slot_field(c):
     cur = get(c.img, base + off, size)
     t = c.tid()
     extra = {"transaction_id": [t + 1, t, t - 1 if t else 0, 0, 1 << 63, (1 << 63) + 1,
-                                (1 << 63) + t, U64_MAX, get(c.img, slot_loc(i, 1 - s) * BLOCK + 16, 8)],
+                                (1 << 63) + t, U64_MAX, get(c.img, slot_loc(i, 1 - s) * BLOCK + SLOT_FIELDS["transaction_id"][0], 8)],
              "blocknr": [slot_loc(i, 1 - s), 0, slot_loc(i + 1, s)],
              "magic": [MAGIC & 0xFFFFFFFF, BMAGIC ^ 0x100]}[name]
     val = r.choice(extra) if r.random() < 0.7 else _values(r, cur, size)
@@ -381,7 +345,7 @@ def m_slot_bits(c):
             if u is not None:
                 h = min(BITS_PER_BLOCK, c.nr - j * BITS_PER_BLOCK)
                 tot += bin(slot_bits(c.img, j, u) & ((1 << h) - 1)).count("1")
-        put(c.img, 88, 8, tot)
+        sb_put(c.img, "nr_copied", tot)
         fix_sb(c.img)
     return "block %d slot %d bits %s flipped%s%s" % (i, s, flips[:3], " (past the end)" if past
                                                      else "", ", sb count fixed" if recount else "")
@@ -406,7 +370,7 @@ def m_slot_swap(c):
     fixed = r.random() < 0.7
     if fixed:
         for s in (0, 1):
-            put(c.img, slot_loc(i, s) * BLOCK + 8, 8, slot_loc(i, s))
+            put(c.img, slot_loc(i, s) * BLOCK + SLOT_FIELDS["blocknr"][0], 8, slot_loc(i, s))
             fix_slot(c.img, i, s)
     return "block %d slots %s%s" % (i, mode, ", block numbers fixed" if fixed else "")
 
@@ -497,11 +461,11 @@ def gen_main(args):
 def likely_cause(img, geo):
     """A guess at why the kernel or the tool left the model, for the report."""
     sb = blk(img, 0)
-    if get(sb, 80, 8) >= 1 << 63:
+    if sb_get(sb, "transaction_id") >= 1 << 63:
         return "superblock transaction id >= 2^63: compared as a signed number"
     rs, length = geo[0], geo[1]
     nb = nr_bitmap_blocks(-(-length // rs))
-    for i in range(min(nb, get(sb, 72, 8))):
+    for i in range(min(nb, sb_get(sb, "nr_bitmap_blocks"))):
         for s in (0, 1):
             if slot_info(img, i, s)[1] >= 1 << 63:
                 return "slot transaction id >= 2^63: masked to 63 bits"

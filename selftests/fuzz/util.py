@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
 """Shared pieces: seeded random streams, number tokens, dm's argument
-splitting, the kernel log captured during a run, CRC32C."""
+splitting, the kernel log captured during a run. (CRC32C and the metadata
+format: dmst/ondisk.py.)"""
 
 import random
 import re
-import struct
 
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
@@ -137,52 +137,6 @@ def core_table_errors(lines):
         if m and not m.group(1).startswith("stream: "):
             out.append(m.group(1))
     return out
-
-
-# --- CRC32C, as the kernel's crc32c(~0, p, len): no final inversion ---------
-
-def _crc_tables():
-    poly = 0x82F63B78
-    t0 = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ (poly if c & 1 else 0)
-        t0.append(c)
-    tabs = [t0]
-    for _ in range(7):
-        prev = tabs[-1]
-        tabs.append([(prev[i] >> 8) ^ t0[prev[i] & 0xff] for i in range(256)])
-    return tabs
-
-
-_CRC_T = _crc_tables()
-_CRC_CACHE = {}
-
-
-def crc32c_raw(data, crc=0xFFFFFFFF):
-    """Slicing-by-8; results are cached by content (blocks repeat a lot)."""
-    key = (bytes(data), crc)
-    hit = _CRC_CACHE.get(key)
-    if hit is not None:
-        return hit
-    t0, t1, t2, t3, t4, t5, t6, t7 = _CRC_T
-    n = len(data) // 8
-    c = crc
-    for w in struct.unpack_from("<%dQ" % n, data):
-        x = w ^ c
-        c = (t7[x & 0xff] ^ t6[(x >> 8) & 0xff] ^ t5[(x >> 16) & 0xff] ^
-             t4[(x >> 24) & 0xff] ^ t3[(x >> 32) & 0xff] ^ t2[(x >> 40) & 0xff] ^
-             t1[(x >> 48) & 0xff] ^ t0[x >> 56])
-    for b in data[n * 8:]:
-        c = (c >> 8) ^ t0[(c ^ b) & 0xff]
-    if len(_CRC_CACHE) > 4096:
-        _CRC_CACHE.clear()
-    _CRC_CACHE[key] = c
-    return c
-
-
-assert crc32c_raw(b"123456789") == (~0xE3069283) & 0xFFFFFFFF
 
 
 def read_tsv(path):
