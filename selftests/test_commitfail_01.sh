@@ -104,7 +104,7 @@ fi
 c=$(sh_copied s1b)
 if [[ $c == 2 ]] && [[ $(sh_md5 "$(dm_dev s1b)" $RB) == $(md5sum <"$TEST_TMP/r0" | cut -d' ' -f1) ]] &&
    [[ $(sh_md5 "$(dm_dev s1b)" $RB $((2 * RB))) == $(md5sum <"$TEST_TMP/r2" | cut -d' ' -f1) ]] &&
-   [[ $(sh_md5 "$(dm_dev s1b)" $RB $((5 * RB))) == $(sh_file_md5 "$expected" $RB $((5 * RB))) ]]; then
+   [[ $(sh_md5 "$(dm_dev s1b)" $RB $((5 * RB))) == $(sh_md5 "$expected" $RB $((5 * RB))) ]]; then
 	ktap_ok "... with regions 0 and 2 as written, region 5 from the origin"
 else
 	ktap_fail "... with regions 0 and 2 as written, region 5 from the origin" \
