@@ -29,9 +29,12 @@
 #   removes dm devices in reverse registration order (resume if suspended,
 #   `dmsetup remove` with retries, --force last), then detaches the loop
 #   devices, then deletes $TEST_TMP, then writes the end marker.
-# - The ktap_* counters are shell variables: call ktap_* (and
-#   expect_ctr_fail) from the script's main shell, never inside $(...) or a
-#   pipeline, or the numbering breaks.
+# - The ktap_* counters are shell variables: call ktap_* (and the checks of
+#   stream_helpers.sh that report a result) from the script's main shell,
+#   never inside $(...) or a pipeline, or the numbering breaks.
+# - A setup step that fails: the environment's fault skips the script
+#   (ktap_skip_all), a failure of our own setup fails it (ktap_bail); the
+#   policy is spelled out at the top of stream_helpers.sh.
 # - Functions that report through DM_ERR (dm_create, dm_reload, dm_remove)
 #   set it in the caller's shell: call them directly, not in $(...).
 #
@@ -39,24 +42,23 @@
 #   TEST_NAME   script name without .sh        TEST_DIR   selftests/
 #   REPO_ROOT   repository root                TEST_TMP   private scratch dir
 #   TEST_OUT    writable output dir (selftests/out, shared with the host)
+#               (TEST_OUT: used by the scripts)
 #   DMSTREAM_KO the module to insmod (default $REPO_ROOT/dm-stream/dm-stream.ko)
 #   DM_ERR      stderr of the last failed dmsetup call made by dm_* helpers
 #
 # FUNCTIONS
 #   KTAP:    ktap_plan N | ktap_ok DESC | ktap_fail DESC [REASON] |
 #            ktap_skip DESC REASON | ktap_check DESC CMD [ARGS...] |
-#            ktap_diag MSG... | ktap_finish | ktap_skip_all REASON
+#            ktap_diag MSG... | ktap_finish | ktap_skip_all REASON |
+#            ktap_bail REASON
 #   Needs:   require_cmd CMD... | require_module MOD...
-#   Devices: make_loop SIZE_MB [NAME]  (echoes /dev/loopN)
-#            make_loop -v VAR SIZE_MB [NAME]  (sets VAR, no subshell)
+#   Devices: make_loop [-b LBS] SIZE_MB [NAME]  (echoes /dev/loopN)
+#            make_loop -v VAR [-b LBS] SIZE_MB [NAME]  (sets VAR, no subshell)
 #            dm_create NAME TABLE | dm_remove NAME | dm_reload NAME TABLE |
-#            dm_status NAME | dm_table NAME | dm_message NAME MSG... |
+#            dm_status NAME | dm_message NAME MSG... |
 #            dm_dev NAME | dm_exists NAME | sectors DEV | cleanup_add CMD
-#   Kernel:  kmsg MSG | dmesg_since_mark |
-#            expect_ctr_fail DESC TABLE EXPECTED_SUBSTRING
-#   Data:    write_pattern DEV SEED [SECTORS [OFFSET]] |
-#            pattern_md5 SEED SECTORS | pattern_file SEED SECTORS |
-#            dev_md5 DEV [SECTORS [OFFSET]]
+#   Kernel:  kmsg MSG | dmesg_since_mark
+#   Data:    pattern_file SEED SECTORS | dev_md5 DEV [SECTORS [OFFSET]]
 #
 # TABLE arguments are whole dmsetup table lines ("0 <len> <target> <args>");
 # several targets: one line each, separated by newlines.
@@ -64,6 +66,7 @@
 TEST_NAME=$(basename "$0" .sh)
 TEST_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=${DMSTREAM_ROOT:-$(cd "$TEST_DIR/.." && pwd -P)}
+# shellcheck disable=SC2034 # used by the scripts
 TEST_OUT=${DMSTREAM_OUT:-$REPO_ROOT/selftests/out}
 DMSTREAM_KO=${DMSTREAM_KO:-$REPO_ROOT/dm-stream/dm-stream.ko}
 DM_ERR=
@@ -179,6 +182,21 @@ ktap_skip_all()
 	exit 4
 }
 
+# ktap_bail REASON: a setup step of our own failed: every remaining planned
+# test is reported failed ("not run", with REASON) and the script exits 1.
+# Before ktap_plan, the script reports one failed test.
+ktap_bail()
+{
+	if [[ -z $KTAP_PLAN || $KTAP_NUM -ge $KTAP_PLAN ]]; then
+		[[ -n $KTAP_PLAN ]] || ktap_plan 1
+		ktap_fail "setup" "$1"
+	fi
+	while [[ $KTAP_NUM -lt $KTAP_PLAN ]]; do
+		ktap_fail "not run ($1)"
+	done
+	ktap_finish
+}
+
 # --- requirements ----------------------------------------------------------
 
 require_cmd()
@@ -224,12 +242,12 @@ cleanup_add()
 
 _dm_remove_hard()
 {
-	local name=$1 i
+	local name=$1 try
 
 	dm_exists "$name" || return 0
 	dmsetup info -c --noheadings -o attr "$name" 2>/dev/null | grep -q s &&
 		dmsetup resume "$name" >/dev/null 2>&1
-	for i in 1 2 3 4 5 6 7 8 9 10; do
+	for ((try = 0; try < 10; try++)); do
 		dmsetup remove "$name" >/dev/null 2>&1 && return 0
 		dm_exists "$name" || return 0
 		sleep 0.3
@@ -247,10 +265,13 @@ _cleanup_all()
 	trap - EXIT
 	set +e
 	# Background jobs may hold the devices open.
-	if [[ -n $(jobs -p) ]]; then
-		kill $(jobs -p) 2>/dev/null
+	local pids
+
+	mapfile -t pids < <(jobs -p)
+	if [[ ${#pids[@]} -gt 0 ]]; then
+		kill "${pids[@]}" 2>/dev/null
 		sleep 0.2
-		kill -9 $(jobs -p) 2>/dev/null
+		kill -9 "${pids[@]}" 2>/dev/null
 	fi
 	if [[ -f $_CLEANUP_LIST ]]; then
 		while read -r kind arg; do
@@ -280,23 +301,29 @@ sectors()
 	blockdev --getsz "$1"
 }
 
-# make_loop SIZE_MB [NAME] echoes the loop device; make_loop -v VAR SIZE_MB
-# [NAME] stores it in VAR instead. The backing file is a sparse file in
-# $TEST_TMP (tmpfs), so it reads back zeroes until written.
+# make_loop [-b LBS] SIZE_MB [NAME] echoes the loop device; make_loop -v VAR
+# ... stores it in VAR instead. The backing file is a sparse file in
+# $TEST_TMP (tmpfs), so it reads back zeroes until written. With -b, the
+# device has logical blocks of LBS bytes; it fails when losetup cannot.
 make_loop()
 {
-	local var= size name file dev
+	local var='' lbs='' size name file dev
 
 	if [[ ${1:-} == -v ]]; then
 		var=$2
+		shift 2
+	fi
+	if [[ ${1:-} == -b ]]; then
+		lbs=$2
 		shift 2
 	fi
 	size=$1
 	name=${2:-loop}
 	file=$(mktemp "$TEST_TMP/$name.XXXXXX.img") || return 1
 	truncate -s "${size}M" "$file" || return 1
-	dev=$(losetup -f --show "$file") || return 1
+	dev=$(losetup -f --show ${lbs:+--sector-size "$lbs"} "$file") || return 1
 	_cleanup_register loop "$dev"
+	[[ -z $lbs || $(blockdev --getss "$dev") == "$lbs" ]] || return 1
 	if [[ -n $var ]]; then
 		printf -v "$var" '%s' "$dev"
 	else
@@ -341,9 +368,9 @@ dm_create()
 
 dm_remove()
 {
-	local name=$1 i
+	local name=$1 try
 
-	for i in 1 2 3 4 5 6 7 8 9 10; do
+	for ((try = 0; try < 10; try++)); do
 		DM_ERR=$(dmsetup remove "$name" 2>&1 >/dev/null) && return 0
 		dm_exists "$name" || return 1
 		sleep 0.3
@@ -362,6 +389,7 @@ dm_reload()
 		dmsetup clear "$name" >/dev/null 2>&1
 		return 1
 	}
+	# shellcheck disable=SC2034 # DM_ERR is read by the callers
 	DM_ERR=$(dmsetup resume "$name" 2>&1 >/dev/null)
 }
 
@@ -370,14 +398,6 @@ dm_status()
 	local out
 
 	out=$(dmsetup status "$1") || return
-	printf '%s\n' "$out" | cut -d' ' -f4-
-}
-
-dm_table()
-{
-	local out
-
-	out=$(dmsetup table "$1") || return
 	printf '%s\n' "$out" | cut -d' ' -f4-
 }
 
@@ -414,35 +434,6 @@ dmesg_since_mark()
 	dmesg | tail -n +"$((${n:-0} + 1))"
 }
 
-_EXPECT_CTR_N=0
-
-# expect_ctr_fail DESC TABLE EXPECTED: ok iff `dmsetup create` with TABLE
-# fails and the kernel log since the attempt contains EXPECTED (ti->error).
-expect_ctr_fail()
-{
-	local desc=$1 table=$2 expected=$3 name log
-
-	_EXPECT_CTR_N=$((_EXPECT_CTR_N + 1))
-	name=dmst-ctrfail-$$-$_EXPECT_CTR_N
-	kmsg "dm-stream selftest: $TEST_NAME: expect_ctr_fail $name"
-	if DM_ERR=$(printf '%s\n' "$table" | dmsetup create "$name" 2>&1 >/dev/null); then
-		_dm_remove_hard "$name"
-		ktap_fail "$desc" "table accepted: $table"
-		return 1
-	fi
-	dm_exists "$name" && _dm_remove_hard "$name"
-	log=$(dmesg_since_mark)
-	if grep -qF -- "$expected" <<<"$log"; then
-		ktap_ok "$desc"
-		return 0
-	fi
-	ktap_fail "$desc" "kernel log lacks '$expected'"
-	ktap_diag "dmsetup: $DM_ERR"
-	ktap_diag "kernel log since the attempt:"
-	ktap_diag "$(tail -n 5 <<<"$log")"
-	return 1
-}
-
 # --- data patterns ---------------------------------------------------------
 #
 # Seeded streams of random bytes, kept in $TEST_TMP/.pattern.SEED and grown
@@ -463,43 +454,17 @@ pattern_file()
 	echo "$f"
 }
 
-# "direct," for a block device: O_DIRECT fails on tmpfs files.
-_dd_direct()
-{
-	[[ -b $1 ]] && echo "direct,"
-}
-
-# write_pattern DEV SEED [SECTORS [OFFSET]]: SECTORS (default: the rest of
-# DEV) bytes of SEED's stream written at sector OFFSET (default 0).
-write_pattern()
-{
-	local dev=$1 seed=$2 off=${4:-0} n f
-
-	n=${3:-$(($(sectors "$dev") - off))}
-	f=$(pattern_file "$seed" "$n") || return 1
-	dd if="$f" of="$dev" bs=1M count=$((n * 512)) seek=$((off * 512)) \
-		iflag=count_bytes oflag=$(_dd_direct "$dev")seek_bytes \
-		conv=notrunc,fsync status=none
-}
-
-# pattern_md5 SEED SECTORS: md5 of the first SECTORS of SEED's stream.
-pattern_md5()
-{
-	local f
-
-	f=$(pattern_file "$1" "$2") || return 1
-	head -c $(($2 * 512)) "$f" | md5sum | cut -d' ' -f1
-}
-
 # dev_md5 DEV [SECTORS [OFFSET]]: md5 of SECTORS (default: the rest of DEV)
 # starting at sector OFFSET (default 0).
 dev_md5()
 {
-	local dev=$1 off=${3:-0} n
+	local dev=$1 off=${3:-0} n flags=count_bytes,skip_bytes
 
+	# O_DIRECT for a block device; it fails on tmpfs files.
+	[[ -b $dev ]] && flags=direct,$flags
 	n=${2:-$(($(sectors "$dev") - off))}
 	dd if="$dev" bs=1M count=$((n * 512)) skip=$((off * 512)) \
-		iflag=$(_dd_direct "$dev")count_bytes,skip_bytes status=none |
+		iflag="$flags" status=none |
 		md5sum | cut -d' ' -f1
 }
 

@@ -111,6 +111,23 @@ fz_remove()
 	return 1
 }
 
+# fz_case_end NAME RC: what a case left after its `dmsetup create NAME`
+# exited with RC: FZ_STATUS, the device's status when it was created ("-"
+# when not); FZ_RM, the exit status of its removal ("-"); FZ_LEFT, 1 when a
+# device NAME is left behind, else 0.
+# shellcheck disable=SC2034 # FZ_* are read by the scripts
+fz_case_end()
+{
+	FZ_STATUS=- FZ_RM=-
+	if [[ $2 -eq 0 ]]; then
+		FZ_STATUS=$(dmsetup status "$1" 2>&1)
+		fz_remove "$1"
+		FZ_RM=$?
+	fi
+	FZ_LEFT=0
+	fz_exists "$1" && FZ_LEFT=1
+}
+
 # fz_remove_prefix PREFIX: remove every dm device whose name starts with
 # PREFIX (what the case loops may have left; registered with cleanup_add).
 fz_remove_prefix()
@@ -200,6 +217,28 @@ fz_inventory()
 fz_total()
 {
 	sed -n "s/.* totals: .*\\b$2=\\([0-9]*\\).*/\\1/p" "$1" | tail -n 1
+}
+
+# fz_judged OUT RC N WHAT MATCHES: the first two results of a judge's run
+# (its output in OUT, exit status RC): "WHAT: N ... run" when the judge
+# counted N cases, and "WHAT: every verdict and MATCHES matches the model".
+fz_judged()
+{
+	local out=$1 rc=$2 n=$3 what=$4 cases mism
+
+	cases=$(fz_total "$out" cases)
+	mism=$(fz_total "$out" mismatches)
+	if [[ ${cases:-0} -eq $n ]]; then
+		ktap_ok "$what run (seed $FZ_SEED)"
+	else
+		ktap_fail "$what run (seed $FZ_SEED)" "${cases:-no} cases judged"
+	fi
+	if [[ $rc -eq 0 && $mism == 0 ]]; then
+		ktap_ok "${what%%:*}: every verdict and $5 matches the model"
+	else
+		ktap_fail "${what%%:*}: every verdict and $5 matches the model" \
+			"$mism mismatches (judge exit $rc)"
+	fi
 }
 
 # fz_show FILE: a judge's output as KTAP diagnostics (it prints '# ' lines).

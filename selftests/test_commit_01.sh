@@ -10,41 +10,30 @@
 # changed; no commit when nothing changed.
 
 . "$(dirname "$0")/common.sh"
-. "$(dirname "$0")/stream_helpers_b.sh"
+. "$(dirname "$0")/stream_helpers.sh"
 
-require_module dm-stream
-
-require_cmd dmsetup python3 dd md5sum blockdev
+sh_start 10
 
 RS=128			# region size, sectors (64 KiB)
 MB=8			# target size, MiB
-SECT=$((MB * 2048))
 NAME=sbcommit
-META=${NAME}-meta
-DM=/dev/mapper/$NAME
+MNAME=${NAME}-meta
+DM=$(dm_dev $NAME)
+MDEV=$(dm_dev "$MNAME")
+sh_stream_loops $MB 4
 
-ktap_plan 10
-
-sb_mkloop ORIG $MB
-sb_mkloop DEST $MB
-sb_mkloop MLOOP 4
-dd if=/dev/urandom of="$ORIG" bs=1M count=$MB oflag=direct status=none
-
-if ! dm_create "$META" "0 8192 linear $MLOOP 0" ||
-   ! dm_create "$NAME" "0 $SECT stream /dev/mapper/$META $DEST $ORIG $RS 1 paused"; then
-	ktap_fail "create paused stream over a dm-linear metadata device"
-	sb_bail 9 "setup failed"
-fi
-ktap_ok "create paused stream over a dm-linear metadata device"
-ktap_diag "status: $(sb_status $NAME)"
+ktap_check "create paused stream over a dm-linear metadata device" \
+	sh_stream_over_linear_meta "$NAME" "$MNAME" "$META" "$DEST $ORIG $RS 1 paused" ||
+	ktap_bail "setup failed: $DM_ERR"
+ktap_diag "status: $(dm_status $NAME)"
 
 # Let the constructor's formatting (and any first commit) settle.
 sleep 1.5
 
 # 2. Idle: no commit when nothing changed.
-w0=$(sb_writes "$META")
+w0=$(sh_stat "$MDEV" 5)
 sleep 3
-w1=$(sb_writes "$META")
+w1=$(sh_stat "$MDEV" 5)
 ktap_diag "idle 3 s: metadata writes $w0 -> $w1"
 if [ "$w1" -eq "$w0" ]; then
 	ktap_ok "idle 3 s: no metadata write"
@@ -59,14 +48,15 @@ fi
 #    be committed at once); then the write and the flush, in one process.
 #    If a commit still slipped in between them, retry with other regions.
 #    Regions used: 3 (primer), 4; then 5, 6; then 11, 12.
-c0=$(sb_copied "$NAME")
+c0=$(sh_copied "$NAME")
 res=
 n=0
 for pr in "3 4" "5 6" "11 12"; do
-	set -- $pr
+	read -r p r <<<"$pr"
 	n=$((n + 2))
-	p=$1 r=$2
-	set -- $(sb_write_flush_probe "$DM" "$META" $((RS * 512)) $((p * RS * 512)) $((r * RS * 512)))
+	read -r -a w <<<"$(sh_write_flush_probe "$DM" "$MDEV" $((RS * 512)) \
+		$((p * RS * 512)) $((r * RS * 512)))"
+	set -- "${w[@]}"
 	ktap_diag "write region $p + flush, then region $r: metadata writes $1 -> $2 (written) -> $3 (flushed)"
 	if [ $# != 3 ]; then
 		res="write or flush failed"
@@ -79,7 +69,7 @@ for pr in "3 4" "5 6" "11 12"; do
 	fi
 	res="a commit came between write and flush 3 times"
 done
-c1=$(sb_copied "$NAME")
+c1=$(sh_copied "$NAME")
 if [ "$res" = ok ] && [ "$c1" -eq $((c0 + n)) ]; then
 	ktap_ok "whole-region write + flush: commit before the flush completes"
 else
@@ -90,14 +80,14 @@ fi
 # 4. Rewrite of the already-copied region (whole and partial) + flush: nothing
 #    changed, so no commit, neither at the flush nor later.
 sleep 1.5
-w0=$(sb_writes "$META")
+w0=$(sh_stat "$MDEV" 5)
 ok=1
-sb_write_region "$DM" 3 $RS /dev/urandom fsync || ok=0
+sh_write_region "$DM" 3 $RS /dev/urandom fsync || ok=0
 dd if=/dev/urandom of="$DM" bs=4096 count=1 seek=$((3 * RS / 8 + 5)) \
 	oflag=direct conv=fsync status=none || ok=0
-w1=$(sb_writes "$META")
+w1=$(sh_stat "$MDEV" 5)
 sleep 2.5
-w2=$(sb_writes "$META")
+w2=$(sh_stat "$MDEV" 5)
 ktap_diag "rewrite copied region + flush: metadata writes $w0 -> $w1 -> (2.5 s) $w2"
 if [ $ok = 1 ] && [ "$w1" -eq "$w0" ] && [ "$w2" -eq "$w0" ]; then
 	ktap_ok "write to a copied region + flush: no commit"
@@ -107,11 +97,11 @@ else
 fi
 
 # 5. An empty flush with nothing dirty: no commit.
-w0=$(sb_writes "$META")
-sb_flush "$DM"
+w0=$(sh_stat "$MDEV" 5)
+sh_flush "$DM"
 rc=$?
-sb_flush "$DM"
-w1=$(sb_writes "$META")
+sh_flush "$DM"
+w1=$(sh_stat "$MDEV" 5)
 if [ $rc = 0 ] && [ "$w1" -eq "$w0" ]; then
 	ktap_ok "flush with nothing dirty: no commit"
 else
@@ -120,19 +110,19 @@ fi
 
 # 6. Partial write to an uncopied region (copy first) + flush: commit, region
 #    copied, content = origin with the 4 KiB patch.
-w0=$(sb_writes "$META")
-c0=$(sb_copied "$NAME")
+w0=$(sh_stat "$MDEV" 5)
+c0=$(sh_copied "$NAME")
 tmp=$(mktemp "$TEST_TMP/r10.XXXXXX")
 dd if="$ORIG" of="$tmp" bs=$((RS * 512)) skip=10 count=1 iflag=direct status=none
 head -c 4096 /dev/urandom >"$tmp.p"
 dd if="$tmp.p" of="$tmp" bs=4096 seek=3 conv=notrunc status=none
 if dd if="$tmp.p" of="$DM" bs=4096 seek=$((10 * RS / 8 + 3)) oflag=direct \
 	conv=fsync status=none; then
-	w1=$(sb_writes "$META")
-	c1=$(sb_copied "$NAME")
+	w1=$(sh_stat "$MDEV" 5)
+	c1=$(sh_copied "$NAME")
 	want=$(md5sum <"$tmp" | cut -d' ' -f1)
-	got=$(sb_region_md5 "$DM" 10 $RS)
-	gotd=$(sb_region_md5 "$DEST" 10 $RS)
+	got=$(sh_region_md5 "$DM" 10 $RS)
+	gotd=$(sh_region_md5 "$DEST" 10 $RS)
 	ktap_diag "partial write region 10 + flush: writes $w0 -> $w1, copied $c0 -> $c1"
 	if [ "$w1" -gt "$w0" ] && [ "$c1" -eq $((c0 + 1)) ] &&
 	   [ "$got" = "$want" ] && [ "$gotd" = "$want" ]; then
@@ -150,12 +140,13 @@ rm -f "$tmp" "$tmp.p"
 #    (after about a second: the time is shown, not asserted, since it
 #    depends on the host's load; 60 s bounds a missing commit).
 sleep 1.5
-w0=$(sb_writes "$META")
-t0=$(sb_now_ms)
-sb_write_region "$DM" 7 $RS /dev/urandom
-_meta_moved() { [ "$(sb_writes "$META")" -gt "$w0" ]; }
-if sb_wait_for 60 _meta_moved; then
-	ktap_diag "background commit seen after $(($(sb_now_ms) - t0)) ms"
+w0=$(sh_stat "$MDEV" 5)
+t0=$(sh_now_ms)
+sh_write_region "$DM" 7 $RS /dev/urandom
+# shellcheck disable=SC2317 # called by sh_wait_for
+_meta_moved() { [ "$(sh_stat "$MDEV" 5)" -gt "$w0" ]; }
+if sh_wait_for 60 _meta_moved; then
+	ktap_diag "background commit seen after $(($(sh_now_ms) - t0)) ms"
 	ktap_ok "write without flush: a periodic commit follows"
 else
 	ktap_fail "write without flush: a periodic commit follows" "no commit in 60 s"
@@ -163,9 +154,9 @@ fi
 
 # 8. After that commit nothing is dirty: no more commits.
 sleep 1
-w0=$(sb_writes "$META")
+w0=$(sh_stat "$MDEV" 5)
 sleep 3
-w1=$(sb_writes "$META")
+w1=$(sh_stat "$MDEV" 5)
 if [ "$w1" -eq "$w0" ]; then
 	ktap_ok "idle after periodic commit: no metadata write"
 else
@@ -196,7 +187,7 @@ bt_run() {
 	fi
 	local dir
 	dir=$(mktemp -d "$TEST_TMP/bt.XXXXXX")
-	(cd "$dir" && exec blktrace -d "$DEST" -d "$MLOOP" >blktrace.log 2>&1) &
+	(cd "$dir" && exec blktrace -d "$DEST" -d "$META" >blktrace.log 2>&1) &
 	local btpid=$!
 	sleep 2
 	if ! kill -0 $btpid 2>/dev/null; then
@@ -205,25 +196,25 @@ bt_run() {
 		bt_skip "blktrace did not start"; return
 	fi
 	# (a) whole uncopied region + flush
-	sb_write_region "$DM" 20 $RS /dev/urandom
-	sb_flush "$DM"
+	sh_write_region "$DM" 20 $RS /dev/urandom
+	sh_flush "$DM"
 	sleep 1.5
 	# (b) a new region every 0.2 s for 4 s, no flush
 	local i t0 t1
-	t0=$(sb_now_ms)
+	t0=$(sh_now_ms)
 	for i in $(seq 30 49); do
-		sb_write_region "$DM" $i $RS /dev/urandom
+		sh_write_region "$DM" "$i" $RS /dev/urandom
 		sleep 0.2
 	done
-	t1=$(sb_now_ms)
+	t1=$(sh_now_ms)
 	sleep 2
 	kill -INT $btpid
 	wait $btpid
 	local dd_dev md_dev
-	dd_dev=$(sb_majmin "$DEST" | tr : ,)
-	md_dev=$(sb_majmin "$MLOOP" | tr : ,)
+	dd_dev=$(sh_devt "$DEST" | tr : ,)
+	md_dev=$(sh_devt "$META" | tr : ,)
 	(cd "$dir" && blkparse -q -i "$(basename "$(readlink -f "$DEST")")" \
-		-i "$(basename "$(readlink -f "$MLOOP")")" \
+		-i "$(basename "$(readlink -f "$META")")" \
 		-f "%D %a %d %S %n %T %t\n" >parsed.txt 2>blkparse.err)
 	# ns timestamp, device, action, rwbs, sector, blocks
 	awk '{ printf "%d%09d %s %s %s %s %s\n", $6, $7, $1, $2, $3, $4, $5 }' \
@@ -254,7 +245,8 @@ bt_run() {
 		}
 		END { print n + 0, bad + 0 }' "$dir/ev.txt")
 	ktap_diag "superblock writes: $nsb, without a destination flush after the data writes before them: $bad"
-	set -- $res
+	read -r -a w <<<"$res"
+	set -- "${w[@]}"
 	if [ "$bad" != 0 ]; then
 		ktap_fail "blktrace: destination flush completes before the superblock write" \
 			"$bad of $nsb superblock writes not preceded by a destination flush"
@@ -289,5 +281,5 @@ bt_run() {
 bt_run
 
 dm_remove "$NAME"
-dm_remove "$META"
+dm_remove "$MNAME"
 ktap_finish

@@ -23,12 +23,8 @@
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
-. "$(dirname "$0")/stream_helpers_b.sh"
 
-sh_require_stream
-require_module dm-delay dm-flakey
-require_cmd python3
-ktap_plan 10
+sh_start 10 dm-delay dm-flakey
 
 RS=128				# region size, sectors (64 KiB)
 RB=$((RS * 512))
@@ -37,21 +33,19 @@ writes() { sh_stat "$1" 5; }
 
 # --- part 1 ---------------------------------------------------------------------
 
-make_loop -v origin 8
-make_loop -v dest 8
-make_loop -v mloop 1
-sh_fill_random "$origin"
+sh_stream_loops 8 1
+origin=$ORIG dest=$DEST mloop=$META
 len=$(sectors "$origin")
 msz=$(sectors "$mloop")
 
 # The metadata device: its superblock block goes through gate ga, whose
 # flushes go to mflush; the bitmap blocks go straight to the loop device.
-dm_create mflush "0 $msz linear $mloop 0"
-sh_gate ga "$mloop" "" "$(dm_dev mflush)"
-dm_create mtop "0 8 linear $(dm_dev ga) 0
+sh_setup dm_create mflush "0 $msz linear $mloop 0"
+sh_setup sh_gate ga "$mloop" "" "$(dm_dev mflush)"
+sh_setup dm_create mtop "0 8 linear $(dm_dev ga) 0
 8 $((msz - 8)) linear $mloop 8"
-sh_gate ogate "$origin" ""
-dm_create s1 "0 $len stream $(dm_dev mtop) $dest $(dm_dev ogate) $RS 1 paused"
+sh_setup sh_gate ogate "$origin" ""
+sh_setup dm_create s1 "0 $len stream $(dm_dev mtop) $dest $(dm_dev ogate) $RS 1 paused"
 dev=$(dm_dev s1)
 expected=$(sh_tmpfile)
 sh_read "$origin" >"$expected"
@@ -61,7 +55,7 @@ dd if=/dev/urandom of="$dev" bs=$RB count=1 oflag=direct conv=fsync status=none
 sh_read "$dev" $RB >"$TEST_TMP/r0"
 
 # A copy in flight, held at the origin: a 4 KiB write into region 5.
-sh_gate_set ogate "$origin" "r"
+sh_setup sh_gate_set ogate "$origin" "r"
 dd if=/dev/urandom of="$dev" bs=4096 seek=$((5 * RB / 4096)) count=1 oflag=direct \
 	status=none &
 sh_gate_wait ogate r 1 || ktap_diag "the copy of region 5 never reached the origin"
@@ -89,7 +83,7 @@ else
 fi
 
 # The held copy completes after the failure; then the device is removed.
-sh_gate_set ogate "$origin" ""
+sh_setup sh_gate_set ogate "$origin" ""
 wait
 if [[ $(sh_copied s1) -ge 3 ]]; then
 	ktap_ok "the copy in flight completes in ro mode"
@@ -110,7 +104,7 @@ fi
 c=$(sh_copied s1b)
 if [[ $c == 2 ]] && [[ $(sh_md5 "$(dm_dev s1b)" $RB) == $(md5sum <"$TEST_TMP/r0" | cut -d' ' -f1) ]] &&
    [[ $(sh_md5 "$(dm_dev s1b)" $RB $((2 * RB))) == $(md5sum <"$TEST_TMP/r2" | cut -d' ' -f1) ]] &&
-   [[ $(sh_md5 "$(dm_dev s1b)" $RB $((5 * RB))) == $(sh_file_md5 "$expected" $RB $((5 * RB))) ]]; then
+   [[ $(sh_md5 "$(dm_dev s1b)" $RB $((5 * RB))) == $(sh_md5 "$expected" $RB $((5 * RB))) ]]; then
 	ktap_ok "... with regions 0 and 2 as written, region 5 from the origin"
 else
 	ktap_fail "... with regions 0 and 2 as written, region 5 from the origin" \
@@ -120,21 +114,19 @@ dm_remove s1b
 
 # --- part 2 ---------------------------------------------------------------------
 
-make_loop -v origin2 8
-make_loop -v dloop 8
-make_loop -v meta2 1
-sh_fill_random "$origin2"
-dm_create dflush "0 $(sectors "$dloop") linear $dloop 0"
-dm_create dest2 "0 $(sectors "$dloop") delay $dloop 0 0 $dloop 0 0 $(dm_dev dflush) 0 0"
+sh_stream_loops 8 1
+origin2=$ORIG dloop=$DEST meta2=$META
+sh_setup dm_create dflush "0 $(sectors "$dloop") linear $dloop 0"
+sh_setup dm_create dest2 "0 $(sectors "$dloop") delay $dloop 0 0 $dloop 0 0 $(dm_dev dflush) 0 0"
 # Paused until the destination's flushes fail: then every copy is made
 # after the last commit, whatever the host's speed.
-dm_create s2 "0 $len stream $meta2 $(dm_dev dest2) $origin2 $RS 1 paused"
+sh_setup dm_create s2 "0 $len stream $meta2 $(dm_dev dest2) $origin2 $RS 1 paused"
 dev2=$(dm_dev s2)
-sb_flush "$dev2"
+sh_flush "$dev2"
 
 # The next (periodic) commit's destination flush fails.
 ev0=$(sh_event_nr s2)
-dm_reload dflush "$(sh_failing_table "$dloop")"
+sh_setup dm_reload dflush "$(sh_failing_table "$dloop")"
 dm_message s2 continue
 for ((i = 0; i < 300; i++)); do
 	[[ $(sh_mode s2) == rw ]] || break
@@ -147,7 +139,7 @@ else
 	ktap_fail "destination flush failed: ro, an event" \
 		"status $(dm_status s2), events $ev0 -> $(sh_event_nr s2)"
 fi
-if ! sb_flush "$dev2" 2>/dev/null && [[ $(dm_status s2) == Fail ]]; then
+if ! sh_flush "$dev2" 2>/dev/null && [[ $(dm_status s2) == Fail ]]; then
 	ktap_ok "ro: a flush that needs a commit fails, and so does the target"
 else
 	ktap_fail "ro: a flush that needs a commit fails, and so does the target" \
@@ -162,7 +154,7 @@ else
 		"metadata writes $w0 -> $w1"
 fi
 
-dm_reload dflush "0 $(sectors "$dloop") linear $dloop 0"
+sh_setup dm_reload dflush "0 $(sectors "$dloop") linear $dloop 0"
 dm_create s2b "0 $len stream $meta2 $(dm_dev dest2) $origin2 $RS 1 paused"
 if dm_exists s2b; then
 	ktap_ok "the metadata loads after the failed destination flush"

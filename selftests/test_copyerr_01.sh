@@ -10,24 +10,21 @@
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
-sh_require_stream
-ktap_plan 7
+sh_start 7
 
 RS=128				# region size, sectors
 BAD=37				# the unreadable region
-make_loop -v base 8
-make_loop -v dest 8
-make_loop -v meta 1
-sh_fill_random "$base"
+sh_stream_loops 8 1
+base=$ORIG dest=$DEST meta=$META
 len=$(sectors "$base")
 total=$((len / RS))
 
 # The origin: linear over $base, with an error segment over region $BAD.
-dm_create origin "0 $((BAD * RS)) linear $base 0
+sh_setup dm_create origin "0 $((BAD * RS)) linear $base 0
 $((BAD * RS)) $RS error
 $(((BAD + 1) * RS)) $((len - (BAD + 1) * RS)) linear $base $(((BAD + 1) * RS))"
 
-dm_create s "0 $len stream $meta $dest $(dm_dev origin) $RS"
+sh_setup dm_create s "0 $len stream $meta $dest $(dm_dev origin) $RS"
 ev0=$(sh_event_nr s)
 
 # Wait for the pass to end: every good region copied, the bad one given up.

@@ -10,24 +10,21 @@
 # another geometry or holding garbage is refused and left untouched.
 
 # shellcheck disable=SC2317 # helpers called through ktap_check and friends
-DIR=$(cd "$(dirname "$0")" && pwd)
-. "$DIR/common.sh"
-. "$DIR/stream_helpers.sh"
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
 
-require_cmd dmsetup losetup blockdev dd md5sum
-sh_require_stream
+require_cmd losetup
 
-ktap_plan 47
+sh_start 47
 
 RS=128				# region size, sectors
 LEN=$((32 * 2048))		# target length: 32 MiB
 
-make_loop -v META 4 meta || ktap_skip_all "cannot set up loop device META"
-make_loop -v DEST 32 dest || ktap_skip_all "cannot set up loop device DEST"
-make_loop -v ORIG 32 orig || ktap_skip_all "cannot set up loop device ORIG"
-make_loop -v DEST48 48 dest48 || ktap_skip_all "cannot set up loop device DEST48"
-make_loop -v ORIG48 48 orig48 || ktap_skip_all "cannot set up loop device ORIG48"
-sh_zero "$META"
+if ! META=$(make_loop 4 meta) || ! DEST=$(make_loop 32 dest) ||
+   ! ORIG=$(make_loop 32 orig) || ! DEST48=$(make_loop 48 dest48) ||
+   ! ORIG48=$(make_loop 48 orig48); then
+	ktap_skip_all "cannot set up a loop device"
+fi
 
 T="0 $LEN stream"
 GOOD="$META $DEST $ORIG"
@@ -78,8 +75,8 @@ sh_ctr_fail "destination shorter than the target" \
 	"0 $((LEN + 8)) stream $META $DEST $ORIG48 $RS"
 
 # Metadata size: <= 32640 regions need 3 blocks = 24 sectors.
-dm_create ctr01-md23 "0 23 linear $META 0" >/dev/null
-dm_create ctr01-md24 "0 24 linear $META 4096" >/dev/null
+sh_setup dm_create ctr01-md23 "0 23 linear $META 0"
+sh_setup dm_create ctr01-md24 "0 24 linear $META 4096"
 sh_zero "$META"
 # (The log line with the sectors needed: test_ctr_02.)
 sh_ctr_fail "metadata device too small (23 sectors)" \
@@ -163,8 +160,8 @@ sh_ctr_ok "valid: 3 paused max_inflight 1024 (range end)" \
 	"3 paused max_inflight 1024" st_pair max_inflight 1024
 
 # 4 KiB logical blocks everywhere: region size 8 (4 KiB) is a multiple.
-if sh_make_loop_4k 4 META4K && sh_make_loop_4k 16 DEST4K &&
-	sh_make_loop_4k 16 ORIG4K; then
+if META4K=$(make_loop -b 4096 4 meta4k) && DEST4K=$(make_loop -b 4096 16 dest4k) &&
+	ORIG4K=$(make_loop -b 4096 16 orig4k); then
 	if dm_create ctr01-4k "0 $((16 * 2048)) stream $META4K $DEST4K $ORIG4K 8 1 paused"; then
 		ktap_ok "valid: 4096-byte logical blocks with region size 8"
 		dm_remove ctr01-4k

@@ -19,15 +19,12 @@
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
-sh_require_stream
-require_module dm-zero
-ktap_plan 18
+sh_start 18 dm-zero
 
-make_loop -v origin 4
-make_loop -v dest 4
-make_loop -v meta 1
-make_loop -v origin2 4
-make_loop -v dest2 4
+if ! origin=$(make_loop 4) || ! dest=$(make_loop 4) || ! meta=$(make_loop 1) ||
+   ! origin2=$(make_loop 4) || ! dest2=$(make_loop 4); then
+	ktap_skip_all "cannot set up a loop device"
+fi
 len=$(sectors "$origin")
 base="0 $len stream $meta $dest $origin"
 
@@ -42,7 +39,7 @@ sh_ctr_fail "max_inflight 2^64 + 1 refused" "$base 8 2 max_inflight 184467440737
 	"max_inflight"
 sh_ctr_fail "opt arg count 2^64 + 1 refused" "$base 8 18446744073709551617 paused" "."
 
-dm_create s "$base 8 1 paused"
+sh_setup dm_create s "$base 8 1 paused"
 sh_msg_fail "message rate 2^64 + 1 refused" s rate 18446744073709551617
 sh_msg_fail "message max_inflight 2^64 + 1 refused" s max_inflight 18446744073709551617
 if [[ $(sh_opt_args s) == "1 paused" ]]; then
@@ -53,7 +50,7 @@ fi
 dm_remove s
 
 # Two targets of one table, one metadata device, the same geometry.
-expect_ctr_fail "two targets of one table on one metadata device refused" \
+sh_ctr_fail "two targets of one table on one metadata device refused" \
 	"0 $len stream $meta $dest $origin 8
 $len $len stream $meta $dest2 $origin2 8" "used twice in one table"
 
@@ -81,8 +78,8 @@ dm_exists s && dm_remove s
 dd if=/dev/zero of="$meta" bs=4096 count=1 oflag=direct status=none
 
 # 1024 regions of 8 sectors need 3 blocks (24 sectors): give it 16.
-dm_create tiny "0 16 linear $meta 0"
-expect_ctr_fail "metadata too small: refused" "0 $len stream $(dm_dev tiny) $dest $origin 8" \
+sh_setup dm_create tiny "0 16 linear $meta 0"
+sh_ctr_fail "metadata too small: refused" "0 $len stream $(dm_dev tiny) $dest $origin 8" \
 	"Metadata device too small"
 if sh_dmesg_has "has 16 sectors, 24 needed"; then
 	ktap_ok "... and the log says how many sectors are needed"

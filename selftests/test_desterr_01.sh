@@ -18,20 +18,17 @@
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
-sh_require_stream
-ktap_plan 7
+sh_start 7
 
 RS=128				# region size, sectors (64 KiB)
 RB=$((RS * 512))
-make_loop -v origin 8
-make_loop -v dloop 8
-make_loop -v meta 1
-sh_fill_random "$origin"
+sh_stream_loops 8 1
+origin=$ORIG dloop=$DEST meta=$META
 len=$(sectors "$origin")
 nr=$((len / RS))
 
-dm_create dlin "0 $len linear $dloop 0"
-dm_create s "0 $len stream $meta $(dm_dev dlin) $origin $RS 1 paused"
+sh_setup dm_create dlin "0 $len linear $dloop 0"
+sh_setup dm_create s "0 $len stream $meta $(dm_dev dlin) $origin $RS 1 paused"
 dev=$(dm_dev s)
 expected=$(sh_tmpfile)
 sh_read "$origin" >"$expected"
@@ -42,7 +39,7 @@ head -c $RB /dev/urandom >"$data"
 dd if="$data" of="$dev" bs=$RB seek=1 oflag=direct conv=fsync status=none
 sh_patch_file "$expected" "$data" $RS
 
-dm_reload dlin "0 $RS linear $dloop 0
+sh_setup dm_reload dlin "0 $RS linear $dloop 0
 $RS $RS error
 $((2 * RS)) $((2 * RS)) linear $dloop $((2 * RS))
 $((4 * RS)) $RS error
@@ -88,7 +85,7 @@ else
 		"status $(dm_status s), events $ev0 -> $(sh_event_nr s)"
 fi
 
-dm_reload dlin "0 $len linear $dloop 0"
+sh_setup dm_reload dlin "0 $len linear $dloop 0"
 dm_message s continue
 if sh_wait_state s complete 120; then
 	ktap_ok "healthy destination: continue completes the copy"

@@ -10,24 +10,21 @@
 # The origin is untouched: same bytes, fsck clean, original files intact.
 
 . "$(dirname "$0")/common.sh"
-. "$(dirname "$0")/stream_helpers_b.sh"
+. "$(dirname "$0")/stream_helpers.sh"
 
-require_module dm-stream
-
-require_cmd dmsetup mkfs.ext4 fsck.ext4 mount umount md5sum dd
+require_cmd mkfs.ext4 fsck.ext4 mount umount
 grep -qw ext4 /proc/filesystems || ktap_skip_all "no ext4 in this kernel"
+sh_start 10
 
 RS=128
 MB=64
 SECT=$((MB * 2048))
 NAME=sbext4
-DM=/dev/mapper/$NAME
-
-ktap_plan 10
-
-sb_mkloop ORIG $MB
-sb_mkloop DEST $MB
-sb_mkloop META 4
+DM=$(dm_dev $NAME)
+if ! ORIG=$(make_loop $MB orig) || ! DEST=$(make_loop $MB dest) ||
+   ! META=$(make_loop 4 meta); then
+	ktap_skip_all "cannot set up a loop device"
+fi
 
 WORK=$TEST_TMP
 MNT=$WORK/mnt
@@ -37,7 +34,7 @@ mkdir -p "$MNT"
 mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=0,lazy_journal_init=0 "$ORIG" ||
 	ktap_skip_all "mkfs.ext4 failed"
 mount -t ext4 "$ORIG" "$MNT" || ktap_skip_all "cannot mount ext4 on a loop device"
-sb_on_exit "umount $MNT 2>/dev/null"
+cleanup_add "umount $MNT 2>/dev/null"
 mkdir -p "$MNT/a" "$MNT/b/c"
 for i in $(seq 1 20); do
 	d=$MNT/a
@@ -47,21 +44,19 @@ done
 echo "hello" >"$MNT/small"
 (cd "$MNT" && find . -type f ! -path './lost+found/*' | sort | xargs md5sum) >"$WORK/orig.md5"
 umount "$MNT"
-ORIG_MD5=$(sb_md5 "$ORIG" 0 $((MB * 1048576)))
+ORIG_MD5=$(sh_md5 "$ORIG")
 ktap_diag "origin: $(wc -l <"$WORK/orig.md5") files ($SECONDS s)"
 
-if ! dm_create "$NAME" "0 $SECT stream $META $DEST $ORIG $RS 2 rate 2048"; then
-	ktap_fail "create streaming target over ext4 origin"
-	sb_bail 9 "setup failed"
-fi
-ktap_ok "create streaming target over ext4 origin"
-sb_on_exit "umount $MNT 2>/dev/null"	# before the target's removal
+ktap_check "create streaming target over ext4 origin" \
+	dm_create "$NAME" "0 $SECT stream $META $DEST $ORIG $RS 2 rate 2048" ||
+	ktap_bail "setup failed: $DM_ERR"
+cleanup_add "umount $MNT 2>/dev/null"	# before the target's removal
 
 # 2. Mount through the target and change the tree while streaming.
 ok=1
 mount -t ext4 "$DM" "$MNT" || ok=0
 if [ $ok = 1 ]; then
-	ktap_diag "mounted at $(sb_field $NAME 4) copied ($SECONDS s)"
+	ktap_diag "mounted at $(sh_field $NAME 4) copied ($SECONDS s)"
 	for i in $(seq 1 10); do
 		head -c 524288 /dev/urandom >"$MNT/new$i" || ok=0
 	done
@@ -79,32 +74,32 @@ if [ $ok = 1 ]; then
 	echo "world" >>"$MNT/small" || ok=0
 	sync || ok=0
 	(cd "$MNT" && find . -type f ! -path './lost+found/*' | sort | xargs md5sum) >"$WORK/new.md5"
-	st=$(sb_state $NAME)
-	ktap_diag "after writes ($SECONDS s): $(sb_status $NAME)"
+	st=$(sh_state $NAME)
+	ktap_diag "after writes ($SECONDS s): $(dm_status $NAME)"
 fi
 if [ $ok = 1 ]; then
 	ktap_ok "mount and modify files while streaming (state then: $st)"
 else
 	ktap_fail "mount and modify files while streaming"
 	umount "$MNT" 2>/dev/null
-	sb_bail 8 "file system changes failed"
+	ktap_bail "file system changes failed"
 fi
 
 # 3. Cold re-read (drop caches) while the copy may still run.
 sync
 echo 3 >/proc/sys/vm/drop_caches
 if (cd "$MNT" && md5sum --quiet -c "$WORK/new.md5"); then
-	ktap_ok "md5s right after drop_caches (state: $(sb_state $NAME))"
+	ktap_ok "md5s right after drop_caches (state: $(sh_state $NAME))"
 else
 	ktap_fail "md5s right after drop_caches"
 fi
 
 # 4. Streaming completes (lift the rate limit once the writes are done).
 dmsetup message $NAME 0 rate 0
-if sb_wait_complete $NAME 120; then
-	ktap_ok "streaming completes ($(sb_field $NAME 4), at $SECONDS s)"
+if sh_wait_state $NAME complete 120; then
+	ktap_ok "streaming completes ($(sh_field $NAME 4), at $SECONDS s)"
 else
-	ktap_fail "streaming completes" "status: $(sb_status $NAME)"
+	ktap_fail "streaming completes" "status: $(dm_status $NAME)"
 fi
 umount "$MNT"
 
@@ -115,15 +110,23 @@ else
 	ktap_fail "switch to linear over the destination"
 fi
 
+# fsck_clean WHAT DEV: one result, fsck.ext4 -fn of DEV finds nothing.
+fsck_clean()
+{
+	local out rc
+
+	out=$(fsck.ext4 -fn "$2" 2>&1)
+	rc=$?
+	if [ $rc = 0 ]; then
+		ktap_ok "$1: fsck.ext4 -fn clean"
+	else
+		echo "$out" | sed 's/^/# fsck: /' | tail -n 20
+		ktap_fail "$1: fsck.ext4 -fn clean" "rc=$rc"
+	fi
+}
+
 # 6. fsck of the destination file system.
-out=$(fsck.ext4 -fn "$DM" 2>&1)
-rc=$?
-if [ $rc = 0 ]; then
-	ktap_ok "destination: fsck.ext4 -fn clean"
-else
-	echo "$out" | sed 's/^/# fsck: /' | tail -n 20
-	ktap_fail "destination: fsck.ext4 -fn clean" "rc=$rc"
-fi
+fsck_clean destination "$DM"
 
 # 7. Files on the destination.
 if mount -t ext4 -o ro "$DM" "$MNT"; then
@@ -140,19 +143,12 @@ fi
 dm_remove $NAME
 
 # 8-10. Origin untouched.
-if [ "$(sb_md5 "$ORIG" 0 $((MB * 1048576)))" = "$ORIG_MD5" ]; then
+if [ "$(sh_md5 "$ORIG")" = "$ORIG_MD5" ]; then
 	ktap_ok "origin: bytes unchanged"
 else
 	ktap_fail "origin: bytes unchanged"
 fi
-out=$(fsck.ext4 -fn "$ORIG" 2>&1)
-rc=$?
-if [ $rc = 0 ]; then
-	ktap_ok "origin: fsck.ext4 -fn clean"
-else
-	echo "$out" | sed 's/^/# fsck: /' | tail -n 20
-	ktap_fail "origin: fsck.ext4 -fn clean" "rc=$rc"
-fi
+fsck_clean origin "$ORIG"
 if mount -t ext4 -o ro,noload "$ORIG" "$MNT"; then
 	if (cd "$MNT" && md5sum --quiet -c "$WORK/orig.md5") &&
 	   [ ! -e "$MNT/new1" ]; then

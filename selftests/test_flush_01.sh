@@ -16,17 +16,13 @@
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
-. "$(dirname "$0")/stream_helpers_b.sh"
 
-sh_require_stream
-require_module dm-delay
-require_cmd python3
-ktap_plan 6
+sh_start 6 dm-delay
 
 RS=128				# region size, sectors (64 KiB)
-make_loop -v origin 16
-make_loop -v dest 16
-make_loop -v meta 1
+if ! origin=$(make_loop 16) || ! dest=$(make_loop 16) || ! meta=$(make_loop 1); then
+	ktap_skip_all "cannot set up a loop device"
+fi
 len=$(sectors "$origin")
 
 flushes() { sh_stat "$1" 16; }
@@ -35,7 +31,7 @@ written() { sh_stat "$1" 7; }
 # --- 1. origin flush -----------------------------------------------------------
 
 f0=$(flushes "$origin")
-sb_flush "$origin"
+sh_flush "$origin"
 if [[ $(flushes "$origin") -gt $f0 ]]; then
 	ktap_ok "precondition: the origin loop device counts flushes"
 else
@@ -44,12 +40,11 @@ fi
 
 # The user's device, first a plain mapping of the origin, written with
 # O_DIRECT (completed, never flushed), then switched to a stream.
-dm_create vol "0 $len linear $origin 0"
+sh_setup dm_create vol "0 $len linear $origin 0"
 sh_fill_random "$(dm_dev vol)" 1
-dm_reload vol "0 $len stream $meta $dest $origin $RS 1 paused" ||
-	ktap_diag "reload failed: $DM_ERR"
+sh_setup dm_reload vol "0 $len stream $meta $dest $origin $RS 1 paused"
 f1=$(flushes "$origin")
-sb_flush "$(dm_dev vol)"
+sh_flush "$(dm_dev vol)"
 f2=$(flushes "$origin")
 if [[ $f2 -gt $f1 ]]; then
 	ktap_ok "first flush after the switch flushes the origin ($f1 -> $f2)"
@@ -57,7 +52,7 @@ else
 	ktap_fail "first flush after the switch flushes the origin" \
 		"origin flush count $f1 -> $f2: writes of the old table are not durable"
 fi
-sb_flush "$(dm_dev vol)"
+sh_flush "$(dm_dev vol)"
 f3=$(flushes "$origin")
 if [[ $f3 -eq $f2 ]]; then
 	ktap_ok "later flushes leave the origin alone"
@@ -68,16 +63,16 @@ dm_remove vol
 
 # --- 2. FUA writes and commits ---------------------------------------------------
 
-make_loop -v meta2 1
-sh_gate mgate "$meta2" ""
-dm_create s "0 $len stream $(dm_dev mgate) $dest $origin $RS 1 paused"
+meta2=$(make_loop 1) || ktap_skip_all "cannot set up a loop device"
+sh_setup sh_gate mgate "$meta2" ""
+sh_setup dm_create s "0 $len stream $(dm_dev mgate) $dest $origin $RS 1 paused"
 dev=$(dm_dev s)
 # Region 1 copied and committed (whole-region write, then a flush).
 dd if=/dev/urandom of="$dev" bs=$((RS * 512)) seek=1 count=1 oflag=direct \
 	conv=fsync status=none
 # Hold every metadata write; region 200 copied but not committed. (Bits are
 # tracked as committed per 64 regions: 200 is far from 1.)
-sh_gate_set mgate "$meta2" "w"
+sh_setup sh_gate_set mgate "$meta2" "w"
 dd if=/dev/urandom of="$dev" bs=$((RS * 512)) seek=200 count=1 oflag=direct status=none
 
 # fua_write REGION: a 4 KiB FUA write into REGION, in the background.
@@ -125,7 +120,7 @@ else
 	ktap_fail "FUA write to a region not committed waits for the commit" \
 		"held metadata writes: $(sh_gate_held mgate w)"
 fi
-sh_gate_set mgate "$meta2" ""
+sh_setup sh_gate_set mgate "$meta2" ""
 if done_within $p3 && wait $p3 && wait $p1; then
 	ktap_ok "... and completes once the commit is done"
 else

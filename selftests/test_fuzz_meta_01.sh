@@ -35,18 +35,15 @@
 # Counts: 30 images over g1 and two more geometries chosen by the seed
 # (slice), 1000 images over all six with DMSTREAM_FUZZ=full.
 
-DIR=$(cd "$(dirname "$0")" && pwd)
-. "$DIR/common.sh"
-. "$DIR/stream_helpers.sh"
-. "$DIR/fuzz_helpers.sh"
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
+. "$(dirname "$0")/fuzz_helpers.sh"
 
 DMSTREAM=$REPO_ROOT/tools/dmstream
 [[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
-require_cmd dmsetup losetup blockdev dd python3
-sh_require_stream
-require_module dm-zero
+require_cmd losetup
 
-ktap_plan 6
+sh_start 6 dm-zero
 fz_init
 N=$(fz_count 30 1000)
 W=$TEST_TMP/fz
@@ -82,9 +79,9 @@ devs()
 	[[ -n ${DEVS[$1]:-} ]] && return 0
 	case $1 in
 	small) make_loop -v o 8 o8 && make_loop -v d 8 d8 ;;
-	big) dm_create fzm-oz "0 600000 zero" && o=$(dm_dev fzm-oz) &&
+	big) sh_setup dm_create fzm-oz "0 600000 zero" && o=$(dm_dev fzm-oz) &&
 		make_loop -v d 300 dbig ;;
-	4k) sh_make_loop_4k 4 o && sh_make_loop_4k 4 d ;;
+	4k) o=$(make_loop -b 4096 4 o4k) && d=$(make_loop -b 4096 4 d4k) ;;
 	esac || return 1
 	DEVS[$1]="$o $d"
 }
@@ -148,7 +145,7 @@ table()
 }
 
 : >"$W/geos.tsv"
-setup || ktap_skip_all "cannot set up the devices"
+setup || ktap_skip_all "cannot set up the loop devices"
 
 # --- base images, written by the kernel ---------------------------------------
 
@@ -217,14 +214,14 @@ if [[ -n $bases_ok ]]; then
 else
 	ktap_fail "base images written by the kernel"
 fi
-[[ -s $W/bases.tsv ]] || ktap_skip_all "no base image"
+[[ -s $W/bases.tsv ]] || ktap_bail "no base image"
 
 # --- the cases ---------------------------------------------------------------------
 start=$SECONDS
 fz_py meta-gen --seed "$FZ_SEED" --first "$FZ_FIRST" --count "$N" --geos "$W/geos.tsv" \
 	--bases "$W/bases.tsv" --dir "$W/img" --out "$W/cases.tsv" || {
 	ktap_fail "the case generator ran" "fuzz meta-gen crashed (seed $FZ_SEED): a bug in selftests/fuzz"
-	ktap_skip_all "meta-gen failed"
+	ktap_bail "meta-gen failed"
 }
 gen_secs=$((SECONDS - start))
 fz_klog_start "$W/kmsg.log" || ktap_skip_all "cannot follow the kernel log"
@@ -252,16 +249,9 @@ while IFS=$'\t' read -r n gid _ variant img _; do
 	rc=0
 	dmsetup create "$name" --table "$(table "$gid" "$dev") 1 paused" >/dev/null 2>&1 ||
 		rc=$?
-	status=- rm=-
-	if [[ $rc -eq 0 ]]; then
-		status=$(dmsetup status "$name" 2>&1)
-		fz_remove "$name"
-		rm=$?
-	fi
-	left=0
-	fz_exists "$name" && left=1
-	printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$rc" "${status//$'\n'/ }" "$rm" "$left" \
-		>>"$W/results.tsv"
+	fz_case_end "$name" "$rc"
+	printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$rc" "${FZ_STATUS//$'\n'/ }" "$FZ_RM" \
+		"$FZ_LEFT" >>"$W/results.tsv"
 done <"$W/cases.tsv"
 wait "$tool_pid"
 run_secs=$((SECONDS - start))

@@ -27,16 +27,13 @@
 # Counts: 50 lines and 30 messages (slice), 500 and 300 with
 # DMSTREAM_FUZZ=full; see fuzz_helpers.sh for the seed and the other knobs.
 
-DIR=$(cd "$(dirname "$0")" && pwd)
-. "$DIR/common.sh"
-. "$DIR/stream_helpers.sh"
-. "$DIR/fuzz_helpers.sh"
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
+. "$(dirname "$0")/fuzz_helpers.sh"
 
-require_cmd dmsetup losetup blockdev dd python3
-sh_require_stream
-require_module dm-zero
+require_cmd losetup
 
-ktap_plan 6
+sh_start 6 dm-zero
 fz_init
 TABLE_N=$(fz_count 50 500)
 MSG_N=$(fz_count 30 300)
@@ -49,34 +46,36 @@ cleanup_add "fz_remove_prefix fzt-c"
 # --- devices -----------------------------------------------------------------
 # Metadata devices are loop devices whose backing files the loop blanks
 # directly (fz_blank), or dm-zero (always blank).
-setup()
+loops()
 {
-	local m4k m23 m24 m40 d4k1 d4k2
-	fz_loop M1 $((4 << 20)) meta1 && fz_loop m4k $((1 << 20)) m4k 4096 &&
-	fz_loop m23 $((23 * 512)) m23 && fz_loop m24 $((24 * 512)) m24 &&
-	fz_loop m40 $((40 * 512)) m40 &&
+	fz_loop M1 $((4 << 20)) meta1 && fz_loop M4K $((1 << 20)) m4k 4096 &&
+	fz_loop M23 $((23 * 512)) m23 && fz_loop M24 $((24 * 512)) m24 &&
+	fz_loop M40 $((40 * 512)) m40 &&
 	make_loop -v D1 8 d1 && make_loop -v D2 8 d2 && make_loop -v BACKD 8 backd &&
-	sh_make_loop_4k 4 d4k1 && sh_make_loop_4k 4 d4k2 &&
-	dm_create fzt-mz "0 32768 zero" &&
-	dm_create fzt-d3 "0 12345 linear $BACKD 0" &&
-	dm_create fzt-z1 "0 68719476736 zero" &&
-	dm_create fzt-z2 "0 68719476736 zero" || return 1
-	fz_inventory "$INV" meta M1 "$M1" loop &&
-	fz_inventory "$INV" meta M4K "$m4k" loop &&
-	fz_inventory "$INV" meta M23 "$m23" loop &&
-	fz_inventory "$INV" meta M24 "$m24" loop &&
-	fz_inventory "$INV" meta M40 "$m40" loop &&
-	fz_inventory "$INV" meta MZ "$(dm_dev fzt-mz)" zero &&
-	fz_inventory "$INV" data D1 "$D1" loop &&
-	fz_inventory "$INV" data D2 "$D2" loop &&
-	fz_inventory "$INV" data D3 "$(dm_dev fzt-d3)" linear &&
-	fz_inventory "$INV" data D4K1 "$d4k1" loop &&
-	fz_inventory "$INV" data D4K2 "$d4k2" loop &&
-	fz_inventory "$INV" data Z1 "$(dm_dev fzt-z1)" zero &&
-	fz_inventory "$INV" data Z2 "$(dm_dev fzt-z2)" zero &&
-	fz_inventory "$INV" other BACKD "$BACKD" loop
+	d4k1=$(make_loop -b 4096 4 d4k1) && d4k2=$(make_loop -b 4096 4 d4k2)
 }
-setup || ktap_skip_all "cannot set up the devices"
+loops || ktap_skip_all "cannot set up the loop devices"
+sh_setup dm_create fzt-mz "0 32768 zero"
+sh_setup dm_create fzt-d3 "0 12345 linear $BACKD 0"
+sh_setup dm_create fzt-z1 "0 68719476736 zero"
+sh_setup dm_create fzt-z2 "0 68719476736 zero"
+
+# inventory: the devices' lines for the generator, "ROLE NAME DEV KIND" each.
+inventory()
+{
+	local e role name dev kind
+
+	for e in "meta M1 $M1 loop" "meta M4K $M4K loop" "meta M23 $M23 loop" \
+		"meta M24 $M24 loop" "meta M40 $M40 loop" "meta MZ $(dm_dev fzt-mz) zero" \
+		"data D1 $D1 loop" "data D2 $D2 loop" "data D3 $(dm_dev fzt-d3) linear" \
+		"data D4K1 $d4k1 loop" "data D4K2 $d4k2 loop" \
+		"data Z1 $(dm_dev fzt-z1) zero" "data Z2 $(dm_dev fzt-z2) zero" \
+		"other BACKD $BACKD loop"; do
+		read -r role name dev kind <<<"$e"
+		fz_inventory "$INV" "$role" "$name" "$dev" "$kind" || return 1
+	done
+}
+inventory || ktap_bail "cannot list the devices for the generator"
 
 declare -A DEVPATH
 while IFS=$'\t' read -r _ name path _; do
@@ -90,7 +89,7 @@ start=$SECONDS
 fz_py table-gen --seed "$FZ_SEED" --first "$FZ_FIRST" --count "$TABLE_N" \
 	--inventory "$INV" --out "$W/cases.tsv" || {
 	ktap_fail "the case generator ran" "fuzz table-gen crashed (seed $FZ_SEED): a bug in selftests/fuzz"
-	ktap_skip_all "table-gen failed"
+	ktap_bail "table-gen failed"
 }
 : >"$W/results.tsv"
 while IFS=$'\t' read -r n _ _ blank line; do
@@ -102,17 +101,10 @@ while IFS=$'\t' read -r n _ _ blank line; do
 	fz_mark table "$n"
 	rc=0
 	err=$(dmsetup create "$name" --table "$line" 2>&1 >/dev/null) || rc=$?
-	status=- rm=-
-	if [[ $rc -eq 0 ]]; then
-		status=$(dmsetup status "$name" 2>&1)
-		fz_remove "$name"
-		rm=$?
-	fi
-	left=0
-	fz_exists "$name" && left=1
+	fz_case_end "$name" "$rc"
 	err=${err//$'\t'/ }
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$blanked" "$rc" "${status//$'\n'/ }" \
-		"$rm" "$left" "${err%%$'\n'*}" >>"$W/results.tsv"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$blanked" "$rc" "${FZ_STATUS//$'\n'/ }" \
+		"$FZ_RM" "$FZ_LEFT" "${err%%$'\n'*}" >>"$W/results.tsv"
 done <"$W/cases.tsv"
 table_secs=$((SECONDS - start))
 
@@ -150,19 +142,8 @@ fz_py table-judge --seed "$FZ_SEED" --inventory "$INV" --cases "$W/cases.tsv" \
 	--results "$W/results.tsv" --kmsg "$W/kmsg.log" >"$W/judge.out" 2>&1
 judge_rc=$?
 fz_show "$W/judge.out"
-cases=$(fz_total "$W/judge.out" cases)
-ktap_diag "table lines: ${cases:-0} in ${table_secs} s"
-if [[ ${cases:-0} -eq $TABLE_N ]]; then
-	ktap_ok "table fuzz: $TABLE_N lines run (seed $FZ_SEED)"
-else
-	ktap_fail "table fuzz: $TABLE_N lines run (seed $FZ_SEED)" "${cases:-no} cases judged"
-fi
-if [[ $judge_rc -eq 0 && $(fz_total "$W/judge.out" mismatches) == 0 ]]; then
-	ktap_ok "table fuzz: every verdict and error matches the model"
-else
-	ktap_fail "table fuzz: every verdict and error matches the model" \
-		"$(fz_total "$W/judge.out" mismatches) mismatches (judge exit $judge_rc)"
-fi
+ktap_diag "table lines: $(fz_total "$W/judge.out" cases) in ${table_secs} s"
+fz_judged "$W/judge.out" $judge_rc "$TABLE_N" "table fuzz: $TABLE_N lines" error
 if [[ $(fz_total "$W/judge.out" oopses) == 0 && $(fz_total "$W/judge.out" left) == 0 ]]; then
 	ktap_ok "table fuzz: no oops or warning, no device left behind"
 else
@@ -175,20 +156,8 @@ if [[ -n $msg_ok ]]; then
 		--kmsg "$W/kmsg.log" >"$W/msg-judge.out" 2>&1
 	judge_rc=$?
 	fz_show "$W/msg-judge.out"
-	cases=$(fz_total "$W/msg-judge.out" cases)
-	ktap_diag "messages: ${cases:-0} in ${msg_secs} s"
-	if [[ ${cases:-0} -eq $MSG_N ]]; then
-		ktap_ok "message fuzz: $MSG_N messages run (seed $FZ_SEED)"
-	else
-		ktap_fail "message fuzz: $MSG_N messages run (seed $FZ_SEED)" \
-			"${cases:-no} cases judged"
-	fi
-	if [[ $judge_rc -eq 0 && $(fz_total "$W/msg-judge.out" mismatches) == 0 ]]; then
-		ktap_ok "message fuzz: every verdict and status matches the model"
-	else
-		ktap_fail "message fuzz: every verdict and status matches the model" \
-			"$(fz_total "$W/msg-judge.out" mismatches) mismatches (judge exit $judge_rc)"
-	fi
+	ktap_diag "messages: $(fz_total "$W/msg-judge.out" cases) in ${msg_secs} s"
+	fz_judged "$W/msg-judge.out" $judge_rc "$MSG_N" "message fuzz: $MSG_N messages" status
 	if [[ $(fz_total "$W/msg-judge.out" oopses) == 0 ]] && dm_remove fzt-msg; then
 		ktap_ok "message fuzz: no oops or warning, device removed"
 	else

@@ -12,14 +12,12 @@
 # status count and the destination's content say so), the origin never
 # changes, and the destination ends up equal to the expected image.
 
-DIR=$(cd "$(dirname "$0")" && pwd)
-. "$DIR/common.sh"
-. "$DIR/stream_helpers.sh"
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
 
-require_cmd dmsetup blockdev dd md5sum cmp python3
-sh_require_stream
+require_cmd cmp
 
-ktap_plan 14
+sh_start 14
 
 RS=128				# region size, sectors (64 KiB)
 RB=$((RS * 512))		# region size, bytes
@@ -28,11 +26,7 @@ LEN=$((MB * 2048))
 NR=$((LEN / RS))		# 256 regions
 NAME=io01
 
-make_loop -v META 4 meta || ktap_skip_all "cannot set up loop device META"
-make_loop -v DEST $MB dest || ktap_skip_all "cannot set up loop device DEST"
-make_loop -v ORIG $MB orig || ktap_skip_all "cannot set up loop device ORIG"
-sh_zero "$META"
-sh_fill_random "$ORIG"
+sh_stream_loops $MB 4
 sh_fill_byte "$DEST" 245	# 0xa5
 
 IMG=$(sh_tmpfile)		# expected content of the target
@@ -41,9 +35,7 @@ sh_read "$ORIG" >"$IMG"
 sh_read "$DEST" >"$PAT"
 ORIG_MD5=$(md5sum <"$IMG" | cut -d' ' -f1)
 
-if ! dm_create $NAME "0 $LEN stream $META $DEST $ORIG $RS 1 paused"; then
-	ktap_skip_all "cannot create the target: $(dmesg_since_mark | tail -n 2)"
-fi
+sh_setup dm_create $NAME "0 $LEN stream $META $DEST $ORIG $RS 1 paused"
 DEV=$(dm_dev $NAME)
 
 # 1-2: a fresh paused target is the origin.

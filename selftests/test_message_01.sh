@@ -11,29 +11,19 @@
 # never wait for I/O), nothing is copying and the count does not move.
 
 # shellcheck disable=SC2317 # helpers called through ktap_check and friends
-DIR=$(cd "$(dirname "$0")" && pwd)
-. "$DIR/common.sh"
-. "$DIR/stream_helpers.sh"
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
 
-require_cmd dmsetup blockdev dd timeout
-sh_require_stream
 
-ktap_plan 24
+sh_start 24
 
 RS=128
 MB=32
-LEN=$((MB * 2048))
 NAME=msg01
 
-make_loop -v META 4 meta || ktap_skip_all "cannot set up loop device META"
-make_loop -v DEST $MB dest || ktap_skip_all "cannot set up loop device DEST"
-make_loop -v ORIG $MB orig || ktap_skip_all "cannot set up loop device ORIG"
-sh_zero "$META"
-sh_fill_random "$ORIG"
-
-if ! dm_create $NAME "0 $LEN stream $META $DEST $ORIG $RS 2 rate 256"; then
-	ktap_skip_all "cannot create the target: $(dmesg_since_mark | tail -n 2)"
-fi
+sh_stream_loops $MB 4
+LEN=$(sectors "$ORIG")
+sh_setup dm_create $NAME "0 $LEN stream $META $DEST $ORIG $RS 2 rate 256"
 
 # opt args of status and of the table line (words after the region size).
 st_opts()  { sh_opt_args $NAME; }

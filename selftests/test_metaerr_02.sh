@@ -30,28 +30,22 @@
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
-. "$(dirname "$0")/stream_helpers_b.sh"
 
-sh_require_stream
-require_module dm-delay dm-flakey
-require_cmd python3
-ktap_plan 10
+sh_start 10 dm-delay dm-flakey
 
 RS=128				# region size, sectors (64 KiB)
 RB=$((RS * 512))
 
 # --- 1. unreadable slots ---------------------------------------------------------
 
-make_loop -v origin 8
-make_loop -v dest 8
-make_loop -v meta 1
-sh_fill_random "$origin"
+sh_stream_loops 8 1
+origin=$ORIG dest=$DEST meta=$META
 len=$(sectors "$origin")
 msz=$(sectors "$meta")
 
 # One commit: bitmap block 0 lives in slot 1 (block 2), slot 0 (block 1)
 # holds the formatted, older transaction.
-dm_create s "0 $len stream $meta $dest $origin $RS 1 paused"
+sh_setup dm_create s "0 $len stream $meta $dest $origin $RS 1 paused"
 dd if=/dev/urandom of="$(dm_dev s)" bs=$RB seek=3 count=1 oflag=direct conv=fsync status=none
 dm_remove s
 
@@ -65,7 +59,7 @@ $b 8 error
 $((b + 8)) $((msz - b - 8)) linear $meta $((b + 8))"
 }
 
-dm_create mbad "$(meta_with_error 1)"
+sh_setup dm_create mbad "$(meta_with_error 1)"
 dm_create s "0 $len stream $(dm_dev mbad) $dest $origin $RS 1 paused"
 if dm_exists s && [[ $(sh_copied s) == 1 ]]; then
 	ktap_ok "slot not in use unreadable: the metadata loads (1 copied)"
@@ -75,35 +69,33 @@ else
 fi
 dm_exists s && dm_remove s
 
-dm_reload mbad "$(meta_with_error 2)"
+sh_setup dm_reload mbad "$(meta_with_error 2)"
 sh_ctr_fail "slot in use unreadable: refused" \
 	"0 $len stream $(dm_dev mbad) $dest $origin $RS 1 paused" "disagrees|cannot read"
 dm_remove mbad
 
 # --- 2. no retry in ro mode ------------------------------------------------------
 
-make_loop -v origin2 8
-make_loop -v dest2 8
-make_loop -v mloop 1
-sh_fill_random "$origin2"
+sh_stream_loops 8 1
+origin2=$ORIG dest2=$DEST mloop=$META
 msz=$(sectors "$mloop")
 X=5				# unreadable at the origin
 Y=9				# written whole: the first commit
 Z=12				# discarded whole: the second commit
-dm_create olin "0 $((X * RS)) linear $origin2 0
+sh_setup dm_create olin "0 $((X * RS)) linear $origin2 0
 $((X * RS)) $RS error
 $(((X + 1) * RS)) $((len - (X + 1) * RS)) linear $origin2 $(((X + 1) * RS))"
-sh_gate ogate "$(dm_dev olin)" "r"
+sh_setup sh_gate ogate "$(dm_dev olin)" "r"
 # The metadata device: the superblock block through gate ga (whose flushes
 # go to mflush), the bitmap blocks through gate gb.
-dm_create mflush "0 $msz linear $mloop 0"
-sh_gate ga "$mloop" "" "$(dm_dev mflush)"
-sh_gate gb "$mloop" ""
-dm_create mtop "0 8 linear $(dm_dev ga) 0
+sh_setup dm_create mflush "0 $msz linear $mloop 0"
+sh_setup sh_gate ga "$mloop" "" "$(dm_dev mflush)"
+sh_setup sh_gate gb "$mloop" ""
+sh_setup dm_create mtop "0 8 linear $(dm_dev ga) 0
 8 $((msz - 8)) linear $(dm_dev gb) 8"
-dm_create s2 "0 $len stream $(dm_dev mtop) $dest2 $(dm_dev ogate) $RS 1 paused"
+sh_setup dm_create s2 "0 $len stream $(dm_dev mtop) $dest2 $(dm_dev ogate) $RS 1 paused"
 dev=$(dm_dev s2)
-sb_flush "$dev"			# the origin flush of the first flush
+sh_flush "$dev"			# the origin flush of the first flush
 
 ok=1
 # The write into X waits for a copy; its first read is held.
@@ -126,12 +118,12 @@ sleep 1
 # A discard of Z and a flush wait for the worker too.
 sh_discard "$dev" $((Z * RB)) $RB &
 dpid=$!
-sb_flush "$dev" 2>/dev/null &
+sh_flush "$dev" 2>/dev/null &
 fpid=$!
 for pid in $dpid $fpid; do
-	sh_wait_stack $pid "submit_bio_wait\|blkdev_issue_discard\|blkdev_issue_flush" || {
+	sh_wait_stack "$pid" "submit_bio_wait\|blkdev_issue_discard\|blkdev_issue_flush" || {
 		ok=
-		ktap_diag "$(for p in $(_sh_tree $pid); do cat /proc/$p/stack; done 2>&1)"
+		ktap_diag "$(for p in $(_sh_tree "$pid"); do cat "/proc/$p/stack"; done 2>&1)"
 	}
 done
 # The commit of Y completes. The next worker run queues the retry (the copy
@@ -170,7 +162,7 @@ if [[ $(sh_copy_errors s2) == 1 ]]; then
 else
 	ktap_fail "... and counted as a copy error" "status $(dm_status s2)"
 fi
-sh_gate_set ogate "$(dm_dev olin)" ""
+sh_setup sh_gate_set ogate "$(dm_dev olin)" ""
 wait
 if sh_cmp "$dev" "$origin2" $((X * RB)) &&
    [[ $(sh_md5 "$dev" $RB $(((X + 1) * RB))) == $(sh_md5 "$origin2" $RB $(((X + 1) * RB))) ]]; then
@@ -182,14 +174,15 @@ fi
 
 # --- 3. an unreadable slot is rewritten ------------------------------------------
 
-make_loop -v origin3 129	# 33024 regions of 4 KiB: two bitmap blocks
-make_loop -v dest3 129
-make_loop -v meta3 1
+# 33024 regions of 4 KiB: two bitmap blocks
+if ! origin3=$(make_loop 129) || ! dest3=$(make_loop 129) || ! meta3=$(make_loop 1); then
+	ktap_skip_all "cannot set up a loop device"
+fi
 len=$(sectors "$origin3")
 msz=$(sectors "$meta3")
 B1=32600			# a region of bitmap block 1
 
-dm_create s3 "0 $len stream $meta3 $dest3 $origin3 8 1 paused"
+sh_setup dm_create s3 "0 $len stream $meta3 $dest3 $origin3 8 1 paused"
 dd if=/dev/urandom of="$(dm_dev s3)" bs=4096 count=1 oflag=direct conv=fsync status=none
 dm_remove s3
 
@@ -218,10 +211,10 @@ else
 	ktap_fail "bitmap block 0: an uncommitted transaction 2 with regions 0 and 1" "$slot"
 fi
 b=$((8 * (1 + slot)))
-dm_create mbad3 "0 $b linear $meta3 0
+sh_setup dm_create mbad3 "0 $b linear $meta3 0
 $b 8 error
 $((b + 8)) $((msz - b - 8)) linear $meta3 $((b + 8))"
-sh_gate dgate "$dest3" "f"
+sh_setup sh_gate dgate "$dest3" "f"
 ok=
 fua=
 if dm_create s3 "0 $len stream $(dm_dev mbad3) $(dm_dev dgate) $origin3 8 1 paused" &&
@@ -243,10 +236,10 @@ else
 		"${DM_ERR:-destination sectors written $w0 -> $w1}"
 fi
 if [[ -n $fua ]] && dm_reload mbad3 "0 $msz linear $meta3 0" &&
-   sh_gate_set dgate "$dest3" "" && wait $fua; then
+   sh_gate_set dgate "$dest3" "" && wait "$fua"; then
 	dev=$(dm_dev s3)
 	for r in $B1 $((B1 + 1)); do
-		dd if=/dev/urandom of="$dev" bs=4096 seek=$r count=1 oflag=direct conv=fsync \
+		dd if=/dev/urandom of="$dev" bs=4096 seek="$r" count=1 oflag=direct conv=fsync \
 			status=none || break
 	done && [[ $(sh_copied s3) == 3 && $(sh_mode s3) == rw ]] && ok=1
 fi

@@ -6,6 +6,7 @@
 # constructor, unloads and loads again. Leaves the module loaded.
 
 . "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
 
 require_cmd dmsetup insmod rmmod losetup
 require_module dm-mod dm-stream
@@ -37,12 +38,12 @@ dest=$(make_loop 64 dest)
 origin=$(make_loop 64 origin)
 len=$(sectors "$origin")
 
-expect_ctr_fail "constructor rejects 0 arguments" \
-	"0 $len stream" "stream: Invalid argument count"
-expect_ctr_fail "constructor rejects 1 argument" \
-	"0 $len stream $meta" "stream: Invalid argument count"
-expect_ctr_fail "constructor rejects 3 arguments" \
-	"0 $len stream $meta $dest $origin" "stream: Invalid argument count"
+sh_ctr_fail "constructor rejects 0 arguments" \
+	"0 $len stream" "Invalid argument count"
+sh_ctr_fail "constructor rejects 1 argument" \
+	"0 $len stream $meta" "Invalid argument count"
+sh_ctr_fail "constructor rejects 3 arguments" \
+	"0 $len stream $meta $dest $origin" "Invalid argument count"
 
 # dmsetup reports the kernel's refusal as the failed table load.
 if grep -q "reload ioctl on .* failed: Invalid argument" <<<"$DM_ERR"; then

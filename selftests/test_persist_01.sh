@@ -12,14 +12,12 @@
 # rate is lifted, finishes with the destination equal to the expected image.
 # A paused recreate after completion still reads everything correctly.
 
-DIR=$(cd "$(dirname "$0")" && pwd)
-. "$DIR/common.sh"
-. "$DIR/stream_helpers.sh"
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
 
-require_cmd dmsetup blockdev dd md5sum cmp python3
-sh_require_stream
+require_cmd cmp
 
-ktap_plan 13
+sh_start 13
 
 RS=128
 RB=$((RS * 512))
@@ -28,20 +26,14 @@ LEN=$((MB * 2048))
 NR=$((LEN / RS))		# 512
 NAME=ps01
 
-make_loop -v META 4 meta || ktap_skip_all "cannot set up loop device META"
-make_loop -v DEST $MB dest || ktap_skip_all "cannot set up loop device DEST"
-make_loop -v ORIG $MB orig || ktap_skip_all "cannot set up loop device ORIG"
-sh_zero "$META"
-sh_fill_random "$ORIG"
+sh_stream_loops $MB 4
 sh_fill_byte "$DEST" 245
 IMG=$(sh_tmpfile)
 sh_read "$ORIG" >"$IMG"
 ORIG_MD5=$(md5sum <"$IMG" | cut -d' ' -f1)
 TBL="0 $LEN stream $META $DEST $ORIG $RS"
 
-if ! dm_create $NAME "$TBL 2 rate 1024"; then
-	ktap_skip_all "cannot create the target: $(dmesg_since_mark | tail -n 2)"
-fi
+sh_setup dm_create $NAME "$TBL 2 rate 1024"
 
 # 1: a partial write to the last region (copied first, then written).
 W=$(sh_tmpfile)

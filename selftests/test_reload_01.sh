@@ -10,14 +10,11 @@
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
-sh_require_stream
-ktap_plan 4
+sh_start 4
 
 RS=128				# region size, sectors (64 KiB)
-make_loop -v origin 16
-make_loop -v dest 16
-make_loop -v meta 1
-sh_fill_random "$origin"
+sh_stream_loops 16 1
+origin=$ORIG dest=$DEST meta=$META
 sh_fill_byte "$dest" 245
 len=$(sectors "$origin")
 
@@ -25,7 +22,7 @@ expected=$(sh_tmpfile)
 sh_read "$origin" >"$expected"
 
 # Slow streaming, so most regions are still uncopied around the reload.
-dm_create s "0 $len stream $meta $dest $origin $RS 2 rate 512"
+sh_setup dm_create s "0 $len stream $meta $dest $origin $RS 2 rate 512"
 dev=$(dm_dev s)
 table=$(sh_table s)
 
@@ -74,7 +71,7 @@ fi
 # After remove, the persistent metadata still rejects the other geometry
 # and accepts the same one, fully copied.
 dm_remove s
-expect_ctr_fail "recreate with another region size refused" \
+sh_ctr_fail "recreate with another region size refused" \
 	"0 $len stream $meta $dest $origin 256" "another region size"
 ktap_diag "copied after recreate checked by test_persist_01"
 

@@ -28,15 +28,13 @@
 # Duration: 60 s (slice), 300 s with DMSTREAM_FUZZ=full; DMSTREAM_SOAK_SECS
 # overrides both. The operation sequence follows the seed (fuzz_helpers.sh).
 
-DIR=$(cd "$(dirname "$0")" && pwd)
-. "$DIR/common.sh"
-. "$DIR/stream_helpers.sh"
-. "$DIR/fuzz_helpers.sh"
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
+. "$(dirname "$0")/fuzz_helpers.sh"
 
-require_cmd dmsetup losetup blockdev dd md5sum fio
-sh_require_stream
+require_cmd losetup fio
 
-ktap_plan 9
+sh_start 9
 fz_init
 SECS=${DMSTREAM_SOAK_SECS:-$([[ -n $FZ_FULL ]] && echo 300 || echo 60)}
 RANDOM=$FZ_SEED
@@ -57,11 +55,7 @@ RATES=($((MAX_RATE / 8)) $((MAX_RATE / 4)) $((MAX_RATE / 2)) "$MAX_RATE")
 W=$TEST_TMP/soak
 mkdir -p "$W"
 
-if ! make_loop -v ORIG $MB orig || ! make_loop -v DST $MB dest ||
-   ! make_loop -v META 1 meta; then
-	ktap_skip_all "cannot set up loop devices"
-fi
-sh_fill_random "$ORIG"
+sh_stream_loops $MB 1
 
 # mib_md5s DEV ARRAY: the md5 of every MiB of DEV into ARRAY (4 processes).
 mib_md5s()
@@ -87,14 +81,14 @@ for ((m = 0; m < MB; m++)); do
 	done
 	[[ -n $in_area ]] || UNTOUCHED+=("$m")
 done
-mib_md5s "$ORIG" ORIG_MD5 || ktap_skip_all "cannot read the origin"
+mib_md5s "$ORIG" ORIG_MD5 || ktap_bail "cannot read the origin"
 
 rate=${RATES[0]}
-if dm_create $NAME "0 $LEN stream $META $DST $ORIG $RS 2 rate $rate"; then
+if dm_create $NAME "0 $LEN stream $META $DEST $ORIG $RS 2 rate $rate"; then
 	ktap_ok "streaming target created (rate $rate KiB/s, ${SECS} s soak, rates: ${RATES[*]})"
 else
 	ktap_fail "streaming target created" "$DM_ERR"
-	ktap_skip_all "no target"
+	ktap_bail "no target"
 fi
 kmsg "dm-stream selftest: $TEST_NAME: soak starts"
 
@@ -259,7 +253,7 @@ fi
 
 ok=1
 mib_md5s "$DEV" DEV_MD5 || ok=
-mib_md5s "$DST" DST_MD5 || ok=
+mib_md5s "$DEST" DST_MD5 || ok=
 for m in "${UNTOUCHED[@]}"; do
 	[[ ${DEV_MD5[m]:-} == "${ORIG_MD5[m]}" ]] || { ok=; ktap_diag "MiB $m differs from the origin"; }
 done

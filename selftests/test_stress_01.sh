@@ -41,15 +41,10 @@
 # The cycles run in selftests/stress_cycles.py. DMSTREAM_STRESS_CYCLES sets
 # their number (default 200; `make check` passes it on from the host).
 
-DIR=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=selftests/common.sh
-. "$DIR/common.sh"
-# shellcheck source=selftests/stream_helpers.sh
-. "$DIR/stream_helpers.sh"
+. "$(dirname "$0")/common.sh"
+. "$(dirname "$0")/stream_helpers.sh"
 
-require_cmd dmsetup blockdev dd md5sum cmp python3
-sh_require_stream
-require_module dm-delay
+require_cmd cmp
 
 CYCLES=${DMSTREAM_STRESS_CYCLES:-200}
 [[ $CYCLES =~ ^[1-9][0-9]*$ ]] ||
@@ -68,18 +63,14 @@ ONAME=st01-origin
 # host, as copying starts at once on create or continue.
 WAIT_S=60
 
-ktap_plan 11
+sh_start 11 dm-delay
 
-make_loop -v META 1 meta || ktap_skip_all "cannot set up loop device META"
-make_loop -v DEST $MB dest || ktap_skip_all "cannot set up loop device DEST"
-make_loop -v ORIG $MB orig || ktap_skip_all "cannot set up loop device ORIG"
-sh_fill_random "$ORIG"
+sh_stream_loops $MB 1
 ORIG_MD5=$(sh_md5 "$ORIG")
 IMG=$(sh_tmpfile)
 sh_read "$ORIG" >"$IMG"
 
-dm_create "$ONAME" "0 $LEN delay $ORIG 0 $DELAY_MS" ||
-	ktap_skip_all "cannot create the dm-delay origin: $DM_ERR"
+sh_setup dm_create "$ONAME" "0 $LEN delay $ORIG 0 $DELAY_MS"
 ODEV=$(dm_dev "$ONAME")
 TBL="0 $LEN stream $META $DEST $ODEV $RS"
 
@@ -119,7 +110,7 @@ if dm_create $NAME "$TBL 3 paused max_inflight $INFLIGHT" &&
 else
 	ktap_fail "setup: every other region written through a paused target" \
 		"${DM_ERR:-$copied regions copied, not $((NR / 2))}"
-	ktap_skip_all "no checkerboard"
+	ktap_bail "no checkerboard"
 fi
 
 # The cycles, from one python process (a dmsetup per step would cost
@@ -128,7 +119,7 @@ fi
 cleanup_add "dm_exists $NAME && _dm_remove_hard $NAME"
 kmsg "dm-stream selftest: $TEST_NAME: cycles start"
 OBLK=$(dmsetup info -c --noheadings -o blkdevname "$ONAME" | tr -d ' ')
-python3 "$DIR/stress_cycles.py" $NAME "$TBL" $NR "$CYCLES" "$META" "$META_IMG" \
+python3 "$TEST_DIR/stress_cycles.py" $NAME "$TBL" $NR "$CYCLES" "$META" "$META_IMG" \
 	$WAIT_S "$OBLK" "${DEST#/dev/}" "${META#/dev/}" >"$TEST_TMP/cycles" 2>&1
 declare -A R=()
 while IFS='=' read -r k v; do

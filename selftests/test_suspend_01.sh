@@ -16,31 +16,22 @@
 # suspended in the middle of them. After fio: remove and recreate mid-stream.
 
 . "$(dirname "$0")/common.sh"
-. "$(dirname "$0")/stream_helpers_b.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
-require_module dm-stream
-
-require_cmd dmsetup fio dd md5sum
-require_module dm-delay
+require_cmd fio
+sh_start 15 dm-delay
 
 RS=128
 MB=48
 SECT=$((MB * 2048))
 NAME=sbsusp
-DM=/dev/mapper/$NAME
+DM=$(dm_dev $NAME)
 FIO_OFF=8		# MiB: fio writes [8, 24) MiB
 FIO_MB=16
 
-ktap_plan 15
-
-sb_mkloop ORIG $MB
-sb_mkloop DEST $MB
-sb_mkloop META 4
-dd if=/dev/urandom of="$ORIG" bs=1M count=$MB oflag=direct status=none
-tr '\000' '\132' </dev/zero | dd of="$DEST" bs=1M count=$MB iflag=fullblock \
-	oflag=direct status=none
-ORIG_MD5=$(sb_md5 "$ORIG" 0 $((MB * 1048576)))
+sh_stream_loops $MB 4
+sh_fill_byte "$DEST" 132	# 0x5a
+ORIG_MD5=$(sh_md5 "$ORIG")
 ONAME=${NAME}-orig
 
 WORK=$TEST_TMP
@@ -56,17 +47,19 @@ fio_job() {
 		--group_reporting "$@"
 }
 
-if ! dm_create "$ONAME" "0 $SECT delay $ORIG 0 0" ||
-   ! dm_create "$NAME" "0 $SECT stream $META $DEST /dev/mapper/$ONAME $RS 2 rate 512"; then
-	ktap_fail "create streaming target (rate 512) over a dm-delay origin"
-	sb_bail 14 "setup failed"
-fi
-ktap_ok "create streaming target (rate 512) over a dm-delay origin"
+# shellcheck disable=SC2317 # called by ktap_check
+create_all()
+{
+	dm_create "$ONAME" "0 $SECT delay $ORIG 0 0" &&
+		dm_create "$NAME" "0 $SECT stream $META $DEST $(dm_dev "$ONAME") $RS 2 rate 512"
+}
+ktap_check "create streaming target (rate 512) over a dm-delay origin" create_all ||
+	ktap_bail "setup failed: $DM_ERR"
 
 # Status sampler: copied/copying/state every 0.2 s until $WORK/stop exists.
 (
 	while [ ! -e "$WORK/stop" ]; do
-		echo "$(sb_now_ms) $(sb_status $NAME)" >>"$WORK/samples"
+		echo "$(sh_now_ms) $(dm_status $NAME 2>/dev/null)" >>"$WORK/samples"
 		sleep 0.2
 	done
 ) &
@@ -83,14 +76,14 @@ res_ok=1	# suspend/resume commands succeeded
 fio_during=0
 suspend_check() {
 	local before c1 c2 cp st
-	before=$(sb_copying $NAME)
+	before=$(sh_copying $NAME)
 	kill -0 $FIO 2>/dev/null && fio_during=$((fio_during + 1))
 	dmsetup suspend $NAME || { res_ok=0; return; }
-	cp=$(sb_copying $NAME)
-	c1=$(sb_copied $NAME)
-	st=$(sb_status $NAME)
+	cp=$(sh_copying $NAME)
+	c1=$(sh_copied $NAME)
+	st=$(dm_status $NAME)
 	sleep 1.2
-	c2=$(sb_copied $NAME)
+	c2=$(sh_copied $NAME)
 	ktap_diag "suspend: copying before=$before while suspended=$cp, copied $c1 -> $c2 (1.2 s); status: $st"
 	[ "$cp" = 0 ] || susp_ok=0
 	[ "$c1" = "$c2" ] || still_ok=0
@@ -103,19 +96,19 @@ for i in 1 2 3; do
 done
 
 # Reload with the very same table (as dmsetup table prints it).
-t=$(sb_table_line $NAME)
+t=$(sh_table $NAME)
 ktap_diag "table: $t"
 kill -0 $FIO 2>/dev/null && fio_during=$((fio_during + 1))
-c0=$(sb_copied $NAME)
+c0=$(sh_copied $NAME)
 if dm_reload $NAME "$t"; then
-	c1=$(sb_copied $NAME)
-	opt=$(sb_optargs $NAME)
-	if [ "$(sb_table_line $NAME)" = "$t" ] && [ "$opt" = "2 rate 512" ] &&
+	c1=$(sh_copied $NAME)
+	opt=$(sh_opt_args $NAME)
+	if [ "$(sh_table $NAME)" = "$t" ] && [ "$opt" = "2 rate 512" ] &&
 	   [ "$c1" -ge "$c0" ]; then
 		ktap_ok "reload with the same table"
 	else
 		ktap_fail "reload with the same table" \
-			"table now '$(sb_table_line $NAME)', opt args '$opt', copied $c0 -> $c1"
+			"table now '$(sh_table $NAME)', opt args '$opt', copied $c0 -> $c1"
 	fi
 else
 	ktap_fail "reload with the same table" "load/suspend/resume failed"
@@ -129,15 +122,15 @@ suspend_check
 # reads at a gate and suspend in the middle of the copies; the gate opens
 # (to the 1 s read delay, which keeps the rest of the streaming slow) once
 # the suspend has begun.
-dm_reload "$ONAME" "0 $SECT delay $ORIG 0 1000" || ktap_diag "origin delay reload failed: $DM_ERR"
-t2=$(echo "$t" | sed 's/ 2 rate 512$/ 4 rate 65536 max_inflight 8/')
+sh_setup dm_reload "$ONAME" "0 $SECT delay $ORIG 0 1000"
+t2=${t/%" 2 rate 512"/" 4 rate 65536 max_inflight 8"}
 kill -0 $FIO 2>/dev/null && fio_during=$((fio_during + 1))
-c0=$(sb_copied $NAME)
+c0=$(sh_copied $NAME)
 if [ "$t2" != "$t" ] && dm_reload $NAME "$t2"; then
-	c1=$(sb_copied $NAME)
-	opt=$(sb_optargs $NAME)
-	if [ "${opt%% *}" = 4 ] && sb_pair_in "$opt" rate 65536 &&
-	   sb_pair_in "$opt" max_inflight 8 && [ "$c1" -ge "$c0" ]; then
+	c1=$(sh_copied $NAME)
+	opt=$(sh_opt_args $NAME)
+	if [ "${opt%% *}" = 4 ] && sh_has_pair "$opt" rate 65536 &&
+	   sh_has_pair "$opt" max_inflight 8 && [ "$c1" -ge "$c0" ]; then
 		ktap_ok "reload changing rate 512 -> 65536, max_inflight 8"
 	else
 		ktap_fail "reload changing rate 512 -> 65536, max_inflight 8" \
@@ -149,8 +142,8 @@ fi
 
 # (The gate closes after the stream's reload: that reload's suspend waits for
 # fio's writes, which may wait for copies.)
-dm_reload "$ONAME" "$(sh_gate_table "$ORIG" r)" || ktap_diag "origin gate reload failed: $DM_ERR"
-if [ "$(sb_copied $NAME)" = "$(sb_total $NAME)" ]; then
+sh_setup dm_reload "$ONAME" "$(sh_gate_table "$ORIG" r)"
+if [ "$(sh_copied $NAME)" = "$(sh_total $NAME)" ]; then
 	dm_reload "$ONAME" "0 $SECT delay $ORIG 0 1000"
 	ktap_skip "suspend with copies in flight: none copying while suspended" \
 		"every region was copied before (a slow host): no copy could be in flight"
@@ -161,22 +154,22 @@ elif ! sh_gate_wait "$ONAME" r 1; then
 		"no copy reached the origin"
 	suspend_ok=skip
 fi
-inflight=$(sb_copying $NAME)
-c0=$(sb_copied $NAME)
-t0=$(sb_now_ms)
+inflight=$(sh_copying $NAME)
+c0=$(sh_copied $NAME)
+t0=$(sh_now_ms)
 if [ "${suspend_ok:-}" = skip ]; then
 	:
 elif dmsetup suspend $NAME & spid=$!
 	sh_wait_stack $spid dm_suspend
 	dm_reload "$ONAME" "0 $SECT delay $ORIG 0 1000"
 	wait $spid; then
-	t1=$(sb_now_ms)
-	cp=$(sb_copying $NAME)
-	c1=$(sb_copied $NAME)
+	t1=$(sh_now_ms)
+	cp=$(sh_copying $NAME)
+	c1=$(sh_copied $NAME)
 	sleep 1.2
-	c2=$(sb_copied $NAME)
+	c2=$(sh_copied $NAME)
 	dmsetup resume $NAME || res_ok=0
-	ktap_diag "suspend with $inflight copies in flight took $((t1 - t0)) ms; while suspended: copying $cp, copied $c1 -> $c2 (1.2 s) of $(sb_total $NAME)"
+	ktap_diag "suspend with $inflight copies in flight took $((t1 - t0)) ms; while suspended: copying $cp, copied $c1 -> $c2 (1.2 s) of $(sh_total $NAME)"
 	if [ "$inflight" -gt 0 ] && [ "$cp" = 0 ] && [ "$c1" = "$c2" ] && [ "$c1" -ge "$c0" ]; then
 		ktap_ok "suspend with copies in flight: none copying while suspended"
 	else
@@ -189,15 +182,12 @@ else
 fi
 ktap_diag "fio was running during $fio_during of 6 operations"
 
-[ $res_ok = 1 ] && ktap_ok "suspend/resume commands succeed" ||
-	ktap_fail "suspend/resume commands succeed"
-[ $susp_ok = 1 ] && ktap_ok "no regions copying while suspended" ||
-	ktap_fail "no regions copying while suspended"
-[ $still_ok = 1 ] && ktap_ok "copied count frozen while suspended" ||
-	ktap_fail "copied count frozen while suspended"
+ktap_check "suspend/resume commands succeed" test $res_ok = 1
+ktap_check "no regions copying while suspended" test $susp_ok = 1
+ktap_check "copied count frozen while suspended" test $still_ok = 1
 
 # fio write+verify pass.
-if sb_wait_for 120 sb_not_running $FIO; then
+if sh_wait_for 120 sh_not_running $FIO; then
 	wait $FIO
 	rc=$?
 else
@@ -214,16 +204,16 @@ fi
 # Remove and recreate in the middle of streaming (still slow: origin delay
 # 1 s, 8 in flight): the removal's suspend commits, so the new instance
 # starts with every region the old one had copied.
-t3=$(sb_table_line $NAME)
+t3=$(sh_table $NAME)
 c1=x c2=y
 if dmsetup suspend $NAME; then
-	c1=$(sb_copied $NAME)
+	c1=$(sh_copied $NAME)
 	if dm_remove $NAME && dm_create $NAME "$t3"; then
-		c2=$(sb_copied $NAME)
+		c2=$(sh_copied $NAME)
 	fi
 fi
-ktap_diag "remove while suspended at $c1 copied, recreate: $c2 copied (of $(sb_total $NAME))"
-if [ "$c1" = "$(sb_total $NAME)" ]; then
+ktap_diag "remove while suspended at $c1 copied, recreate: $c2 copied (of $(sh_total $NAME))"
+if [ "$c1" = "$(sh_total $NAME)" ]; then
 	ktap_skip "remove + recreate mid-stream keeps the copied count" \
 		"everything was copied before the removal"
 elif [ "$c2" -ge "$c1" ] 2>/dev/null; then
@@ -234,13 +224,13 @@ else
 fi
 
 dm_message $NAME max_inflight 64 || ktap_diag "message max_inflight 64 failed"
-dm_reload "$ONAME" "0 $SECT delay $ORIG 0 0" || ktap_diag "origin delay reload failed: $DM_ERR"
+sh_setup dm_reload "$ONAME" "0 $SECT delay $ORIG 0 0"
 
 # Streaming completes.
-if sb_wait_complete $NAME 90; then
-	ktap_ok "streaming completes ($(sb_field $NAME 4), at $SECONDS s)"
+if sh_wait_state $NAME complete 90; then
+	ktap_ok "streaming completes ($(sh_field $NAME 4), at $SECONDS s)"
 else
-	ktap_fail "streaming completes" "status: $(sb_status $NAME)"
+	ktap_fail "streaming completes" "status: $(dm_status $NAME)"
 fi
 touch "$WORK/stop"
 wait $SAMPLER
@@ -278,13 +268,13 @@ fi
 lo=$((FIO_OFF * 1048576))
 hi=$(((FIO_OFF + FIO_MB) * 1048576))
 end=$((MB * 1048576))
-if [ "$(sb_md5 "$DEST" 0 $lo)" = "$(sb_md5 "$ORIG" 0 $lo)" ] &&
-   [ "$(sb_md5 "$DEST" $hi $((end - hi)))" = "$(sb_md5 "$ORIG" $hi $((end - hi)))" ]; then
+if [ "$(sh_md5 "$DEST" $lo)" = "$(sh_md5 "$ORIG" $lo)" ] &&
+   [ "$(sh_md5 "$DEST" $((end - hi)) $hi)" = "$(sh_md5 "$ORIG" $((end - hi)) $hi)" ]; then
 	ktap_ok "destination outside fio's range equals the origin"
 else
 	ktap_fail "destination outside fio's range equals the origin"
 fi
-if [ "$(sb_md5 "$ORIG" 0 $end)" = "$ORIG_MD5" ]; then
+if [ "$(sh_md5 "$ORIG" $end)" = "$ORIG_MD5" ]; then
 	ktap_ok "origin untouched"
 else
 	ktap_fail "origin untouched"

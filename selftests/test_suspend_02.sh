@@ -21,9 +21,7 @@
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
-sh_require_stream
-require_module dm-delay
-ktap_plan 9
+sh_start 9 dm-delay
 
 RS=128				# region size, sectors (64 KiB)
 RB=$((RS * 512))
@@ -34,13 +32,11 @@ written() { sh_stat "$1" 7; }
 
 # --- 1. interrupted suspend ----------------------------------------------------
 
-make_loop -v origin 8
-make_loop -v dest 8
-make_loop -v meta 1
-sh_fill_random "$origin"
+sh_stream_loops 8 1
+origin=$ORIG dest=$DEST meta=$META
 len=$(sectors "$origin")
-sh_gate ogate "$origin" "r"
-dm_create s "0 $len stream $meta $dest $(dm_dev ogate) $RS 1 paused"
+sh_setup sh_gate ogate "$origin" "r"
+sh_setup dm_create s "0 $len stream $meta $dest $(dm_dev ogate) $RS 1 paused"
 dev=$(dm_dev s)
 
 dd if=/dev/urandom of="$dev" bs=4096 seek=$((7 * RB / 4096)) count=1 oflag=direct status=none &
@@ -53,7 +49,7 @@ if sh_wait_stack $spid dm_suspend; then
 	wait $spid && ktap_diag "the suspend was not interrupted"
 	dmsetup info s | grep -q SUSPENDED || ok=1
 fi
-sh_gate_set ogate "$origin" ""
+sh_setup sh_gate_set ogate "$origin" ""
 wait
 if [[ -n $ok ]]; then
 	ktap_ok "a suspend interrupted by a signal leaves the device live"
@@ -71,10 +67,8 @@ dm_remove s
 # --- 2. bytes in flight --------------------------------------------------------
 
 BIG=32768			# 16 MiB regions
-make_loop -v origin2 64
-make_loop -v dest2 64
-make_loop -v meta2 1
-sh_fill_random "$origin2"
+sh_stream_loops 64 1
+origin2=$ORIG dest2=$DEST meta2=$META
 len2=$(sectors "$origin2")
 
 # suspend_cost NAME TABLE: sectors copied while NAME's suspend waited for
@@ -117,7 +111,7 @@ else
 fi
 
 dd if=/dev/zero of="$meta2" bs=4096 count=1 oflag=direct status=none
-dm_create full "0 $len2 stream $meta2 $dest2 $origin2 $BIG"
+sh_setup dm_create full "0 $len2 stream $meta2 $dest2 $origin2 $BIG"
 if sh_wait_state full complete 300 && sh_cmp "$dest2" "$origin2"; then
 	ktap_ok "regions copied in pieces end up whole"
 else
@@ -127,17 +121,15 @@ dm_remove full
 
 # --- 3. noflush suspend --------------------------------------------------------
 
-make_loop -v origin3 8
-make_loop -v dest3 8
-make_loop -v meta3 1
-sh_fill_random "$origin3"
+sh_stream_loops 8 1
+origin3=$ORIG dest3=$DEST meta3=$META
 len3=$(sectors "$origin3")
 # The origin as the stream sees it: region 3 unreadable, reads held.
-dm_create bad "0 $((3 * RS)) linear $origin3 0
+sh_setup dm_create bad "0 $((3 * RS)) linear $origin3 0
 $((3 * RS)) $RS error
 $((4 * RS)) $((len3 - 4 * RS)) linear $origin3 $((4 * RS))"
-sh_gate g3 "$(dm_dev bad)" "r"
-dm_create s3 "0 $len3 stream $meta3 $dest3 $(dm_dev g3) $RS 1 paused"
+sh_setup sh_gate g3 "$(dm_dev bad)" "r"
+sh_setup dm_create s3 "0 $len3 stream $meta3 $dest3 $(dm_dev g3) $RS 1 paused"
 dev3=$(dm_dev s3)
 expected=$(sh_tmpfile)
 sh_read "$origin3" >"$expected"
