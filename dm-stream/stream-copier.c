@@ -213,29 +213,54 @@ void stream_copier_release(struct stream_copier *c, struct stream_job *job)
 }
 
 /*---------------------------------------------------------------------------*/
+/* Free runs: regions neither copied nor owned by a job */
+/* The first free region in [r, end), or @end. */
+static unsigned long next_free(struct stream_copier *c, unsigned long r, unsigned long end)
+{
+	for (;;) {
+		r = stream_md_next_uncopied(c->md, r);
+		if (r >= end)
+			return end;
+		if (!test_bit(r, c->busy))
+			return r;
+		r = find_next_zero_bit(c->busy, end, r);
+	}
+}
+
+/* The end of the free run that starts at the free region @r, at most @end. */
+static unsigned long free_run_end(struct stream_copier *c, unsigned long r, unsigned long end)
+{
+	end = stream_md_next_copied(c->md, r, end);
+	return find_next_bit(c->busy, end, r);
+}
+
+unsigned long stream_copier_free_run(struct stream_copier *c, unsigned long start,
+				     unsigned long end, unsigned long *region)
+{
+	unsigned long r = next_free(c, start, end);
+
+	if (r >= end)
+		return 0;
+	*region = r;
+	return free_run_end(c, r, end) - r;
+}
+
+/*---------------------------------------------------------------------------*/
 /* The cursor */
 unsigned long stream_copier_next_run(struct stream_copier *c, unsigned long max,
 				     unsigned long *region)
 {
-	unsigned long r = c->cursor, end;
+	unsigned long r = next_free(c, c->cursor, c->nr_regions), end;
 
-	for (;;) {
-		r = stream_md_next_uncopied(c->md, r);
-		if (r >= c->nr_regions) {
-			c->cursor = c->nr_regions;
-			return 0;
-		}
-		if (!test_bit(r, c->busy))
-			break;
-		r = find_next_zero_bit(c->busy, c->nr_regions, r);
+	if (r >= c->nr_regions) {
+		c->cursor = c->nr_regions;
+		return 0;
 	}
 
 	/* Merge uncopied, unowned neighbours into one run. */
 	if (r < c->no_merge_end)
 		max = 1;
-	end = min(r + max, c->nr_regions);
-	end = stream_md_next_copied(c->md, r, end);
-	end = find_next_bit(c->busy, end, r);
+	end = free_run_end(c, r, min(r + max, c->nr_regions));
 
 	*region = r;
 	c->cursor = end;

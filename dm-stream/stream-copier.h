@@ -132,6 +132,14 @@ void stream_copier_take_completed(struct stream_copier *c, struct list_head *lis
 void stream_copier_release(struct stream_copier *c, struct stream_job *job);
 
 /*
+ * The first run of regions in [start, end) that are neither copied nor
+ * owned by a job (a discard marks them copied). Returns its length (0 when
+ * there is none) and its first region in *@region.
+ */
+unsigned long stream_copier_free_run(struct stream_copier *c, unsigned long start,
+				     unsigned long end, unsigned long *region);
+
+/*
  * The next run of at most @max regions that are neither copied nor owned by
  * a job, scanning from the cursor to the end of the device. Returns its
  * length (0 at the end) and its first region in *@region.

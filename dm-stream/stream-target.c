@@ -357,17 +357,10 @@ static void process_discard(struct stream_c *sc, struct bio *bio)
 	unsigned long last = end == sc->ti->len ? sc->nr_regions : end >> sc->region_shift;
 
 	while (get_mode(sc) == STREAM_MODE_RW && r < last) {
-		unsigned long run;
+		unsigned long run = stream_copier_free_run(&sc->copier, r, last, &r);
 
-		r = stream_md_next_uncopied(sc->md, r);
-		if (r >= last)
+		if (!run)
 			break;
-		if (test_bit(r, sc->copier.busy)) {
-			r++;
-			continue;
-		}
-		run = min(stream_md_next_copied(sc->md, r, last),
-			  find_next_bit(sc->copier.busy, last, r)) - r;
 		mark_copied(sc, r, run);
 		r += run;
 	}
