@@ -16,6 +16,9 @@
 
 /* Jobs kept in reserve so that copies make progress under memory pressure. */
 #define MIN_JOBS	64
+/* A failed copy is tried this many times in all, with doubling delays. */
+#define MAX_COPY_TRIES	4
+#define RETRY_DELAY	(HZ / 10)
 
 static struct kmem_cache *_job_cache;
 
@@ -167,10 +170,42 @@ struct stream_job *stream_copier_claim(struct stream_copier *c, unsigned long re
 	return job;
 }
 
-void stream_copier_retry(struct stream_copier *c, struct stream_job *job)
+enum stream_copy_failure stream_copier_failed(struct stream_copier *c, struct stream_job *job,
+					      bool may_copy)
 {
+	/*
+	 * One bad sector must not cost a whole merged run: copy its regions
+	 * again one by one, so only the bad ones are retried and given up.
+	 */
+	if (job->nr > 1 && may_copy) {
+		c->cursor = min(c->cursor, job->region);
+		c->no_merge_end = max(c->no_merge_end, job->region + job->nr);
+		return STREAM_COPY_SPLIT;
+	}
+
+	if (job->tries < MAX_COPY_TRIES && may_copy) {
+		job->retry_at = jiffies + (RETRY_DELAY << (job->tries - 1));
+		list_add_tail(&job->list, &c->retry);
+		return STREAM_COPY_RETRY;
+	}
+	return STREAM_COPY_GIVE_UP;
+}
+
+void stream_copier_take_retries(struct stream_copier *c, struct list_head *list)
+{
+	list_splice_tail_init(&c->retry, list);
+}
+
+bool stream_copier_retry(struct stream_copier *c, struct stream_job *job, unsigned long *due)
+{
+	if (!time_after_eq(jiffies, job->retry_at)) {
+		*due = job->retry_at;
+		list_add_tail(&job->list, &c->retry);
+		return false;
+	}
 	list_del_init(&job->list);
 	issue_copy(c, job);
+	return true;
 }
 
 bool stream_copier_piece_done(struct stream_copier *c, struct stream_job *job)

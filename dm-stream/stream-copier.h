@@ -112,8 +112,33 @@ struct stream_job *stream_copier_copy(struct stream_copier *c, unsigned long reg
 				      unsigned long nr, bool background);
 struct stream_job *stream_copier_claim(struct stream_copier *c, unsigned long region,
 				       struct bio *bio);
-/* Issues the current piece of a job again (after an error). */
-void stream_copier_retry(struct stream_copier *c, struct stream_job *job);
+
+/* What becomes of a failed copy job: see stream_copier_failed(). */
+enum stream_copy_failure {
+	STREAM_COPY_SPLIT,	/* release it: its regions are copied one by one */
+	STREAM_COPY_RETRY,	/* nothing: it is on the retry list */
+	STREAM_COPY_GIVE_UP,	/* release it and fail its waiters */
+};
+
+/*
+ * A copy job failed (job->error), and was not dropped. A merged run is
+ * split: the cursor goes back to its first region and its regions are
+ * copied one by one from then on, so the caller releases it (its waiters
+ * go on). A single region is tried MAX_COPY_TRIES times in all, the next
+ * try after RETRY_DELAY doubled at each try, then given up. Without
+ * @may_copy (no new copies: ro mode) the job is given up at once.
+ */
+enum stream_copy_failure stream_copier_failed(struct stream_copier *c, struct stream_job *job,
+					      bool may_copy);
+/* Moves the jobs waiting for a retry to @list. */
+void stream_copier_take_retries(struct stream_copier *c, struct list_head *list);
+/*
+ * For a job taken with stream_copier_take_retries() and taken off that
+ * list: issues its failed piece again and returns true when its retry is
+ * due; otherwise puts it back on the retry list, sets *@due to the jiffies
+ * it is due at and returns false.
+ */
+bool stream_copier_retry(struct stream_copier *c, struct stream_job *job, unsigned long *due);
 /*
  * A copy job's piece ended (job->error tells how). Returns true when the
  * job is over: copied whole, or failed. Otherwise the job is now on the

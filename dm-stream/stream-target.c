@@ -40,9 +40,6 @@
 #define MAX_INFLIGHT_SECTORS	32768
 /* Background commit period when something changed. */
 #define COMMIT_PERIOD		HZ
-/* A failed copy is tried this many times in all, with doubling delays. */
-#define MAX_COPY_TRIES		4
-#define RETRY_DELAY		(HZ / 10)
 /* Wait before trying again when a job cannot be allocated. */
 #define NOMEM_DELAY		(HZ / 10)
 
@@ -555,25 +552,16 @@ static void copy_failed(struct stream_c *sc, struct stream_job *job)
 	if (drop_for_suspend(sc, job))
 		return;
 
-	/*
-	 * One bad sector must not cost a whole merged run: copy its regions
-	 * again one by one, so only the bad ones are retried and given up.
-	 */
-	if (job->nr > 1 && rw) {
-		struct stream_copier *c = &sc->copier;
-
-		c->cursor = min(c->cursor, job->region);
-		c->no_merge_end = max(c->no_merge_end, job->region + job->nr);
+	switch (stream_copier_failed(&sc->copier, job, rw)) {
+	case STREAM_COPY_SPLIT:
 		release_job(sc, job, BLK_STS_OK);
-		return;
+		break;
+	case STREAM_COPY_RETRY:
+		break;
+	case STREAM_COPY_GIVE_UP:
+		give_up(sc, job);
+		break;
 	}
-
-	if (job->tries < MAX_COPY_TRIES && rw) {
-		job->retry_at = jiffies + (RETRY_DELAY << (job->tries - 1));
-		list_add_tail(&job->list, &sc->copier.retry);
-		return;
-	}
-	give_up(sc, job);
 }
 
 static void process_completed(struct stream_c *sc)
@@ -601,22 +589,19 @@ static void process_completed(struct stream_c *sc)
 static void process_retries(struct stream_c *sc)
 {
 	struct stream_job *job, *tmp;
-	LIST_HEAD(later);
+	unsigned long due;
+	LIST_HEAD(list);
 
-	list_for_each_entry_safe(job, tmp, &sc->copier.retry, list) {
+	stream_copier_take_retries(&sc->copier, &list);
+	list_for_each_entry_safe(job, tmp, &list, list) {
 		list_del_init(&job->list);
 		if (drop_for_suspend(sc, job))
 			continue;
-		if (get_mode(sc) != STREAM_MODE_RW) {
+		if (get_mode(sc) != STREAM_MODE_RW)
 			give_up(sc, job);
-		} else if (time_after_eq(jiffies, job->retry_at)) {
-			stream_copier_retry(&sc->copier, job);
-		} else {
-			list_add_tail(&job->list, &later);
-			want_wake(sc, job->retry_at);
-		}
+		else if (!stream_copier_retry(&sc->copier, job, &due))
+			want_wake(sc, due);
 	}
-	list_splice(&later, &sc->copier.retry);
 }
 
 /*---------------------------------------------------------------------------*/
