@@ -10,15 +10,25 @@
 #include <linux/slab.h>
 
 #include "stream-copier.h"
+#include "stream-format.h"
 #include "stream-metadata.h"
 
 #define DM_MSG_PREFIX "stream copier"
 
 /* Jobs kept in reserve so that copies make progress under memory pressure. */
-#define MIN_JOBS	64
+#define MIN_JOBS		64
 /* A failed copy is tried this many times in all, with doubling delays. */
-#define MAX_COPY_TRIES	4
-#define RETRY_DELAY	(HZ / 10)
+#define MAX_COPY_TRIES		4
+#define RETRY_DELAY		(HZ / 10)
+/*
+ * Neighbouring regions merged into one kcopyd job, and the pieces larger
+ * regions are copied in: up to 1 MiB.
+ */
+#define MERGE_SECTORS		2048
+/* Background copying in flight, whatever the region size: 16 MiB. */
+#define MAX_INFLIGHT_SECTORS	32768
+/* The token bucket holds 1 / BUCKET_PART second of copying at the rate. */
+#define BUCKET_PART		4
 
 static struct kmem_cache *_job_cache;
 
@@ -117,7 +127,8 @@ static void copy_done(int read_err, unsigned long write_err, void *context)
 	stream_copier_job_done(context, (read_err || write_err) ? -EIO : 0);
 }
 
-sector_t stream_copier_next_piece(struct stream_copier *c, struct stream_job *job)
+/* The size of a job's next piece. */
+static sector_t next_piece(struct stream_copier *c, struct stream_job *job)
 {
 	sector_t left = run_sectors(c, job->region, job->nr) - job->done;
 
@@ -130,7 +141,7 @@ static void issue_copy(struct stream_copier *c, struct stream_job *job)
 {
 	struct dm_io_region from, to;
 
-	job->piece = stream_copier_next_piece(c, job);
+	job->piece = next_piece(c, job);
 	from.bdev = c->origin;
 	from.sector = region_to_sector(c, job->region) + job->done;
 	from.count = job->piece;
@@ -143,8 +154,8 @@ static void issue_copy(struct stream_copier *c, struct stream_job *job)
 	dm_kcopyd_copy(c->kc, &from, 1, &to, 0, copy_done, job);
 }
 
-struct stream_job *stream_copier_copy(struct stream_copier *c, unsigned long region,
-				      unsigned long nr, bool background)
+static struct stream_job *copy_run(struct stream_copier *c, unsigned long region,
+				   unsigned long nr, bool background)
 {
 	struct stream_job *job = job_alloc(c, region, nr);
 
@@ -156,6 +167,11 @@ struct stream_job *stream_copier_copy(struct stream_copier *c, unsigned long reg
 	WRITE_ONCE(c->copying_regions, c->copying_regions + nr);
 	issue_copy(c, job);
 	return job;
+}
+
+struct stream_job *stream_copier_copy(struct stream_copier *c, unsigned long region)
+{
+	return copy_run(c, region, 1, false);
 }
 
 struct stream_job *stream_copier_claim(struct stream_copier *c, unsigned long region,
@@ -282,8 +298,12 @@ unsigned long stream_copier_free_run(struct stream_copier *c, unsigned long star
 
 /*---------------------------------------------------------------------------*/
 /* The cursor */
-unsigned long stream_copier_next_run(struct stream_copier *c, unsigned long max,
-				     unsigned long *region)
+/*
+ * The next free run of at most @max regions, scanning from the cursor to
+ * the end of the device. Returns its length (0 at the end) and its first
+ * region in *@region.
+ */
+static unsigned long next_run(struct stream_copier *c, unsigned long max, unsigned long *region)
 {
 	unsigned long r = next_free(c, c->cursor, c->nr_regions), end;
 
@@ -303,25 +323,78 @@ unsigned long stream_copier_next_run(struct stream_copier *c, unsigned long max,
 }
 
 /*---------------------------------------------------------------------------*/
+/* Limits: pieces, copying in flight and the rate */
+/* A rate in KiB/s, in sectors per second. */
+static u64 rate_sectors(unsigned int rate)
+{
+	return (u64)rate * 2;
+}
+
+/*
+ * Pieces and merged runs of at most 1 MiB; under a rate limit, of at most
+ * what the token bucket holds (a quarter second of the rate), which keeps
+ * copying smooth.
+ */
+static sector_t piece_sectors(unsigned int rate)
+{
+	sector_t sectors = MERGE_SECTORS;
+
+	if (rate)
+		sectors = clamp_t(sector_t, rate_sectors(rate) / BUCKET_PART,
+				  STREAM_MIN_REGION_SECTORS, sectors);
+	return rounddown_pow_of_two(sectors);
+}
+
+/*
+ * Background copies in flight, in sectors: max_inflight regions, but at
+ * most 16 MiB and at most one second of copying at the rate limit,
+ * whatever the region size. A suspend waits for these.
+ */
+static sector_t inflight_limit(struct stream_copier *c, unsigned int rate,
+			       unsigned int max_inflight)
+{
+	sector_t limit = (sector_t)max_inflight << c->region_shift;
+
+	limit = min_t(sector_t, limit, MAX_INFLIGHT_SECTORS);
+	if (rate)
+		limit = min_t(sector_t, limit, rate_sectors(rate));
+	return limit;
+}
+
+void stream_copier_set_limits(struct stream_copier *c, unsigned int rate,
+			      unsigned int max_inflight)
+{
+	c->rate = rate;
+	c->max_inflight = max_inflight;
+	c->inflight_limit = inflight_limit(c, rate, max_inflight);
+	c->piece_sectors = piece_sectors(rate);
+}
+
+/* Room for @sectors more: always when nothing is in flight. */
+static bool inflight_room(struct stream_copier *c, sector_t sectors)
+{
+	return !c->inflight_sectors || c->inflight_sectors + sectors <= c->inflight_limit;
+}
+
 /*
  * Rate limit: a token bucket holding at most a quarter second of copying
  * (and at least one run), in units of sectors * HZ so integer division
- * loses nothing.
+ * loses nothing. Returns 0 and takes tokens when @sectors may be copied
+ * now, else the jiffies to wait.
  */
-unsigned long stream_copier_throttle(struct stream_copier *c, unsigned int rate,
-				     sector_t sectors)
+static unsigned long throttle(struct stream_copier *c, sector_t sectors)
 {
-	u64 per_sec = (u64)rate * 2;	/* sectors per second */
+	u64 per_sec = rate_sectors(c->rate);
 	unsigned long now = jiffies;
 	unsigned long elapsed;
 	s64 cap;
 
-	if (!rate)
+	if (!c->rate)
 		return 0;
 
 	elapsed = min_t(unsigned long, now - c->last_refill, HZ);
 	c->last_refill = now;
-	cap = max_t(s64, per_sec * HZ / 4, (s64)sectors * HZ);
+	cap = max_t(s64, per_sec * HZ / BUCKET_PART, (s64)sectors * HZ);
 	c->tokens = min_t(s64, c->tokens + (s64)elapsed * per_sec, cap);
 
 	if (c->tokens < 0)
@@ -330,6 +403,75 @@ unsigned long stream_copier_throttle(struct stream_copier *c, unsigned int rate,
 	/* Go into debt: the next run waits until it is paid back. */
 	c->tokens -= (s64)sectors * HZ;
 	return 0;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Background copies */
+void stream_copier_take_pending(struct stream_copier *c, struct list_head *list)
+{
+	list_splice_tail_init(&c->pending, list);
+}
+
+void stream_copier_hold(struct stream_copier *c, struct stream_job *job)
+{
+	list_add_tail(&job->list, &c->pending);
+}
+
+bool stream_copier_continue_limited(struct stream_copier *c, struct stream_job *job,
+				    unsigned long *wait)
+{
+	*wait = 0;
+	if (inflight_room(c, next_piece(c, job))) {
+		*wait = throttle(c, next_piece(c, job));
+		if (!*wait) {
+			stream_copier_continue(c, job);
+			return true;
+		}
+	}
+	stream_copier_hold(c, job);
+	return false;
+}
+
+bool stream_copier_background_idle(struct stream_copier *c)
+{
+	return !c->background_regions;
+}
+
+void stream_copier_rewind(struct stream_copier *c)
+{
+	c->cursor = 0;
+}
+
+enum stream_start stream_copier_start(struct stream_copier *c, unsigned long *wait)
+{
+	unsigned long merge = max_t(unsigned long, 1, c->piece_sectors >> c->region_shift);
+	unsigned long region, nr;
+	sector_t first;
+
+	if (c->background_regions >= c->max_inflight)
+		return STREAM_START_FULL;
+
+	nr = next_run(c, min(merge, c->max_inflight - c->background_regions), &region);
+	if (!nr)
+		return STREAM_START_END;
+
+	/* The first piece: the first region clipped to the target, the others whole. */
+	first = min(c->piece_sectors, run_sectors(c, region, 1) +
+		    ((sector_t)(nr - 1) << c->region_shift));
+	if (!inflight_room(c, first)) {
+		c->cursor = region;
+		return STREAM_START_FULL;
+	}
+	*wait = throttle(c, first);
+	if (*wait) {
+		c->cursor = region;
+		return STREAM_START_THROTTLED;
+	}
+	if (!copy_run(c, region, nr, true)) {
+		c->cursor = region;
+		return STREAM_START_NOMEM;
+	}
+	return STREAM_START_COPYING;
 }
 
 /*---------------------------------------------------------------------------*/
@@ -358,6 +500,7 @@ int stream_copier_init(struct stream_copier *c)
 	INIT_LIST_HEAD(&c->pending);
 	INIT_LIST_HEAD(&c->completed);
 	spin_lock_init(&c->lock);
+	c->piece_sectors = MERGE_SECTORS;
 	c->last_refill = jiffies;
 	return 0;
 

@@ -70,8 +70,11 @@ struct stream_copier {
 	struct rb_root jobs;
 	struct list_head retry;
 	struct list_head pending;	/* background jobs between two pieces */
-	sector_t piece_sectors;		/* set by the caller before copying */
+	sector_t piece_sectors;
 	sector_t inflight_sectors;	/* of background pieces in flight */
+	unsigned int rate;		/* KiB/s, 0 = unlimited */
+	unsigned int max_inflight;	/* background regions */
+	sector_t inflight_limit;	/* background sectors */
 	unsigned long cursor;
 	unsigned long no_merge_end;	/* regions below: copied one by one */
 	unsigned long nr_jobs;
@@ -104,12 +107,12 @@ void stream_copier_exit(struct stream_copier *c);
 struct stream_job *stream_copier_find(struct stream_copier *c, unsigned long region);
 
 /*
- * Starts a copy of [region, region + nr) or, with @bio, claims one region
- * for a bio that overwrites it whole (the caller submits the bio). Returns
- * NULL when no memory is available without blocking: try again later.
+ * Starts a copy of @region for a bio, in one piece, or, with @bio, claims
+ * one region for a bio that overwrites it whole (the caller submits the
+ * bio). Returns NULL when no memory is available without blocking: try
+ * again later.
  */
-struct stream_job *stream_copier_copy(struct stream_copier *c, unsigned long region,
-				      unsigned long nr, bool background);
+struct stream_job *stream_copier_copy(struct stream_copier *c, unsigned long region);
 struct stream_job *stream_copier_claim(struct stream_copier *c, unsigned long region,
 				       struct bio *bio);
 
@@ -145,10 +148,20 @@ bool stream_copier_retry(struct stream_copier *c, struct stream_job *job, unsign
  * pending list.
  */
 bool stream_copier_piece_done(struct stream_copier *c, struct stream_job *job);
-/* The size of a pending job's next piece. */
-sector_t stream_copier_next_piece(struct stream_copier *c, struct stream_job *job);
-/* Takes a job off the pending list and issues its next piece. */
+/* Moves the background jobs between two pieces to @list. */
+void stream_copier_take_pending(struct stream_copier *c, struct list_head *list);
+/* Issues the next piece of a pending job (taken off the list if on it). */
 void stream_copier_continue(struct stream_copier *c, struct stream_job *job);
+/*
+ * The same within the limits: returns true when the piece was issued;
+ * otherwise puts the job back on the pending list, sets *@wait to the
+ * jiffies the rate limit asks to wait, or to 0 when there is no room in
+ * flight (a piece's end wakes the caller), and returns false.
+ */
+bool stream_copier_continue_limited(struct stream_copier *c, struct stream_job *job,
+				    unsigned long *wait);
+/* Puts a job taken with stream_copier_take_pending() back on the list. */
+void stream_copier_hold(struct stream_copier *c, struct stream_job *job);
 /* Any context: a job's copy or bio finished with @error. */
 void stream_copier_job_done(struct stream_job *job, int error);
 /* Moves the finished jobs to @list. */
@@ -165,18 +178,34 @@ unsigned long stream_copier_free_run(struct stream_copier *c, unsigned long star
 				     unsigned long end, unsigned long *region);
 
 /*
- * The next run of at most @max regions that are neither copied nor owned by
- * a job, scanning from the cursor to the end of the device. Returns its
- * length (0 at the end) and its first region in *@region.
+ * Background copies. Before each round, stream_copier_set_limits() gives
+ * the user's settings: @rate KiB/s (0 = unlimited) for the token bucket,
+ * and at most @max_inflight regions in flight. From them the copier takes
+ * its own bounds: pieces and merged runs of at most 1 MiB, and a quarter
+ * second of the rate when limited; in flight at most 16 MiB and one second
+ * of the rate.
  */
-unsigned long stream_copier_next_run(struct stream_copier *c, unsigned long max,
-				     unsigned long *region);
+void stream_copier_set_limits(struct stream_copier *c, unsigned int rate,
+			      unsigned int max_inflight);
+
+/* What stream_copier_start() did. */
+enum stream_start {
+	STREAM_START_COPYING,	/* started a copy: call again */
+	STREAM_START_END,	/* the cursor is at the end of the device */
+	STREAM_START_FULL,	/* limits reached: a piece's end wakes the caller */
+	STREAM_START_THROTTLED,	/* the rate limit: call again in *wait jiffies */
+	STREAM_START_NOMEM,	/* no job without blocking: call again later */
+};
 
 /*
- * Token bucket: returns 0 and takes tokens when @sectors may be copied now
- * at @rate KiB/s (0 = unlimited), else the jiffies to wait.
+ * Starts a background copy of the next run of regions that are neither
+ * copied nor owned by a job, from the cursor on, merging neighbours within
+ * the limits (regions below a split failed run one by one).
  */
-unsigned long stream_copier_throttle(struct stream_copier *c, unsigned int rate,
-				     sector_t sectors);
+enum stream_start stream_copier_start(struct stream_copier *c, unsigned long *wait);
+/* No background job: none in flight, between pieces or waiting to retry. */
+bool stream_copier_background_idle(struct stream_copier *c);
+/* Moves the cursor back to region 0, for a new pass. */
+void stream_copier_rewind(struct stream_copier *c);
 
 #endif /* DM_STREAM_COPIER_H */

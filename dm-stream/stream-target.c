@@ -31,13 +31,6 @@
 
 /*---------------------------------------------------------------------------*/
 /* Limits and defaults */
-/*
- * Neighbouring regions merged into one kcopyd job, and the pieces larger
- * regions are copied in: up to 1 MiB.
- */
-#define MERGE_SECTORS		2048
-/* Background copying in flight, whatever the region size: 16 MiB. */
-#define MAX_INFLIGHT_SECTORS	32768
 /* Background commit period when something changed. */
 #define COMMIT_PERIOD		HZ
 /* Wait before trying again when a job cannot be allocated. */
@@ -438,7 +431,7 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 			return;
 		}
 	} else {
-		job = stream_copier_copy(&sc->copier, region, 1, false);
+		job = stream_copier_copy(&sc->copier, region);
 		if (job) {
 			bio_list_add(&job->waiters, bio);
 			return;
@@ -624,7 +617,7 @@ static bool end_of_pass(struct stream_c *sc)
 	 * Judge the pass, and scan again, only once its last copies ended:
 	 * rescanning the whole bitmap at every completion would be wasted.
 	 */
-	if (sc->copier.background_regions)
+	if (!stream_copier_background_idle(&sc->copier))
 		return false;
 
 	if (sc->pass_errors) {
@@ -634,116 +627,67 @@ static bool end_of_pass(struct stream_c *sc)
 		dm_table_event(sc->ti->table);
 		return false;
 	}
-	sc->copier.cursor = 0;
+	stream_copier_rewind(&sc->copier);
 	return true;
 }
 
 /*
- * Background copies in flight, in sectors: max_inflight regions, but at
- * most 16 MiB and at most one second of copying at the rate limit,
- * whatever the region size. A suspend waits for these.
- */
-static sector_t inflight_limit(struct stream_c *sc, unsigned int rate)
-{
-	sector_t limit = (sector_t)READ_ONCE(sc->max_inflight) << sc->region_shift;
-
-	limit = min_t(sector_t, limit, MAX_INFLIGHT_SECTORS);
-	if (rate)
-		limit = min_t(sector_t, limit, (sector_t)rate * 2);
-	return limit;
-}
-
-/* Room for @sectors more: always when nothing is in flight. */
-static bool inflight_room(struct stream_copier *c, sector_t limit, sector_t sectors)
-{
-	return !c->inflight_sectors || c->inflight_sectors + sectors <= limit;
-}
-
-/*
- * Pieces and merged runs of at most 1 MiB; under a rate limit, of at most
- * a quarter second of it, which keeps copying smooth.
- */
-static sector_t piece_sectors(unsigned int rate)
-{
-	sector_t sectors = MERGE_SECTORS;
-
-	if (rate)
-		sectors = clamp_t(sector_t, (sector_t)rate / 2, STREAM_MIN_REGION_SECTORS, sectors);
-	return rounddown_pow_of_two(sectors);
-}
-
-/*
  * Background jobs between two pieces. One that a bio waits for goes on at
- * once. The others go on while streaming is allowed, within the limits;
- * a suspend drops them, and so does ro mode: their regions stay uncopied.
+ * once. The others go on while streaming is allowed, within the copier's
+ * limits; a suspend drops them, and so does ro mode: their regions stay
+ * uncopied.
  */
-static void process_pending(struct stream_c *sc, unsigned int rate, sector_t limit)
+static void process_pending(struct stream_c *sc)
 {
 	struct stream_copier *c = &sc->copier;
 	struct stream_job *job, *tmp;
 	unsigned long wait;
-	LIST_HEAD(later);
+	LIST_HEAD(list);
 
-	list_for_each_entry_safe(job, tmp, &c->pending, list) {
+	stream_copier_take_pending(c, &list);
+	list_for_each_entry_safe(job, tmp, &list, list) {
 		list_del_init(&job->list);
 		if (drop_for_suspend(sc, job))
 			continue;
-		if (!bio_list_empty(&job->waiters)) {
+		if (!bio_list_empty(&job->waiters))
 			stream_copier_continue(c, job);
-		} else if (get_mode(sc) != STREAM_MODE_RW) {
+		else if (get_mode(sc) != STREAM_MODE_RW)
 			release_job(sc, job, BLK_STS_OK);
-		} else if (!streaming_allowed(sc) ||
-			   !inflight_room(c, limit, stream_copier_next_piece(c, job))) {
-			list_add_tail(&job->list, &later);
-		} else {
-			wait = stream_copier_throttle(c, rate, stream_copier_next_piece(c, job));
-			if (wait) {
-				list_add_tail(&job->list, &later);
-				want_wake(sc, jiffies + wait);
-			} else {
-				stream_copier_continue(c, job);
-			}
-		}
+		else if (!streaming_allowed(sc))
+			stream_copier_hold(c, job);
+		else if (!stream_copier_continue_limited(c, job, &wait) && wait)
+			want_wake(sc, jiffies + wait);
 	}
-	list_splice(&later, &c->pending);
 }
 
-static void start_copies(struct stream_c *sc, unsigned int rate, sector_t limit)
+static void start_copies(struct stream_c *sc)
 {
 	struct stream_copier *c = &sc->copier;
-	unsigned int max_inflight = READ_ONCE(sc->max_inflight);
-	unsigned long merge = max_t(unsigned long, 1, c->piece_sectors >> sc->region_shift);
 	bool wrapped = false;
+	unsigned long wait;
 
 	if (test_and_clear_bit(STREAM_RESTART, &sc->flags)) {
-		c->cursor = 0;
+		stream_copier_rewind(c);
 		sc->pass_errors = false;
 	}
 
-	while (streaming_allowed(sc) && c->background_regions < max_inflight) {
-		unsigned long region, nr, wait;
-		sector_t first;
-
-		nr = stream_copier_next_run(c, min(merge, max_inflight - c->background_regions),
-					    &region);
-		if (!nr) {
+	while (streaming_allowed(sc)) {
+		switch (stream_copier_start(c, &wait)) {
+		case STREAM_START_COPYING:
+			break;
+		case STREAM_START_END:
 			if (wrapped || !end_of_pass(sc))
-				break;
+				return;
 			wrapped = true;
-			continue;
-		}
-
-		first = min(c->piece_sectors, region_sectors(sc, region) +
-			    ((sector_t)(nr - 1) << sc->region_shift));
-		if (!inflight_room(c, limit, first)) {
-			c->cursor = region;
 			break;
-		}
-		wait = stream_copier_throttle(c, rate, first);
-		if (wait || !stream_copier_copy(c, region, nr, true)) {
-			c->cursor = region;
-			want_wake(sc, jiffies + (wait ? wait : NOMEM_DELAY));
-			break;
+		case STREAM_START_FULL:
+			return;
+		case STREAM_START_THROTTLED:
+			want_wake(sc, jiffies + wait);
+			return;
+		case STREAM_START_NOMEM:
+			want_wake(sc, jiffies + NOMEM_DELAY);
+			return;
 		}
 	}
 }
@@ -751,12 +695,9 @@ static void start_copies(struct stream_c *sc, unsigned int rate, sector_t limit)
 /* Continues background jobs between pieces, then starts new ones. */
 static void background_copies(struct stream_c *sc)
 {
-	unsigned int rate = READ_ONCE(sc->rate);
-	sector_t limit = inflight_limit(sc, rate);
-
-	sc->copier.piece_sectors = piece_sectors(rate);
-	process_pending(sc, rate, limit);
-	start_copies(sc, rate, limit);
+	stream_copier_set_limits(&sc->copier, READ_ONCE(sc->rate), READ_ONCE(sc->max_inflight));
+	process_pending(sc);
+	start_copies(sc);
 }
 
 static void check_complete(struct stream_c *sc)
@@ -1155,7 +1096,6 @@ static int init_copier(struct stream_c *sc)
 	c->min_piece = max3((sector_t)STREAM_MIN_REGION_SECTORS,
 			    (sector_t)bdev_logical_block_size(c->origin) >> SECTOR_SHIFT,
 			    (sector_t)bdev_logical_block_size(c->dest) >> SECTOR_SHIFT);
-	c->piece_sectors = MERGE_SECTORS;
 	c->wake = wake_worker;
 	c->wake_context = sc;
 	return stream_copier_init(c);
