@@ -7,7 +7,10 @@
 #include <linux/dm-io.h>
 #include <linux/dm-kcopyd.h>
 #include <linux/jiffies.h>
+#include <linux/log2.h>
+#include <linux/mempool.h>
 #include <linux/slab.h>
+#include <linux/spinlock.h>
 
 #include "stream-copier.h"
 #include "stream-format.h"
@@ -29,6 +32,50 @@
 #define MAX_INFLIGHT_SECTORS	32768
 /* The token bucket holds 1 / BUCKET_PART second of copying at the rate. */
 #define BUCKET_PART		4
+
+struct stream_copier {
+	struct dm_kcopyd_client *kc;
+	struct block_device *origin;
+	struct block_device *dest;
+	struct stream_metadata *md;
+	sector_t target_len;
+	sector_t region_size;
+	unsigned int region_shift;
+	unsigned long nr_regions;
+	sector_t min_piece;		/* a multiple of the logical block sizes */
+
+	/*
+	 * Called when a job completes, with @lock held, in any context
+	 * (interrupt too): must not block or take @lock.
+	 */
+	void (*wake)(void *context);
+	void *wake_context;
+
+	/* Worker only. */
+	unsigned long *busy;		/* regions owned by a job */
+	struct rb_root jobs;
+	struct list_head retry;
+	struct list_head pending;	/* background jobs between two pieces */
+	sector_t piece_sectors;
+	sector_t inflight_sectors;	/* of background pieces in flight */
+	unsigned int rate;		/* KiB/s, 0 = unlimited */
+	unsigned int max_inflight;	/* background regions */
+	sector_t inflight_limit;	/* background sectors */
+	unsigned long cursor;
+	unsigned long no_merge_end;	/* regions below: copied one by one */
+	unsigned long nr_jobs;		/* read locklessly by stream_copier_idle() */
+	unsigned long background_regions;	/* in flight */
+	s64 tokens;			/* sectors * HZ */
+	unsigned long last_refill;
+
+	/* Read locklessly by stream_copier_copying(). */
+	unsigned long copying_regions;
+
+	spinlock_t lock;		/* protects completed */
+	struct list_head completed;
+
+	mempool_t job_pool;
+};
 
 static struct kmem_cache *_job_cache;
 
@@ -115,8 +162,8 @@ void stream_copier_job_done(struct stream_job *job, int error)
 	list_add_tail(&job->list, &c->completed);
 	/*
 	 * Under the lock: once it is dropped, the worker may end the job, a
-	 * suspend complete and the destructor free the target, whose wake
-	 * context this is.
+	 * suspend complete and the destructor free this copier and the
+	 * target, whose wake context this is.
 	 */
 	c->wake(c->wake_context);
 	spin_unlock_irqrestore(&c->lock, flags);
@@ -476,14 +523,43 @@ enum stream_start stream_copier_start(struct stream_copier *c, unsigned long *wa
 
 /*---------------------------------------------------------------------------*/
 /* Set up and tear down */
-int stream_copier_init(struct stream_copier *c)
+bool stream_copier_idle(struct stream_copier *c)
 {
+	return !READ_ONCE(c->nr_jobs);
+}
+
+unsigned long stream_copier_copying(struct stream_copier *c)
+{
+	return READ_ONCE(c->copying_regions);
+}
+
+struct stream_copier *stream_copier_create(const struct stream_copier_setup *setup)
+{
+	struct stream_copier *c;
 	int r;
+
+	c = kzalloc(sizeof(*c), GFP_KERNEL);
+	if (!c)
+		return ERR_PTR(-ENOMEM);
+	c->origin = setup->origin;
+	c->dest = setup->dest;
+	c->md = setup->md;
+	c->target_len = setup->target_len;
+	c->region_size = setup->region_size;
+	c->region_shift = __ffs(setup->region_size);
+	c->nr_regions = setup->nr_regions;
+	c->min_piece = max3((sector_t)STREAM_MIN_REGION_SECTORS,
+			    (sector_t)bdev_logical_block_size(c->origin) >> SECTOR_SHIFT,
+			    (sector_t)bdev_logical_block_size(c->dest) >> SECTOR_SHIFT);
+	c->wake = setup->wake;
+	c->wake_context = setup->wake_context;
 
 	/* One bit per region: up to 256 MiB, so not necessarily contiguous. */
 	c->busy = kvcalloc(BITS_TO_LONGS(c->nr_regions), sizeof(unsigned long), GFP_KERNEL);
-	if (!c->busy)
-		return -ENOMEM;
+	if (!c->busy) {
+		r = -ENOMEM;
+		goto bad_busy;
+	}
 
 	r = mempool_init_slab_pool(&c->job_pool, MIN_JOBS, _job_cache);
 	if (r)
@@ -502,13 +578,15 @@ int stream_copier_init(struct stream_copier *c)
 	spin_lock_init(&c->lock);
 	c->piece_sectors = MERGE_SECTORS;
 	c->last_refill = jiffies;
-	return 0;
+	return c;
 
 bad_kcopyd:
 	mempool_exit(&c->job_pool);
 bad_pool:
 	kvfree(c->busy);
-	return r;
+bad_busy:
+	kfree(c);
+	return ERR_PTR(r);
 }
 
 void stream_copier_stop(struct stream_copier *c)
@@ -518,12 +596,13 @@ void stream_copier_stop(struct stream_copier *c)
 	c->kc = NULL;
 }
 
-void stream_copier_exit(struct stream_copier *c)
+void stream_copier_destroy(struct stream_copier *c)
 {
 	WARN_ON(c->nr_jobs);
 	stream_copier_stop(c);
 	mempool_exit(&c->job_pool);
 	kvfree(c->busy);
+	kfree(c);
 }
 
 int __init stream_copier_module_init(void)

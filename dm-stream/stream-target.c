@@ -62,7 +62,7 @@ struct stream_c {
 	unsigned long nr_regions;
 
 	struct stream_metadata *md;
-	struct stream_copier copier;
+	struct stream_copier *copier;
 
 	unsigned long flags;
 	unsigned int rate;		/* KiB/s, 0 = unlimited */
@@ -347,7 +347,7 @@ static void process_discard(struct stream_c *sc, struct bio *bio)
 	unsigned long last = end == sc->ti->len ? sc->nr_regions : end >> sc->region_shift;
 
 	while (get_mode(sc) == STREAM_MODE_RW && r < last) {
-		unsigned long run = stream_copier_free_run(&sc->copier, r, last, &r);
+		unsigned long run = stream_copier_free_run(sc->copier, r, last, &r);
 
 		if (!run)
 			break;
@@ -406,7 +406,7 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 		return;
 	}
 
-	job = stream_copier_find(&sc->copier, region);
+	job = stream_copier_find(sc->copier, region);
 	if (job) {
 		bio_list_add(&job->waiters, bio);
 		return;
@@ -423,7 +423,7 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 	}
 
 	if (bio_covers_region(sc, bio)) {
-		job = stream_copier_claim(&sc->copier, region, bio);
+		job = stream_copier_claim(sc->copier, region, bio);
 		if (job) {
 			pb = dm_per_bio_data(bio, sizeof(*pb));
 			pb->job = job;
@@ -431,7 +431,7 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 			return;
 		}
 	} else {
-		job = stream_copier_copy(&sc->copier, region);
+		job = stream_copier_copy(sc->copier, region);
 		if (job) {
 			bio_list_add(&job->waiters, bio);
 			return;
@@ -481,7 +481,7 @@ static void release_job(struct stream_c *sc, struct stream_job *job, blk_status_
 	struct bio_list waiters = job->waiters;
 	struct bio *bio;
 
-	stream_copier_release(&sc->copier, job);
+	stream_copier_release(sc->copier, job);
 	if (status) {
 		end_bios(&waiters, status);
 		return;
@@ -545,7 +545,7 @@ static void copy_failed(struct stream_c *sc, struct stream_job *job)
 	if (drop_for_suspend(sc, job))
 		return;
 
-	switch (stream_copier_failed(&sc->copier, job, rw)) {
+	switch (stream_copier_failed(sc->copier, job, rw)) {
 	case STREAM_COPY_SPLIT:
 		release_job(sc, job, BLK_STS_OK);
 		break;
@@ -562,12 +562,12 @@ static void process_completed(struct stream_c *sc)
 	struct stream_job *job, *tmp;
 	LIST_HEAD(list);
 
-	stream_copier_take_completed(&sc->copier, &list);
+	stream_copier_take_completed(sc->copier, &list);
 	list_for_each_entry_safe(job, tmp, &list, list) {
 		list_del_init(&job->list);
 		if (job->overwrite) {
 			overwrite_done(sc, job);
-		} else if (!stream_copier_piece_done(&sc->copier, job)) {
+		} else if (!stream_copier_piece_done(sc->copier, job)) {
 			continue;	/* on the pending list */
 		} else if (job->error) {
 			copy_failed(sc, job);
@@ -585,14 +585,14 @@ static void process_retries(struct stream_c *sc)
 	unsigned long due;
 	LIST_HEAD(list);
 
-	stream_copier_take_retries(&sc->copier, &list);
+	stream_copier_take_retries(sc->copier, &list);
 	list_for_each_entry_safe(job, tmp, &list, list) {
 		list_del_init(&job->list);
 		if (drop_for_suspend(sc, job))
 			continue;
 		if (get_mode(sc) != STREAM_MODE_RW)
 			give_up(sc, job);
-		else if (!stream_copier_retry(&sc->copier, job, &due))
+		else if (!stream_copier_retry(sc->copier, job, &due))
 			want_wake(sc, due);
 	}
 }
@@ -617,7 +617,7 @@ static bool end_of_pass(struct stream_c *sc)
 	 * Judge the pass, and scan again, only once its last copies ended:
 	 * rescanning the whole bitmap at every completion would be wasted.
 	 */
-	if (!stream_copier_background_idle(&sc->copier))
+	if (!stream_copier_background_idle(sc->copier))
 		return false;
 
 	if (sc->pass_errors) {
@@ -627,7 +627,7 @@ static bool end_of_pass(struct stream_c *sc)
 		dm_table_event(sc->ti->table);
 		return false;
 	}
-	stream_copier_rewind(&sc->copier);
+	stream_copier_rewind(sc->copier);
 	return true;
 }
 
@@ -639,7 +639,7 @@ static bool end_of_pass(struct stream_c *sc)
  */
 static void process_pending(struct stream_c *sc)
 {
-	struct stream_copier *c = &sc->copier;
+	struct stream_copier *c = sc->copier;
 	struct stream_job *job, *tmp;
 	unsigned long wait;
 	LIST_HEAD(list);
@@ -662,7 +662,7 @@ static void process_pending(struct stream_c *sc)
 
 static void start_copies(struct stream_c *sc)
 {
-	struct stream_copier *c = &sc->copier;
+	struct stream_copier *c = sc->copier;
 	bool wrapped = false;
 	unsigned long wait;
 
@@ -695,7 +695,7 @@ static void start_copies(struct stream_c *sc)
 /* Continues background jobs between pieces, then starts new ones. */
 static void background_copies(struct stream_c *sc)
 {
-	stream_copier_set_limits(&sc->copier, READ_ONCE(sc->rate), READ_ONCE(sc->max_inflight));
+	stream_copier_set_limits(sc->copier, READ_ONCE(sc->rate), READ_ONCE(sc->max_inflight));
 	process_pending(sc);
 	start_copies(sc);
 }
@@ -738,7 +738,7 @@ static void do_worker(struct work_struct *ws)
 	background_copies(sc);
 	check_complete(sc);
 
-	if (!READ_ONCE(sc->copier.nr_jobs))
+	if (stream_copier_idle(sc->copier))
 		wake_up(&sc->drain);
 	/* The destructor sets DYING before it flushes us and cancels the waker. */
 	if (sc->next_wake && !test_bit(STREAM_DYING, &sc->flags))
@@ -880,7 +880,7 @@ static void stream_status(struct dm_target *ti, status_type_t type, unsigned int
 		       stream_md_used_blocks(sc->md), stream_md_total_blocks(sc->md),
 		       (unsigned long long)sc->region_size,
 		       stream_md_nr_copied(sc->md), sc->nr_regions,
-		       READ_ONCE(sc->copier.copying_regions),
+		       stream_copier_copying(sc->copier),
 		       state_name(sc), mode_name(mode), READ_ONCE(sc->copy_errors));
 		emit_opt_args(sc, result, maxlen, &sz);
 		break;
@@ -1082,23 +1082,21 @@ static void put_devices(struct stream_c *sc)
 		dm_put_device(sc->ti, sc->meta_dev);
 }
 
-static int init_copier(struct stream_c *sc)
+static int create_copier(struct stream_c *sc)
 {
-	struct stream_copier *c = &sc->copier;
+	struct stream_copier_setup setup = {
+		.origin = sc->origin_dev->bdev,
+		.dest = sc->dest_dev->bdev,
+		.md = sc->md,
+		.target_len = sc->ti->len,
+		.region_size = sc->region_size,
+		.nr_regions = sc->nr_regions,
+		.wake = wake_worker,
+		.wake_context = sc,
+	};
 
-	c->origin = sc->origin_dev->bdev;
-	c->dest = sc->dest_dev->bdev;
-	c->md = sc->md;
-	c->target_len = sc->ti->len;
-	c->region_size = sc->region_size;
-	c->region_shift = sc->region_shift;
-	c->nr_regions = sc->nr_regions;
-	c->min_piece = max3((sector_t)STREAM_MIN_REGION_SECTORS,
-			    (sector_t)bdev_logical_block_size(c->origin) >> SECTOR_SHIFT,
-			    (sector_t)bdev_logical_block_size(c->dest) >> SECTOR_SHIFT);
-	c->wake = wake_worker;
-	c->wake_context = sc;
-	return stream_copier_init(c);
+	sc->copier = stream_copier_create(&setup);
+	return PTR_ERR_OR_ZERO(sc->copier);
 }
 
 /*
@@ -1158,7 +1156,7 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
 		set_bit(STREAM_COMPLETE, &sc->flags);
 
-	r = init_copier(sc);
+	r = create_copier(sc);
 	if (r) {
 		ti->error = "Cannot set up the copier";
 		goto bad_copier;
@@ -1197,7 +1195,7 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 bad_io_len:
 	destroy_workqueue(sc->wq);
 bad_wq:
-	stream_copier_exit(&sc->copier);
+	stream_copier_destroy(sc->copier);
 bad_copier:
 	stream_md_close(sc->md, ti->table);
 bad_devices:
@@ -1223,11 +1221,11 @@ static void stream_dtr(struct dm_target *ti)
 	 * cancelled, and the workqueue is empty when it is destroyed.
 	 */
 	set_bit(STREAM_DYING, &sc->flags);
-	stream_copier_stop(&sc->copier);
+	stream_copier_stop(sc->copier);
 	flush_workqueue(sc->wq);
 	cancel_delayed_work_sync(&sc->waker);
 	destroy_workqueue(sc->wq);
-	stream_copier_exit(&sc->copier);
+	stream_copier_destroy(sc->copier);
 	stream_md_close(sc->md, ti->table);
 	put_devices(sc);
 	kfree(sc);
@@ -1261,7 +1259,7 @@ static void stream_postsuspend(struct dm_target *ti)
 	struct stream_c *sc = ti->private;
 
 	/* dm waited for our bios; now wait for the copies they did not need. */
-	wait_event(sc->drain, !READ_ONCE(sc->copier.nr_jobs));
+	wait_event(sc->drain, stream_copier_idle(sc->copier));
 
 	clear_bit(STREAM_REQUEUE, &sc->flags);
 	set_bit(STREAM_COMMIT_NOW, &sc->flags);
