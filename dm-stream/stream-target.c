@@ -31,18 +31,8 @@
 
 /*---------------------------------------------------------------------------*/
 /* Limits and defaults */
-/*
- * Neighbouring regions merged into one kcopyd job, and the pieces larger
- * regions are copied in: up to 1 MiB.
- */
-#define MERGE_SECTORS		2048
-/* Background copying in flight, whatever the region size: 16 MiB. */
-#define MAX_INFLIGHT_SECTORS	32768
 /* Background commit period when something changed. */
 #define COMMIT_PERIOD		HZ
-/* A failed copy is tried this many times in all, with doubling delays. */
-#define MAX_COPY_TRIES		4
-#define RETRY_DELAY		(HZ / 10)
 /* Wait before trying again when a job cannot be allocated. */
 #define NOMEM_DELAY		(HZ / 10)
 
@@ -72,7 +62,7 @@ struct stream_c {
 	unsigned long nr_regions;
 
 	struct stream_metadata *md;
-	struct stream_copier copier;
+	struct stream_copier *copier;
 
 	unsigned long flags;
 	unsigned int rate;		/* KiB/s, 0 = unlimited */
@@ -357,17 +347,10 @@ static void process_discard(struct stream_c *sc, struct bio *bio)
 	unsigned long last = end == sc->ti->len ? sc->nr_regions : end >> sc->region_shift;
 
 	while (get_mode(sc) == STREAM_MODE_RW && r < last) {
-		unsigned long run;
+		unsigned long run = stream_copier_free_run(sc->copier, r, last, &r);
 
-		r = stream_md_next_uncopied(sc->md, r);
-		if (r >= last)
+		if (!run)
 			break;
-		if (test_bit(r, sc->copier.busy)) {
-			r++;
-			continue;
-		}
-		run = min(stream_md_next_copied(sc->md, r, last),
-			  find_next_bit(sc->copier.busy, last, r)) - r;
 		mark_copied(sc, r, run);
 		r += run;
 	}
@@ -423,7 +406,7 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 		return;
 	}
 
-	job = stream_copier_find(&sc->copier, region);
+	job = stream_copier_find(sc->copier, region);
 	if (job) {
 		bio_list_add(&job->waiters, bio);
 		return;
@@ -440,7 +423,7 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 	}
 
 	if (bio_covers_region(sc, bio)) {
-		job = stream_copier_claim(&sc->copier, region, bio);
+		job = stream_copier_claim(sc->copier, region, bio);
 		if (job) {
 			pb = dm_per_bio_data(bio, sizeof(*pb));
 			pb->job = job;
@@ -448,7 +431,7 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 			return;
 		}
 	} else {
-		job = stream_copier_copy(&sc->copier, region, 1, false);
+		job = stream_copier_copy(sc->copier, region);
 		if (job) {
 			bio_list_add(&job->waiters, bio);
 			return;
@@ -498,7 +481,7 @@ static void release_job(struct stream_c *sc, struct stream_job *job, blk_status_
 	struct bio_list waiters = job->waiters;
 	struct bio *bio;
 
-	stream_copier_release(&sc->copier, job);
+	stream_copier_release(sc->copier, job);
 	if (status) {
 		end_bios(&waiters, status);
 		return;
@@ -562,25 +545,16 @@ static void copy_failed(struct stream_c *sc, struct stream_job *job)
 	if (drop_for_suspend(sc, job))
 		return;
 
-	/*
-	 * One bad sector must not cost a whole merged run: copy its regions
-	 * again one by one, so only the bad ones are retried and given up.
-	 */
-	if (job->nr > 1 && rw) {
-		struct stream_copier *c = &sc->copier;
-
-		c->cursor = min(c->cursor, job->region);
-		c->no_merge_end = max(c->no_merge_end, job->region + job->nr);
+	switch (stream_copier_failed(sc->copier, job, rw)) {
+	case STREAM_COPY_SPLIT:
 		release_job(sc, job, BLK_STS_OK);
-		return;
+		break;
+	case STREAM_COPY_RETRY:
+		break;
+	case STREAM_COPY_GIVE_UP:
+		give_up(sc, job);
+		break;
 	}
-
-	if (job->tries < MAX_COPY_TRIES && rw) {
-		job->retry_at = jiffies + (RETRY_DELAY << (job->tries - 1));
-		list_add_tail(&job->list, &sc->copier.retry);
-		return;
-	}
-	give_up(sc, job);
 }
 
 static void process_completed(struct stream_c *sc)
@@ -588,12 +562,12 @@ static void process_completed(struct stream_c *sc)
 	struct stream_job *job, *tmp;
 	LIST_HEAD(list);
 
-	stream_copier_take_completed(&sc->copier, &list);
+	stream_copier_take_completed(sc->copier, &list);
 	list_for_each_entry_safe(job, tmp, &list, list) {
 		list_del_init(&job->list);
 		if (job->overwrite) {
 			overwrite_done(sc, job);
-		} else if (!stream_copier_piece_done(&sc->copier, job)) {
+		} else if (!stream_copier_piece_done(sc->copier, job)) {
 			continue;	/* on the pending list */
 		} else if (job->error) {
 			copy_failed(sc, job);
@@ -608,22 +582,19 @@ static void process_completed(struct stream_c *sc)
 static void process_retries(struct stream_c *sc)
 {
 	struct stream_job *job, *tmp;
-	LIST_HEAD(later);
+	unsigned long due;
+	LIST_HEAD(list);
 
-	list_for_each_entry_safe(job, tmp, &sc->copier.retry, list) {
+	stream_copier_take_retries(sc->copier, &list);
+	list_for_each_entry_safe(job, tmp, &list, list) {
 		list_del_init(&job->list);
 		if (drop_for_suspend(sc, job))
 			continue;
-		if (get_mode(sc) != STREAM_MODE_RW) {
+		if (get_mode(sc) != STREAM_MODE_RW)
 			give_up(sc, job);
-		} else if (time_after_eq(jiffies, job->retry_at)) {
-			stream_copier_retry(&sc->copier, job);
-		} else {
-			list_add_tail(&job->list, &later);
-			want_wake(sc, job->retry_at);
-		}
+		else if (!stream_copier_retry(sc->copier, job, &due))
+			want_wake(sc, due);
 	}
-	list_splice(&later, &sc->copier.retry);
 }
 
 /*---------------------------------------------------------------------------*/
@@ -646,7 +617,7 @@ static bool end_of_pass(struct stream_c *sc)
 	 * Judge the pass, and scan again, only once its last copies ended:
 	 * rescanning the whole bitmap at every completion would be wasted.
 	 */
-	if (sc->copier.background_regions)
+	if (!stream_copier_background_idle(sc->copier))
 		return false;
 
 	if (sc->pass_errors) {
@@ -656,116 +627,67 @@ static bool end_of_pass(struct stream_c *sc)
 		dm_table_event(sc->ti->table);
 		return false;
 	}
-	sc->copier.cursor = 0;
+	stream_copier_rewind(sc->copier);
 	return true;
 }
 
 /*
- * Background copies in flight, in sectors: max_inflight regions, but at
- * most 16 MiB and at most one second of copying at the rate limit,
- * whatever the region size. A suspend waits for these.
- */
-static sector_t inflight_limit(struct stream_c *sc, unsigned int rate)
-{
-	sector_t limit = (sector_t)READ_ONCE(sc->max_inflight) << sc->region_shift;
-
-	limit = min_t(sector_t, limit, MAX_INFLIGHT_SECTORS);
-	if (rate)
-		limit = min_t(sector_t, limit, (sector_t)rate * 2);
-	return limit;
-}
-
-/* Room for @sectors more: always when nothing is in flight. */
-static bool inflight_room(struct stream_copier *c, sector_t limit, sector_t sectors)
-{
-	return !c->inflight_sectors || c->inflight_sectors + sectors <= limit;
-}
-
-/*
- * Pieces and merged runs of at most 1 MiB; under a rate limit, of at most
- * a quarter second of it, which keeps copying smooth.
- */
-static sector_t piece_sectors(unsigned int rate)
-{
-	sector_t sectors = MERGE_SECTORS;
-
-	if (rate)
-		sectors = clamp_t(sector_t, (sector_t)rate / 2, STREAM_MIN_REGION_SECTORS, sectors);
-	return rounddown_pow_of_two(sectors);
-}
-
-/*
  * Background jobs between two pieces. One that a bio waits for goes on at
- * once. The others go on while streaming is allowed, within the limits;
- * a suspend drops them, and so does ro mode: their regions stay uncopied.
+ * once. The others go on while streaming is allowed, within the copier's
+ * limits; a suspend drops them, and so does ro mode: their regions stay
+ * uncopied.
  */
-static void process_pending(struct stream_c *sc, unsigned int rate, sector_t limit)
+static void process_pending(struct stream_c *sc)
 {
-	struct stream_copier *c = &sc->copier;
+	struct stream_copier *c = sc->copier;
 	struct stream_job *job, *tmp;
 	unsigned long wait;
-	LIST_HEAD(later);
+	LIST_HEAD(list);
 
-	list_for_each_entry_safe(job, tmp, &c->pending, list) {
+	stream_copier_take_pending(c, &list);
+	list_for_each_entry_safe(job, tmp, &list, list) {
 		list_del_init(&job->list);
 		if (drop_for_suspend(sc, job))
 			continue;
-		if (!bio_list_empty(&job->waiters)) {
+		if (!bio_list_empty(&job->waiters))
 			stream_copier_continue(c, job);
-		} else if (get_mode(sc) != STREAM_MODE_RW) {
+		else if (get_mode(sc) != STREAM_MODE_RW)
 			release_job(sc, job, BLK_STS_OK);
-		} else if (!streaming_allowed(sc) ||
-			   !inflight_room(c, limit, stream_copier_next_piece(c, job))) {
-			list_add_tail(&job->list, &later);
-		} else {
-			wait = stream_copier_throttle(c, rate, stream_copier_next_piece(c, job));
-			if (wait) {
-				list_add_tail(&job->list, &later);
-				want_wake(sc, jiffies + wait);
-			} else {
-				stream_copier_continue(c, job);
-			}
-		}
+		else if (!streaming_allowed(sc))
+			stream_copier_hold(c, job);
+		else if (!stream_copier_continue_limited(c, job, &wait) && wait)
+			want_wake(sc, jiffies + wait);
 	}
-	list_splice(&later, &c->pending);
 }
 
-static void start_copies(struct stream_c *sc, unsigned int rate, sector_t limit)
+static void start_copies(struct stream_c *sc)
 {
-	struct stream_copier *c = &sc->copier;
-	unsigned int max_inflight = READ_ONCE(sc->max_inflight);
-	unsigned long merge = max_t(unsigned long, 1, c->piece_sectors >> sc->region_shift);
+	struct stream_copier *c = sc->copier;
 	bool wrapped = false;
+	unsigned long wait;
 
 	if (test_and_clear_bit(STREAM_RESTART, &sc->flags)) {
-		c->cursor = 0;
+		stream_copier_rewind(c);
 		sc->pass_errors = false;
 	}
 
-	while (streaming_allowed(sc) && c->background_regions < max_inflight) {
-		unsigned long region, nr, wait;
-		sector_t first;
-
-		nr = stream_copier_next_run(c, min(merge, max_inflight - c->background_regions),
-					    &region);
-		if (!nr) {
+	while (streaming_allowed(sc)) {
+		switch (stream_copier_start(c, &wait)) {
+		case STREAM_START_COPYING:
+			break;
+		case STREAM_START_END:
 			if (wrapped || !end_of_pass(sc))
-				break;
+				return;
 			wrapped = true;
-			continue;
-		}
-
-		first = min(c->piece_sectors, region_sectors(sc, region) +
-			    ((sector_t)(nr - 1) << sc->region_shift));
-		if (!inflight_room(c, limit, first)) {
-			c->cursor = region;
 			break;
-		}
-		wait = stream_copier_throttle(c, rate, first);
-		if (wait || !stream_copier_copy(c, region, nr, true)) {
-			c->cursor = region;
-			want_wake(sc, jiffies + (wait ? wait : NOMEM_DELAY));
-			break;
+		case STREAM_START_FULL:
+			return;
+		case STREAM_START_THROTTLED:
+			want_wake(sc, jiffies + wait);
+			return;
+		case STREAM_START_NOMEM:
+			want_wake(sc, jiffies + NOMEM_DELAY);
+			return;
 		}
 	}
 }
@@ -773,12 +695,9 @@ static void start_copies(struct stream_c *sc, unsigned int rate, sector_t limit)
 /* Continues background jobs between pieces, then starts new ones. */
 static void background_copies(struct stream_c *sc)
 {
-	unsigned int rate = READ_ONCE(sc->rate);
-	sector_t limit = inflight_limit(sc, rate);
-
-	sc->copier.piece_sectors = piece_sectors(rate);
-	process_pending(sc, rate, limit);
-	start_copies(sc, rate, limit);
+	stream_copier_set_limits(sc->copier, READ_ONCE(sc->rate), READ_ONCE(sc->max_inflight));
+	process_pending(sc);
+	start_copies(sc);
 }
 
 static void check_complete(struct stream_c *sc)
@@ -819,7 +738,7 @@ static void do_worker(struct work_struct *ws)
 	background_copies(sc);
 	check_complete(sc);
 
-	if (!READ_ONCE(sc->copier.nr_jobs))
+	if (stream_copier_idle(sc->copier))
 		wake_up(&sc->drain);
 	/* The destructor sets DYING before it flushes us and cancels the waker. */
 	if (sc->next_wake && !test_bit(STREAM_DYING, &sc->flags))
@@ -961,7 +880,7 @@ static void stream_status(struct dm_target *ti, status_type_t type, unsigned int
 		       stream_md_used_blocks(sc->md), stream_md_total_blocks(sc->md),
 		       (unsigned long long)sc->region_size,
 		       stream_md_nr_copied(sc->md), sc->nr_regions,
-		       READ_ONCE(sc->copier.copying_regions),
+		       stream_copier_copying(sc->copier),
 		       state_name(sc), mode_name(mode), READ_ONCE(sc->copy_errors));
 		emit_opt_args(sc, result, maxlen, &sz);
 		break;
@@ -1163,24 +1082,21 @@ static void put_devices(struct stream_c *sc)
 		dm_put_device(sc->ti, sc->meta_dev);
 }
 
-static int init_copier(struct stream_c *sc)
+static int create_copier(struct stream_c *sc)
 {
-	struct stream_copier *c = &sc->copier;
+	struct stream_copier_setup setup = {
+		.origin = sc->origin_dev->bdev,
+		.dest = sc->dest_dev->bdev,
+		.md = sc->md,
+		.target_len = sc->ti->len,
+		.region_size = sc->region_size,
+		.nr_regions = sc->nr_regions,
+		.wake = wake_worker,
+		.wake_context = sc,
+	};
 
-	c->origin = sc->origin_dev->bdev;
-	c->dest = sc->dest_dev->bdev;
-	c->md = sc->md;
-	c->target_len = sc->ti->len;
-	c->region_size = sc->region_size;
-	c->region_shift = sc->region_shift;
-	c->nr_regions = sc->nr_regions;
-	c->min_piece = max3((sector_t)STREAM_MIN_REGION_SECTORS,
-			    (sector_t)bdev_logical_block_size(c->origin) >> SECTOR_SHIFT,
-			    (sector_t)bdev_logical_block_size(c->dest) >> SECTOR_SHIFT);
-	c->piece_sectors = MERGE_SECTORS;
-	c->wake = wake_worker;
-	c->wake_context = sc;
-	return stream_copier_init(c);
+	sc->copier = stream_copier_create(&setup);
+	return PTR_ERR_OR_ZERO(sc->copier);
 }
 
 /*
@@ -1240,7 +1156,7 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
 		set_bit(STREAM_COMPLETE, &sc->flags);
 
-	r = init_copier(sc);
+	r = create_copier(sc);
 	if (r) {
 		ti->error = "Cannot set up the copier";
 		goto bad_copier;
@@ -1279,7 +1195,7 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 bad_io_len:
 	destroy_workqueue(sc->wq);
 bad_wq:
-	stream_copier_exit(&sc->copier);
+	stream_copier_destroy(sc->copier);
 bad_copier:
 	stream_md_close(sc->md, ti->table);
 bad_devices:
@@ -1305,11 +1221,11 @@ static void stream_dtr(struct dm_target *ti)
 	 * cancelled, and the workqueue is empty when it is destroyed.
 	 */
 	set_bit(STREAM_DYING, &sc->flags);
-	stream_copier_stop(&sc->copier);
+	stream_copier_stop(sc->copier);
 	flush_workqueue(sc->wq);
 	cancel_delayed_work_sync(&sc->waker);
 	destroy_workqueue(sc->wq);
-	stream_copier_exit(&sc->copier);
+	stream_copier_destroy(sc->copier);
 	stream_md_close(sc->md, ti->table);
 	put_devices(sc);
 	kfree(sc);
@@ -1343,7 +1259,7 @@ static void stream_postsuspend(struct dm_target *ti)
 	struct stream_c *sc = ti->private;
 
 	/* dm waited for our bios; now wait for the copies they did not need. */
-	wait_event(sc->drain, !READ_ONCE(sc->copier.nr_jobs));
+	wait_event(sc->drain, stream_copier_idle(sc->copier));
 
 	clear_bit(STREAM_REQUEUE, &sc->flags);
 	set_bit(STREAM_COMMIT_NOW, &sc->flags);
