@@ -148,7 +148,8 @@ static struct stream_job *job_alloc(struct stream_copier *c, unsigned long regio
 
 	bitmap_set(c->busy, region, nr);
 	jobs_insert(c, job);
-	c->nr_jobs++;
+	/* Pairs with READ_ONCE() in stream_copier_idle(). */
+	WRITE_ONCE(c->nr_jobs, c->nr_jobs + 1);
 	return job;
 }
 
@@ -306,7 +307,7 @@ void stream_copier_release(struct stream_copier *c, struct stream_job *job)
 		c->background_regions -= job->nr;
 	if (!job->overwrite)
 		WRITE_ONCE(c->copying_regions, c->copying_regions - job->nr);
-	c->nr_jobs--;
+	WRITE_ONCE(c->nr_jobs, c->nr_jobs - 1);
 	mempool_free(job, &c->job_pool);
 }
 

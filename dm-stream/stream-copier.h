@@ -39,11 +39,14 @@
  *   be called from any context without locks (postsuspend, status); they
  *   read counters the worker writes.
  * - Every other function must be serialised by the caller: the target
- *   calls them from its single worker only. They hold no lock of the
- *   caller's and never block: jobs are allocated with GFP_NOWAIT (a
- *   function that starts a job fails instead) and kcopyd is given its jobs
- *   without waiting. stream_copier_take_completed() takes the completion
- *   spinlock, disabling interrupts; the others take no locks.
+ *   calls them from its single worker only, in process context. They hold
+ *   no lock of the caller's. Jobs are allocated with GFP_NOWAIT (a
+ *   function that starts a job fails instead), but dm_kcopyd_copy() takes
+ *   its own job from a mempool with GFP_NOIO and may sleep there: the
+ *   functions that issue a copy (copy, retry, continue, continue_limited,
+ *   start) must not be called in atomic context.
+ *   stream_copier_take_completed() takes the completion spinlock,
+ *   disabling interrupts; the others take no locks.
  */
 #ifndef DM_STREAM_COPIER_H
 #define DM_STREAM_COPIER_H
