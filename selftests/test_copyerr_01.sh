@@ -24,8 +24,10 @@ sh_setup dm_create origin "0 $((BAD * RS)) linear $base 0
 $((BAD * RS)) $RS error
 $(((BAD + 1) * RS)) $((len - (BAD + 1) * RS)) linear $base $(((BAD + 1) * RS))"
 
-sh_setup dm_create s "0 $len stream $meta $dest $(dm_dev origin) $RS"
+# Created paused: the event counter is read before the pass can stall.
+sh_setup dm_create s "0 $len stream $meta $dest $(dm_dev origin) $RS 1 paused"
 ev0=$(sh_event_nr s)
+sh_setup dm_message s continue
 
 # Wait for the pass to end: every good region copied, the bad one given up.
 for ((i = 0; i < 60; i++)); do

@@ -33,6 +33,7 @@ sh_read "$ORIG" >"$IMG"
 ORIG_MD5=$(md5sum <"$IMG" | cut -d' ' -f1)
 TBL="0 $LEN stream $META $DEST $ORIG $RS"
 
+T0=$SECONDS
 sh_setup dm_create $NAME "$TBL 2 rate 1024"
 
 # 1: a partial write to the last region (copied first, then written).
@@ -61,10 +62,17 @@ SAMPLES="$SAMPLES $C_BEFORE"
 [ "$C_BEFORE" -lt "$PREV" ] && DROP=yes
 ktap_diag "copied samples at ~1 s intervals:$SAMPLES (of $NR)"
 ktap_check "copied count never drops while streaming" test -z "$DROP"
-# At 1024 KiB/s, 32 MiB take 32 s: after ~7 s the copy is partial. The
-# written region counts as copied, so more than 1 means streaming moved.
-ktap_check "rate 1024: streaming partial after ~7 s (1 < $C_BEFORE < $NR)" \
-	test "$C_BEFORE" -gt 1 -a "$C_BEFORE" -lt "$NR"
+# At 1024 KiB/s, 32 MiB take at least 32 s: after ~7 s the copy is
+# partial. The written region counts as copied, so more than 1 means
+# streaming moved. A host so slow that the sampling took 32 s cannot tell.
+ELAPSED=$((SECONDS - T0))
+if [ "$C_BEFORE" -eq "$NR" ] && [ "$ELAPSED" -ge 32 ]; then
+	ktap_skip "rate 1024: streaming partial after ~7 s" \
+		"the sampling took $ELAPSED s (a slow host): the copy could end"
+else
+	ktap_check "rate 1024: streaming partial after $ELAPSED s (1 < $C_BEFORE < $NR)" \
+		test "$C_BEFORE" -gt 1 -a "$C_BEFORE" -lt "$NR"
+fi
 
 dm_remove $NAME
 
@@ -74,8 +82,11 @@ if dm_create $NAME "$TBL 1 paused"; then
 	ktap_check "recreate: copied $C_AFTER >= $C_BEFORE seen before remove" \
 		test "$C_AFTER" -ge "$C_BEFORE"
 	sleep 3
-	ktap_check "recreated paused: state paused, count stays $C_AFTER" \
-		test "$(sh_state $NAME) $(sh_copied $NAME)" = "paused $C_AFTER"
+	# A copy that ended before the remove shows complete, not paused.
+	WANT=paused
+	[ "$C_AFTER" -eq "$NR" ] && WANT=complete
+	ktap_check "recreated paused: state $WANT, count stays $C_AFTER" \
+		test "$(sh_state $NAME) $(sh_copied $NAME)" = "$WANT $C_AFTER"
 	ktap_check "recreated paused: reads equal origin + write" \
 		test "$(sh_md5 "$(dm_dev $NAME)")" = "$IMG_MD5"
 	D=$(sh_tmpfile)

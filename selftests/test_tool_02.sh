@@ -17,6 +17,7 @@
 # start failing (dm-flakey error_writes, reloaded underneath) switches it to
 # ro: both make `wait` and `status --watch` exit 4 with the reason.
 
+# shellcheck disable=SC2153 # make_loop -v sets META2 and DEST2
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/common.sh"
 . "$DIR/stream_helpers.sh"

@@ -67,7 +67,7 @@ bad_sb()
 NEAR64="target_size=2**64-7"
 bad_sb "target of 2^64-7 sectors: its region count wraps to 0, 0 bitmap blocks" \
 	"makes 2305843009213693952 regions, above the limit" \
-	--region-size 8 --sb $NEAR64 --sb nr_regions=0 --sb nr_bitmap_blocks=0 \
+	--region-size 8 --sb "$NEAR64" --sb nr_regions=0 --sb nr_bitmap_blocks=0 \
 	--sb origin_size=2**64-7 --sb dest_size=2**64-7
 bad_sb "target of 2^64-1 sectors in 1 GiB regions, 0 regions" "above the limit" \
 	--region-size 2097152 --sb target_size=2**64-1 --sb nr_regions=0 \
@@ -103,7 +103,7 @@ python3 "$DIR/metaimg.py" "$IMG" --region-size 2097152 --target-size "2**52" --s
 tt_expect "the largest geometry (2^31 regions of 1 GiB, 2^54-1-sector devices) passes" 0 \
 	"2147483648 regions of 2097152 sectors" check --super-block-only "$IMG"
 
-python3 "$DIR/metaimg.py" "$IMG" --region-size 8 --sb $NEAR64 --sb nr_regions=0 \
+python3 "$DIR/metaimg.py" "$IMG" --region-size 8 --sb "$NEAR64" --sb nr_regions=0 \
 	--sb nr_bitmap_blocks=0 >/dev/null
 tt_expect "dump shows that target length without overflow" 3 \
 	"target_size +18446744073709551609 sectors \(8192\.0 EiB\)" dump "$IMG"
@@ -122,7 +122,7 @@ if python3 "$DIR/metaimg.py" "$IMG" --region-size 8 --target-size "2**34" --slot
 	l21=$(sed -n 21p <<<"$TT_ERR")
 	ktap_check "... blocks 0 to 19, then '... and 65903 more errors'" \
 		test "${l20#*: error: bitmap block 19 has no valid slot}" != "$l20" -a \
-		"${l21#$IMG: ... and 65903 more errors}" != "$l21"
+		"${l21#"$IMG": ... and 65903 more errors}" != "$l21"
 	ktap_check "... and the count line says 65923 errors" \
 		grep -q "^$IMG: 65923 errors, 0 non-fatal errors\$" <<<"$TT_OUT"
 	tt_run dump "$IMG"
