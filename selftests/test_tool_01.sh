@@ -24,12 +24,8 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/stream_helpers.sh"
 . "$DIR/tool_helpers.sh"
 
-DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
-[[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd dmsetup blockdev dd python3
-sh_require_stream
-
-ktap_plan 55
+sh_start 55
 
 RS=128				# sectors (64 KiB)
 MB=32

@@ -23,13 +23,8 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/stream_helpers.sh"
 . "$DIR/tool_helpers.sh"
 
-DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
-[[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd strace dmsetup blockdev dd python3 md5sum
-sh_require_stream
-require_module dm-flakey
-
-ktap_plan 27
+sh_start 27 dm-flakey
 
 RS=128
 MB=32

@@ -26,13 +26,8 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/stream_helpers.sh"
 . "$DIR/tool_helpers.sh"
 
-DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
-[[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd dmsetup blockdev dd python3 md5sum fio
-sh_require_stream
-require_module dm-flakey
-
-ktap_plan 26
+sh_start 26 dm-flakey
 
 MB=32
 LEN=$((MB * 2048))

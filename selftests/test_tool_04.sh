@@ -27,8 +27,6 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/common.sh"
 . "$DIR/tool_helpers.sh"
 
-DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
-[[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd python3 timeout mkfifo
 
 ktap_plan 27

@@ -30,12 +30,8 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/stream_helpers.sh"
 . "$DIR/tool_helpers.sh"
 
-DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
-[[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
 require_cmd dmsetup dd python3 timeout
-sh_require_stream
-
-ktap_plan 12
+sh_start 12
 
 RS=128				# sectors: 64 KiB regions
 LEN=$((2 * RS))			# two regions

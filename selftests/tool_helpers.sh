@@ -7,6 +7,9 @@
 # build, e.g. selftests/run-guest -e DMSTREAM=<path> -- selftests/run_tests.sh
 # test_tool_01; the path must be visible in the guest, not under /tmp).
 
+DMSTREAM=${DMSTREAM:-$REPO_ROOT/tools/dmstream}
+[[ -x $DMSTREAM ]] || ktap_skip_all "tools/dmstream is not built (make)"
+
 # tt_run ARGS...: dmstream ARGS; TT_RC, TT_OUT (stdout), TT_ERR (stderr).
 # With TT_TIMEOUT=SEC set, under timeout(1): a hang exits 124.
 tt_run()
