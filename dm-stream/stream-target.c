@@ -918,7 +918,7 @@ static int parse_number(const char *arg, unsigned long long min, unsigned long l
 	return 0;
 }
 
-static int parse_rate(const char *arg, unsigned int *rate)
+static int parse_rate_kib(const char *arg, unsigned int *rate)
 {
 	unsigned long long v;
 
@@ -962,7 +962,7 @@ static int parse_opt_args(struct dm_arg_set *as, struct stream_c *sc, char **err
 		} else if (!strcasecmp(arg, STREAM_OPT_NO_DISCARD_PASSDOWN)) {
 			clear_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
 		} else if (!strcasecmp(arg, STREAM_OPT_RATE)) {
-			if (!argc || parse_rate(dm_shift_arg(as), &sc->rate)) {
+			if (!argc || parse_rate_kib(dm_shift_arg(as), &sc->rate)) {
 				*error = "Invalid rate: expected KiB/s as an unsigned 32-bit number";
 				return -EINVAL;
 			}
@@ -1330,7 +1330,7 @@ static int stream_message(struct dm_target *ti, unsigned int argc, char **argv,
 		if (test_and_clear_bit(STREAM_STALLED, &sc->flags))
 			set_bit(STREAM_RESTART, &sc->flags);
 	} else if (argc == 2 && !strcasecmp(argv[0], STREAM_MSG_RATE)) {
-		if (parse_rate(argv[1], &value)) {
+		if (parse_rate_kib(argv[1], &value)) {
 			DMERR("invalid rate '%s': expected KiB/s", argv[1]);
 			return -EINVAL;
 		}
