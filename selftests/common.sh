@@ -59,6 +59,8 @@
 #            dm_dev NAME | dm_exists NAME | sectors DEV | cleanup_add CMD
 #   Kernel:  kmsg MSG | dmesg_since_mark
 #   Data:    pattern_file SEED SECTORS | dev_md5 DEV [SECTORS [OFFSET]]
+#   Python:  dmst_py MODULE ARGS...  (python3 -m dmst.MODULE: the tests'
+#            Python lives in the selftests/dmst package, never in heredocs)
 #
 # TABLE arguments are whole dmsetup table lines ("0 <len> <target> <args>");
 # several targets: one line each, separated by newlines.
@@ -293,6 +295,15 @@ _cleanup_all()
 trap _cleanup_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# --- Python ----------------------------------------------------------------
+
+# dmst_py MODULE ARGS...: python3 -m dmst.MODULE ARGS, with selftests/ on
+# the module path.
+dmst_py()
+{
+	PYTHONPATH=$TEST_DIR${PYTHONPATH:+:$PYTHONPATH} python3 -B -m "dmst.$1" "${@:2}"
+}
 
 # --- devices ---------------------------------------------------------------
 

@@ -310,21 +310,14 @@ sh_stat()
 # opened O_RDWR issues blkdev_issue_flush); python's exit status.
 sh_flush()
 {
-	python3 -c 'import os,sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-try:
-    os.fsync(fd)
-finally:
-    os.close(fd)' "$1"
+	dmst_py devio flush "$1"
 }
 
 # sh_discard DEV OFFSET_BYTES LEN_BYTES: BLKDISCARD, and nothing else
 # (blkdiscard probes the device for signatures first, which reads it).
 sh_discard()
 {
-	python3 -c 'import fcntl, os, struct, sys
-fd = os.open(sys.argv[1], os.O_WRONLY)
-fcntl.ioctl(fd, 0x1277, struct.pack("QQ", int(sys.argv[2]), int(sys.argv[3])))' "$@"
+	dmst_py devio discard "$@"
 }
 
 # sh_write_flush_probe DEV STAT_DEV LEN_BYTES PRIMER_OFFSET OFFSET
@@ -335,26 +328,7 @@ fcntl.ioctl(fd, 0x1277, struct.pack("QQ", int(sys.argv[2]), int(sys.argv[3])))' 
 # second write, between it and its flush, and after the flush.
 sh_write_flush_probe()
 {
-	python3 - "$1" "$(sh_sysfs "$2")/stat" "$3" "$4" "$5" <<'PY'
-import mmap, os, sys
-dev, stat = sys.argv[1], sys.argv[2]
-ln, p_off, off = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-def w():
-    with open(stat) as f:
-        return int(f.read().split()[4])
-buf = mmap.mmap(-1, ln)
-buf.write(os.urandom(ln))
-fd = os.open(dev, os.O_RDWR | os.O_DIRECT)
-os.pwritev(fd, [buf], p_off)
-os.fsync(fd)
-a = w()
-os.pwritev(fd, [buf], off)
-b = w()
-os.fsync(fd)
-c = w()
-os.close(fd)
-print(a, b, c)
-PY
+	dmst_py devio write-flush-probe "$1" "$(sh_sysfs "$2")/stat" "$3" "$4" "$5"
 }
 
 # ---- data ---------------------------------------------------------------------
@@ -414,21 +388,7 @@ sh_cmp()
 # those regions are compared.
 sh_regions_diff()
 {
-	python3 - "$@" <<'PY'
-import sys
-a, b, rb = sys.argv[1], sys.argv[2], int(sys.argv[3])
-only = [int(x) for x in sys.argv[4:]]
-out = []
-with open(a, "rb") as fa, open(b, "rb") as fb:
-    size = max(fa.seek(0, 2), fb.seek(0, 2))
-    regions = only if only else range((size + rb - 1) // rb)
-    for r in regions:
-        fa.seek(r * rb)
-        fb.seek(r * rb)
-        if fa.read(rb) != fb.read(rb):
-            out.append(str(r))
-print(" ".join(out))
-PY
+	dmst_py devio regions-diff "$@"
 }
 
 # _sh_mb DEV [MB]: MB, or the size of DEV in MiB.

@@ -187,24 +187,7 @@ dd if=/dev/urandom of="$(dm_dev s3)" bs=4096 count=1 oflag=direct conv=fsync sta
 dm_remove s3
 
 # Block 0's free slot: the current one with bit 1 set too, transaction 2.
-slot=$(python3 - "$meta3" "$TEST_DIR" <<'PY'
-import os, struct, sys
-sys.path.insert(0, sys.argv[2])
-import metaimg
-fd = os.open(sys.argv[1], os.O_RDWR)
-slots = [bytearray(os.pread(fd, 4096, 4096 * (1 + s))) for s in (0, 1)]
-tid = [struct.unpack_from("<Q", b, 16)[0] for b in slots]
-cur = 1 if tid[1] > tid[0] else 0
-b = slots[cur]
-assert tid[cur] == 1 and b[24] == 1, (tid, b[24])
-b[24] |= 2
-struct.pack_into("<QQ", b, 8, 2 - cur, 2)
-struct.pack_into("<I", b, 0, metaimg.csum(b, metaimg.BM_SALT))
-os.pwrite(fd, bytes(b), 4096 * (2 - cur))
-os.fsync(fd)
-print(1 - cur)
-PY
-)
+slot=$(dmst_py uncommitted "$meta3")
 if [[ $slot == [01] ]]; then
 	ktap_ok "bitmap block 0, slot $slot: an uncommitted transaction 2 with regions 0 and 1"
 else

@@ -78,23 +78,7 @@ TBL="0 $LEN stream $META $DEST $ODEV $RS"
 # filled with its number; the same bytes patched into the image IMG.
 checkerboard()
 {
-	python3 - "$1" "${2:-}" "$RB" "$NR" <<'PY'
-import mmap, os, struct, sys
-dev, img, rb, nr = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-buf = mmap.mmap(-1, rb)
-fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
-f = open(img, "r+b") if img else None
-for r in range(0, nr, 2):
-    data = struct.pack("<4sI", b"CHKB", r) * (rb // 8)
-    buf.seek(0)
-    buf.write(data)
-    os.pwrite(fd, buf, r * rb)
-    if f:
-        f.seek(r * rb)
-        f.write(data)
-os.fsync(fd)
-os.close(fd)
-PY
+	dmst_py devio checkerboard "$1" "${2:-}" "$RB" "$NR"
 }
 
 # The checkerboard, through a paused target over blank metadata: half the
