@@ -98,10 +98,7 @@ watcher=$!
 strace -f -e trace=ioctl -o "$TEST_TMP/wait.strace" \
 	"$DMSTREAM" wait $NAME >/dev/null 2>"$TEST_TMP/wait.err" &
 waiter=$!
-for ((i = 0; i < 240; i++)); do
-	grep -q DM_DEV_WAIT "$TEST_TMP/wait.strace" 2>/dev/null && break
-	sleep 0.5
-done
+sh_wait_for 120 grep -qs DM_DEV_WAIT "$TEST_TMP/wait.strace"
 tt_expect "continue: exit 0" 0 "" continue $NAME
 wait $waiter
 rc=$?
