@@ -19,7 +19,12 @@
  *
  * The superblock's fields all live in its first 512 bytes, so its write is
  * atomic on devices with 512-byte or larger sectors; its checksum catches a
- * torn write anyway.
+ * torn write anyway. Bytes [STREAM_IDENTITY_OFFSET, STREAM_BLOCK_SIZE) of
+ * the superblock block hold the identity record (struct
+ * stream_identity_disk), all zero when none was recorded. dmstream(8)
+ * writes it when it formats the metadata; the kernel only ever clears bits
+ * of its sample_checked field, which no torn write can make worse than
+ * either the old or the new value (a torn superblock fails its checksum).
  *
  * Checksums are CRC32C with seed 0xffffffff over the block from byte 4 (the
  * csum field excluded) to its end, without the final inversion, xor'ed with
@@ -59,6 +64,17 @@
 
 /* Superblock flags. */
 #define STREAM_SB_FLAG_NEEDS_CHECK	0x1U
+/*
+ * The origin may miss an acknowledged write: a one-way (non-mirror) table
+ * ran, mirroring was turned off, or an origin-leg write failed. Set and
+ * committed before the first such write is acknowledged; never cleared
+ * while any region is copied. Without it the origin holds every
+ * acknowledged write, and the stream can be abandoned with no loss.
+ */
+#define STREAM_SB_FLAG_ORIGIN_STALE	0x2U
+/* With ORIGIN_STALE: it was set because an origin-leg write failed. */
+#define STREAM_SB_FLAG_ORIGIN_FAILED	0x4U
+#define STREAM_SB_FLAGS_KNOWN		0x7U
 
 struct stream_superblock_disk {
 	__le32 csum;		/* over bytes [4, STREAM_BLOCK_SIZE) */
@@ -93,6 +109,70 @@ struct stream_bitmap_disk {
 	 * block r / STREAM_BITS_PER_BLOCK. Bits past nr_regions are zero.
 	 */
 	__u8 bits[];
+} __packed;
+
+/*
+ * The identity record, in the superblock block at STREAM_IDENTITY_OFFSET.
+ * Strings are NUL-padded and NUL-terminated within their field; an empty
+ * string means unknown. The kernel reads the samples only: the rest is for
+ * dmstream(8) (list, assemble, rebind).
+ */
+#define STREAM_IDENTITY_OFFSET		512
+#define STREAM_IDENTITY_MAGIC		0x4e444953U		/* "SIDN" */
+#define STREAM_ID_NAME_LEN		128	/* dm names are < 128 bytes */
+#define STREAM_ID_UUID_LEN		136	/* dm uuids are < 129 bytes */
+#define STREAM_ID_SERIAL_LEN		80
+#define STREAM_ID_TABLE_LEN		1024
+
+/*
+ * Origin fingerprint: up to STREAM_NR_SAMPLES samples of
+ * STREAM_SAMPLE_SECTORS sectors each, at sample_sector[i], with the CRC32C
+ * (seed 0xffffffff, no final inversion, like the block checksums) of what
+ * the origin held there when the record was written. The constructor reads
+ * every sample whose bit is set in sample_checked and refuses an origin
+ * that differs. A sample is unchecked from the moment the stream may write
+ * the origin there (mirror mode): the kernel clears its bit and commits
+ * before such a write is issued.
+ */
+#define STREAM_NR_SAMPLES		8
+#define STREAM_SAMPLE_SECTORS		8
+
+/* Options recorded for dmstream assemble, as in the table line. */
+#define STREAM_ID_OPT_MIRROR		0x1U
+#define STREAM_ID_OPT_NO_DISCARD_PASSDOWN 0x2U
+
+struct stream_device_identity_disk {
+	__le64 size;				/* sectors */
+	__le32 major, minor;			/* when recorded: a hint only */
+	char dm_name[STREAM_ID_NAME_LEN];	/* a dm device's name */
+	char dm_uuid[STREAM_ID_UUID_LEN];	/* a dm device's uuid */
+	char wwn[STREAM_ID_SERIAL_LEN];		/* udev ID_WWN_WITH_EXTENSION or ID_WWN */
+	char serial[STREAM_ID_SERIAL_LEN];	/* udev ID_SERIAL */
+	char part_uuid[40];			/* udev ID_PART_ENTRY_UUID */
+	char fs_uuid[40];			/* udev ID_FS_UUID: LVM PV, md ... */
+} __packed;
+
+struct stream_identity_disk {
+	__le32 magic;				/* STREAM_IDENTITY_MAGIC */
+	__le32 options;				/* STREAM_ID_OPT_* */
+	__le64 created;				/* seconds since the epoch */
+	char name[STREAM_ID_NAME_LEN];		/* the stream device's dm name */
+	char uuid[STREAM_ID_UUID_LEN];		/* its dm uuid, or "" */
+	__le32 rate_kib;
+	__le32 max_inflight;
+	__le32 sample_checked;			/* bit i: sample i is checked */
+	__le32 reserved0;
+	__le64 sample_sector[STREAM_NR_SAMPLES];
+	__le32 sample_csum[STREAM_NR_SAMPLES];
+	struct stream_device_identity_disk origin;
+	struct stream_device_identity_disk dest;
+	/*
+	 * dmstream copy of a device whose table is not one linear segment
+	 * makes a helper origin NAME-origin with that table: its table lines
+	 * ("<start> <length> <target> <args>", newline-separated), so that
+	 * abort and assemble can make it again. "" otherwise.
+	 */
+	char origin_table[STREAM_ID_TABLE_LEN];
 } __packed;
 
 /* Where bitmap block @index, slot @slot, lives on the metadata device. */

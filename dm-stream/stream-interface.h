@@ -13,7 +13,7 @@
 
 #define STREAM_TARGET_NAME		"stream"
 /* The major changes when a table, message or status line changes meaning. */
-#define STREAM_TARGET_VERSION_MAJOR	1
+#define STREAM_TARGET_VERSION_MAJOR	2
 #define STREAM_TARGET_VERSION_MINOR	0
 #define STREAM_TARGET_VERSION_PATCH	0
 
@@ -32,7 +32,14 @@
 #define STREAM_OPT_RATE			"rate"
 #define STREAM_OPT_MAX_INFLIGHT		"max_inflight"
 #define STREAM_OPT_NO_DISCARD_PASSDOWN	"no_discard_passdown"
-#define STREAM_MAX_OPT_ARGS		6
+/*
+ * mirror: every write, flush, FUA and discard also goes to the origin
+ * (opened read-write), and completes when both legs have, so that the
+ * origin stays a complete copy of the device (stream-format.h,
+ * STREAM_SB_FLAG_ORIGIN_STALE). Refused on a stream whose origin is stale.
+ */
+#define STREAM_OPT_MIRROR		"mirror"
+#define STREAM_MAX_OPT_ARGS		7
 
 /* rate <KiB/s>, also a message: 0 means no limit. */
 #define STREAM_DEFAULT_RATE_KIB		0
@@ -47,6 +54,9 @@
 #define STREAM_MSG_CONTINUE		"continue"
 #define STREAM_MSG_RATE			STREAM_OPT_RATE
 #define STREAM_MSG_MAX_INFLIGHT		STREAM_OPT_MAX_INFLIGHT
+/* "mirror off": stop mirroring for good (the origin becomes stale). */
+#define STREAM_MSG_MIRROR		STREAM_OPT_MIRROR
+#define STREAM_MSG_MIRROR_OFF		"off"
 
 /*
  * INFO status: "Fail" alone when the target has failed, otherwise these
@@ -62,6 +72,7 @@ enum stream_status_field {
 	STREAM_STATUS_STATE,		/* STREAM_STATE_* */
 	STREAM_STATUS_MODE,		/* STREAM_MODE_* */
 	STREAM_STATUS_COPY_ERRORS,	/* regions left uncopied after retries */
+	STREAM_STATUS_MIRROR,		/* STREAM_MIRROR_* */
 	STREAM_STATUS_NR_OPT_ARGS,	/* <#opt args>, then the opt args */
 	STREAM_STATUS_NR_FIELDS
 };
@@ -73,5 +84,11 @@ enum stream_status_field {
 #define STREAM_MODE_NAME_RW		"rw"
 #define STREAM_MODE_NAME_RO		"ro"
 #define STREAM_MODE_NAME_FAIL		"fail"
+/* Writes reach the origin too: it holds every acknowledged write. */
+#define STREAM_MIRROR_ON		"mirror"
+/* Writes go to the destination only (never mirrored, or turned off). */
+#define STREAM_MIRROR_OFF		"one-way"
+/* Mirroring stopped because an origin-leg write failed. */
+#define STREAM_MIRROR_DEGRADED		"degraded"
 
 #endif /* DM_STREAM_INTERFACE_H */
