@@ -16,6 +16,7 @@
 /* Every command's options, as parsed; a command sees only those it takes. */
 struct opts {
 	const char *origin, *dest, *meta;
+	const char *name;	/* assemble --name */
 	uint64_t region_bytes;
 	bool rate_set;
 	uint64_t rate_kib;	/* KiB/s, as the kernel takes it; 0: no limit */
@@ -55,5 +56,9 @@ int cmd_wait(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* offline.c */
 int cmd_check(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **argv);
+/* assemble.c */
+int cmd_list(const struct command *cmd, struct opts *o, int argc, char **argv);
+int cmd_assemble(const struct command *cmd, struct opts *o, int argc, char **argv);
+int cmd_rebind(const struct command *cmd, struct opts *o, int argc, char **argv);
 
 #endif /* DMSTREAM_CLI_H */

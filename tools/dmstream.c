@@ -37,6 +37,7 @@ enum opt_id {
 	OPT_ORIGIN = 1, OPT_DEST, OPT_META, OPT_REGION_SIZE, OPT_RATE, OPT_MAX_INFLIGHT,
 	OPT_PAUSED, OPT_FORCE, OPT_FINISH, OPT_WATCH, OPT_JSON, OPT_INTERVAL, OPT_TIMEOUT,
 	OPT_PROGRESS, OPT_QUIET, OPT_SB_ONLY, OPT_IGNORE_NONFATAL, OPT_HELP,
+	OPT_NAME,
 	OPT_MAX
 };
 
@@ -61,6 +62,7 @@ static const struct option all_options[] = {
 	{ "super-block-only", no_argument, NULL, OPT_SB_ONLY },
 	{ "ignore-non-fatal-errors", no_argument, NULL, OPT_IGNORE_NONFATAL },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "name", required_argument, NULL, OPT_NAME },
 };
 
 static const struct command *find_command(const char *name);
@@ -235,6 +237,32 @@ static const struct command commands[] = {
 	  O(OPT_JSON), 1, 1, false, cmd_dump,
 	  "\n  --json              one JSON object (see dmstream(8) for its keys)\n\n"
 	  "The region ranges go through temporary files in $TMPDIR (/tmp), not memory.\n" },
+	{ "list", "[DEV...] [--json]",
+	  "Find dm-stream metadata: each stream's name, devices, progress and mode.",
+	  O(OPT_JSON), 0, 1024, false, cmd_list,
+	  "\nLooks at the named devices, or at every block device of the machine, for\n"
+	  "a dm-stream superblock. For each: the stream's name, its progress, its mode\n"
+	  "(mirror, one-way or degraded), whether it is active now, and where its\n"
+	  "origin and destination are, found by the identities the metadata records.\n\n"
+	  "  --json              one JSON array (see dmstream(8) for its keys)\n" },
+	{ "assemble", "META [--name NAME] [--timeout SEC]",
+	  "Make the stream device of metadata META again, from its identity record.",
+	  O(OPT_NAME) | O(OPT_TIMEOUT), 1, 1, false, cmd_assemble,
+	  "\nFinds the origin and destination that META records (by dm uuid, then WWN,\n"
+	  "serial, PARTUUID, filesystem uuid; the sizes must match), makes copy's\n"
+	  "helper origin again if it is gone, and creates the stream with its table as\n"
+	  "it was: region size, options, rate, max_inflight; mirror only if the origin\n"
+	  "is not stale. The copy continues where it stopped. Exits 0 at once when the\n"
+	  "stream is already there. Refuses when a device is missing or ambiguous.\n\n"
+	  "  --name NAME         the device's name (default: the recorded one)\n"
+	  "  --timeout SEC       wait up to SEC seconds for the devices to appear\n" },
+	{ "rebind", "META [--origin DEV] [--dest DEV]",
+	  "Record a moved origin or destination in the metadata of an inactive stream.",
+	  O(OPT_ORIGIN) | O(OPT_DEST), 1, 1, false, cmd_rebind,
+	  "\nOnly after a deliberate move or copy of the same content: --origin records\n"
+	  "DEV's identity and samples its content again, so that the kernel no longer\n"
+	  "refuses it; --dest records DEV's identity. The sizes must be the recorded\n"
+	  "ones. The stream must not be active.\n" },
 	{ "help", "[COMMAND]", "Show the commands, or one command's help.", 0, 0, 1, false, cmd_help, NULL },
 	{ "version", "", "Show the version.", 0, 0, 0, false, cmd_version, NULL },
 };
@@ -321,6 +349,9 @@ static int set_option(const struct command *cmd, struct opts *o, int id, char *a
 		break;
 	case OPT_META:
 		o->meta = arg;
+		break;
+	case OPT_NAME:
+		o->name = arg;
 		break;
 	case OPT_REGION_SIZE:
 		if (parse_size(arg, &o->region_bytes) || !o->region_bytes)

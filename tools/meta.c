@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "stream-format.h"
+#include "stream-interface.h"
 #include "meta.h"
 #include "util.h"
 
@@ -27,6 +28,10 @@
 
 _Static_assert(sizeof(struct stream_superblock_disk) == 96, "superblock layout");
 _Static_assert(sizeof(struct stream_bitmap_disk) == STREAM_BITMAP_HDR_SIZE, "bitmap header layout");
+_Static_assert(sizeof(struct stream_device_identity_disk) == 520, "device identity layout");
+_Static_assert(sizeof(struct stream_identity_disk) == 2456, "identity record layout");
+_Static_assert(STREAM_IDENTITY_OFFSET + sizeof(struct stream_identity_disk) <= STREAM_BLOCK_SIZE,
+	       "the identity record fits in the superblock block");
 
 /*---------------------------------------------------------------------------*/
 /* Checksums */
@@ -54,9 +59,20 @@ int meta_crc_selftest(void)
 	return 0;
 }
 
+uint32_t meta_crc32c(const void *p, size_t len)
+{
+	return crc32c_raw(p, len);
+}
+
 static uint32_t block_csum(const void *block, uint32_t xor)
 {
 	return crc32c_raw((const char *)block + 4, STREAM_BLOCK_SIZE - 4) ^ xor;
+}
+
+/* ceil(@n / @d) for @d > 0, without the overflow of (n + d - 1) / d. */
+static uint64_t div_round_up(uint64_t n, uint64_t d)
+{
+	return n / d + (n % d != 0);
 }
 
 /*---------------------------------------------------------------------------*/
@@ -187,6 +203,134 @@ int meta_wipe(int fd)
 	return r;
 }
 
+static int write_blocks(int fd, uint64_t first, unsigned int nr, const void *buf)
+{
+	size_t len = (size_t)nr * STREAM_BLOCK_SIZE, done = 0;
+	off_t off = (off_t)first * STREAM_BLOCK_SIZE;
+	ssize_t n;
+
+	while (done < len) {
+		n = pwrite(fd, (const char *)buf + done, len - done, off + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err("cannot write metadata block %" PRIu64 ": %s",
+			    first + done / STREAM_BLOCK_SIZE, n < 0 ? strerror(errno) : "short write");
+			return -1;
+		}
+		done += n;
+	}
+	return 0;
+}
+
+static int sync_dev(int fd)
+{
+	if (fsync(fd)) {
+		err("cannot flush the metadata device: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* An empty bitmap slot of transaction 0 at @location: the kernel's bitmap_pack(). */
+static void slot_pack_empty(void *block, uint64_t location)
+{
+	struct stream_bitmap_disk *d = block;
+
+	memset(block, 0, STREAM_BLOCK_SIZE);
+	d->magic = htole32(STREAM_BITMAP_MAGIC);
+	d->blocknr = htole64(location);
+	d->transaction_id = htole64(0);
+	d->csum = htole32(block_csum(block, STREAM_BITMAP_CSUM_XOR));
+}
+
+/* The kernel's sb_pack() for transaction 0, nothing copied, flags 0. */
+static void sb_pack_fresh(void *block, const struct meta_geometry *geo,
+			  const struct stream_identity_disk *id)
+{
+	struct stream_superblock_disk *d = block;
+	uint64_t nr_regions = div_round_up(geo->target_size, geo->region_size);
+
+	memset(block, 0, STREAM_BLOCK_SIZE);
+	d->flags = htole32(0);
+	d->blocknr = htole64(STREAM_SB_BLOCK);
+	d->magic = htole64(STREAM_MAGIC);
+	d->version = htole32(STREAM_VERSION);
+	d->block_size = htole32(STREAM_BLOCK_SIZE);
+	d->region_size = htole32(geo->region_size);
+	d->target_size = htole64(geo->target_size);
+	d->nr_regions = htole64(nr_regions);
+	d->origin_size = htole64(geo->origin_size);
+	d->dest_size = htole64(geo->dest_size);
+	d->nr_bitmap_blocks = htole64(stream_nr_bitmap_blocks(nr_regions));
+	d->transaction_id = htole64(0);
+	d->nr_copied = htole64(0);
+	if (id)
+		memcpy((char *)block + STREAM_IDENTITY_OFFSET, id, sizeof(*id));
+	d->csum = htole32(block_csum(block, STREAM_SB_CSUM_XOR));
+}
+
+int meta_format(int fd, const struct meta_geometry *geo, const struct stream_identity_disk *id)
+{
+	uint64_t nr_regions, nr_blocks, i;
+	uint8_t *buf = xmalloc_aligned((size_t)SCAN_BATCH * 2 * STREAM_BLOCK_SIZE);
+	unsigned int k, batch;
+	int r = -1;
+
+	if (!geo->region_size || !geo->target_size) {
+		err("internal error: formatting metadata for an empty geometry");
+		goto out;
+	}
+	nr_regions = div_round_up(geo->target_size, geo->region_size);
+	nr_blocks = stream_nr_bitmap_blocks(nr_regions);
+	/* No valid superblock while the slots are written. */
+	memset(buf, 0, STREAM_BLOCK_SIZE);
+	if (write_blocks(fd, STREAM_SB_BLOCK, 1, buf) || sync_dev(fd))
+		goto out;
+	for (i = 0; i < nr_blocks; i += batch) {
+		batch = nr_blocks - i < SCAN_BATCH ? nr_blocks - i : SCAN_BATCH;
+		for (k = 0; k < 2 * batch; k++)
+			slot_pack_empty(buf + (size_t)k * STREAM_BLOCK_SIZE,
+					stream_bitmap_location(i, 0) + k);
+		if (write_blocks(fd, stream_bitmap_location(i, 0), 2 * batch, buf))
+			goto out;
+	}
+	if (sync_dev(fd))
+		goto out;
+	sb_pack_fresh(buf, geo, id);
+	if (write_blocks(fd, STREAM_SB_BLOCK, 1, buf) || sync_dev(fd))
+		goto out;
+	r = 0;
+out:
+	free(buf);
+	return r;
+}
+
+int meta_write_identity(int fd, const struct meta_sb *expect,
+			const struct stream_identity_disk *id)
+{
+	void *block = xmalloc_aligned(STREAM_BLOCK_SIZE);
+	struct stream_superblock_disk *d = block;
+	int r = -1;
+
+	if (meta_read_block(fd, STREAM_SB_BLOCK, block))
+		goto out;
+	if (le32toh(d->csum) != expect->csum || le64toh(d->transaction_id) !=
+	    expect->transaction_id || le32toh(d->flags) != expect->flags) {
+		err("the metadata superblock changed while it was being read: is the stream "
+		    "active?");
+		goto out;
+	}
+	memcpy((char *)block + STREAM_IDENTITY_OFFSET, id, sizeof(*id));
+	d->csum = htole32(block_csum(block, STREAM_SB_CSUM_XOR));
+	if (write_blocks(fd, STREAM_SB_BLOCK, 1, block) || sync_dev(fd))
+		goto out;
+	r = 0;
+out:
+	free(block);
+	return r;
+}
+
 /*---------------------------------------------------------------------------*/
 /* Superblock */
 static bool all_zero(const void *p, size_t len)
@@ -222,7 +366,13 @@ static void sb_unpack(const void *block, struct meta_sb *sb)
 	sb->transaction_id = le64toh(d->transaction_id);
 	sb->nr_copied = le64toh(d->nr_copied);
 	sb->blank = all_zero(block, STREAM_BLOCK_SIZE);
-	sb->tail_zero = all_zero((const char *)block + sizeof(*d), STREAM_BLOCK_SIZE - sizeof(*d));
+	sb->tail_zero = all_zero((const char *)block + sizeof(*d),
+				 STREAM_IDENTITY_OFFSET - sizeof(*d));
+	memcpy(&sb->identity, (const char *)block + STREAM_IDENTITY_OFFSET, sizeof(sb->identity));
+	sb->has_identity = !all_zero(&sb->identity, sizeof(sb->identity));
+	sb->identity_tail_zero =
+		all_zero((const char *)block + STREAM_IDENTITY_OFFSET + sizeof(sb->identity),
+			 STREAM_BLOCK_SIZE - STREAM_IDENTITY_OFFSET - sizeof(sb->identity));
 }
 
 int meta_read_sb(int fd, struct meta_sb *sb)
@@ -263,6 +413,125 @@ const char *meta_sb_geometry_mismatch(const struct meta_sb *sb, const struct met
 		return "Metadata was formatted for another origin size";
 	if (sb->dest_size != geo->dest_size)
 		return "Metadata was formatted for another destination size";
+	return NULL;
+}
+
+/*---------------------------------------------------------------------------*/
+/* Identity record */
+/*
+ * A string field of @len bytes is sound when it holds a NUL, only zero
+ * bytes after it, and printable ASCII before it (and newlines, with
+ * @newlines). Returns NULL or what is wrong.
+ */
+static const char *id_string_problem(const char *field, size_t len, bool newlines)
+{
+	const char *nul = memchr(field, 0, len);
+	const char *c;
+
+	if (!nul)
+		return "is not NUL-terminated";
+	for (c = field; c < nul; c++)
+		if ((*c < 0x20 || *c > 0x7e) && !(newlines && *c == '\n'))
+			return "holds a byte that is not printable ASCII";
+	if (!all_zero(nul, field + len - nul))
+		return "has bytes after its NUL";
+	return NULL;
+}
+
+#define ID_FIELD(s, f)	{ #f, (s)->f, sizeof((s)->f) }
+
+static const char *dev_identity_problem(const char *role,
+					const struct stream_device_identity_disk *d,
+					uint64_t sb_size, char *buf, size_t len)
+{
+	const struct { const char *name; const char *p; size_t len; } strs[] = {
+		ID_FIELD(d, dm_name), ID_FIELD(d, dm_uuid), ID_FIELD(d, wwn),
+		ID_FIELD(d, serial), ID_FIELD(d, part_uuid), ID_FIELD(d, fs_uuid),
+	};
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		why = id_string_problem(strs[i].p, strs[i].len, false);
+		if (why) {
+			snprintf(buf, len, "identity record: %s %s %s", role, strs[i].name, why);
+			return buf;
+		}
+	}
+	if (le64toh(d->size) != sb_size) {
+		snprintf(buf, len, "identity record: %s size %" PRIu64
+			 " sectors is not the superblock's %" PRIu64, role, (uint64_t)le64toh(d->size),
+			 sb_size);
+		return buf;
+	}
+	return NULL;
+}
+
+const char *meta_identity_problem(const struct stream_identity_disk *id,
+				  const struct meta_sb *sb, char *buf, size_t len)
+{
+	const struct { const char *name; const char *p; size_t len; } strs[] = {
+		ID_FIELD(id, name), ID_FIELD(id, uuid),
+	};
+	uint32_t checked = le32toh(id->sample_checked);
+	uint64_t sector;
+	const char *why;
+	size_t i;
+
+	if (le32toh(id->magic) != STREAM_IDENTITY_MAGIC) {
+		snprintf(buf, len, "identity record: bad magic 0x%08" PRIx32 " (expected 0x%08x)",
+			 le32toh(id->magic), STREAM_IDENTITY_MAGIC);
+		return buf;
+	}
+	if (le32toh(id->options) & ~(STREAM_ID_OPT_MIRROR | STREAM_ID_OPT_NO_DISCARD_PASSDOWN)) {
+		snprintf(buf, len, "identity record: unknown options 0x%" PRIx32,
+			 le32toh(id->options));
+		return buf;
+	}
+	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		why = id_string_problem(strs[i].p, strs[i].len, false);
+		if (why) {
+			snprintf(buf, len, "identity record: stream %s %s", strs[i].name, why);
+			return buf;
+		}
+	}
+	if (!id->name[0]) {
+		snprintf(buf, len, "identity record: the stream's name is empty");
+		return buf;
+	}
+	why = id_string_problem(id->origin_table, sizeof(id->origin_table), true);
+	if (why) {
+		snprintf(buf, len, "identity record: origin_table %s", why);
+		return buf;
+	}
+	if (le32toh(id->max_inflight) && (le32toh(id->max_inflight) < STREAM_MIN_MAX_INFLIGHT ||
+					  le32toh(id->max_inflight) > STREAM_MAX_MAX_INFLIGHT)) {
+		snprintf(buf, len, "identity record: max_inflight %" PRIu32 " is out of range",
+			 le32toh(id->max_inflight));
+		return buf;
+	}
+	if (id->reserved0) {
+		snprintf(buf, len, "identity record: reserved field is not 0");
+		return buf;
+	}
+	if (checked & ~((1U << STREAM_NR_SAMPLES) - 1)) {
+		snprintf(buf, len, "identity record: sample_checked 0x%" PRIx32
+			 " names samples past the %u there are", checked, STREAM_NR_SAMPLES);
+		return buf;
+	}
+	for (i = 0; i < STREAM_NR_SAMPLES; i++) {
+		sector = le64toh(id->sample_sector[i]);
+		if ((checked & (1U << i)) && (sector > sb->origin_size ||
+					      sb->origin_size - sector < STREAM_SAMPLE_SECTORS)) {
+			snprintf(buf, len, "identity record: sample %zu at sector %" PRIu64
+				 " is past the origin's end (%" PRIu64 " sectors)", i, sector,
+				 sb->origin_size);
+			return buf;
+		}
+	}
+	if (dev_identity_problem("origin", &id->origin, sb->origin_size, buf, len) ||
+	    dev_identity_problem("destination", &id->dest, sb->dest_size, buf, len))
+		return buf;
 	return NULL;
 }
 
@@ -313,11 +582,6 @@ static bool is_power_of_2(uint64_t v)
  */
 #define MAX_DEVICE_SECTORS	((uint64_t)INT64_MAX >> 9)
 
-/* ceil(@n / @d) for @d > 0, without the overflow of (n + d - 1) / d. */
-static uint64_t div_round_up(uint64_t n, uint64_t d)
-{
-	return n / d + (n % d != 0);
-}
 
 /* The origin's or destination's recorded size: the target fits, a device could. */
 static void check_dev_size(struct scan *s, const char *role, uint64_t size, uint64_t target_size)
@@ -418,16 +682,28 @@ static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t de
 
 static void check_sb_extras(struct scan *s, const struct meta_sb *sb)
 {
+	char buf[256];
+
 	if (sb->flags & STREAM_SB_FLAG_NEEDS_CHECK)
 		problem(s, META_NOTE, "superblock: the needs-check flag is set");
-	if (sb->flags & ~STREAM_SB_FLAG_NEEDS_CHECK)
+	if (sb->flags & STREAM_SB_FLAG_ORIGIN_STALE)
+		problem(s, META_NOTE, "superblock: the origin is stale (%s)",
+			sb->flags & STREAM_SB_FLAG_ORIGIN_FAILED ? "a write to it failed" :
+			"it may miss acknowledged writes");
+	else if (sb->flags & STREAM_SB_FLAG_ORIGIN_FAILED)
+		problem(s, META_NONFATAL, "superblock: origin-failed flag without origin-stale");
+	if (sb->flags & ~STREAM_SB_FLAGS_KNOWN)
 		problem(s, META_NONFATAL, "superblock: unknown flags 0x%" PRIx32,
-			sb->flags & ~STREAM_SB_FLAG_NEEDS_CHECK);
+			sb->flags & ~STREAM_SB_FLAGS_KNOWN);
 	if (sb->reserved0)
 		problem(s, META_NONFATAL, "superblock: reserved field is 0x%" PRIx32 ", not 0",
 			sb->reserved0);
 	if (!sb->tail_zero)
 		problem(s, META_NONFATAL, "superblock: bytes after the fields are not zero");
+	if (sb->has_identity && meta_identity_problem(&sb->identity, sb, buf, sizeof(buf)))
+		problem(s, META_NONFATAL, "%s", buf);
+	if (!sb->identity_tail_zero)
+		problem(s, META_NONFATAL, "superblock: bytes after the identity record are not zero");
 }
 
 static void slot_check(const void *block, uint64_t location, struct meta_slot_info *si)

@@ -10,7 +10,10 @@
 #define DMSTREAM_META_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "stream-format.h"
 
 /* The superblock, decoded to host byte order. */
 struct meta_sb {
@@ -31,7 +34,10 @@ struct meta_sb {
 	uint64_t transaction_id;
 	uint64_t nr_copied;
 	bool blank;		/* the whole block is zero */
-	bool tail_zero;		/* the bytes after the fields are zero */
+	bool tail_zero;		/* the bytes after the fields, up to the identity, are zero */
+	bool has_identity;	/* the identity record is not all zero */
+	bool identity_tail_zero;	/* the bytes after the identity record are zero */
+	struct stream_identity_disk identity;	/* as on disk */
 };
 
 /* What a table would record: sizes in sectors. */
@@ -55,6 +61,35 @@ int meta_read_block(int fd, uint64_t block, void *buf);
 int meta_read_sb(int fd, struct meta_sb *sb);
 /* Zeroes block 0, so that the kernel formats the device. */
 int meta_wipe(int fd);
+
+/* The kernel's crc32c(~0, p, len): see stream-format.h. */
+uint32_t meta_crc32c(const void *p, size_t len);
+
+/*
+ * Formats a whole metadata device for @geo, as the kernel's format() does
+ * (every bitmap slot empty, of transaction 0), then writes the superblock
+ * (flags 0, transaction 0) with identity record @id (NULL: none). The
+ * bitmap is flushed before the superblock is written, and the superblock
+ * after. Returns 0 or -1 (message printed).
+ */
+int meta_format(int fd, const struct meta_geometry *geo, const struct stream_identity_disk *id);
+
+/*
+ * Replaces the identity record of the valid superblock on @fd with @id,
+ * keeping every other byte, and writes it back with its new checksum.
+ * @expect is the superblock as read before: if block 0 changed since, it
+ * fails. Returns 0 or -1 (message printed).
+ */
+int meta_write_identity(int fd, const struct meta_sb *expect,
+			const struct stream_identity_disk *id);
+
+/*
+ * The first problem in identity record @id of superblock @sb, in @buf
+ * (strings without their NUL, unknown bits, samples outside the origin,
+ * sizes that are not the superblock's), or NULL when it is sound.
+ */
+const char *meta_identity_problem(const struct stream_identity_disk *id,
+				  const struct meta_sb *sb, char *buf, size_t len);
 
 /*
  * The first problem the kernel's constructor would find in the superblock's

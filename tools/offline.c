@@ -7,6 +7,7 @@
  * superblock, the bitmap slots and the runs of copied and uncopied regions,
  * in text or JSON. Neither touches a dm device.
  */
+#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <json-c/json.h>
@@ -302,6 +303,122 @@ static void sb_print(const struct meta_sb *sb)
 	printf("  nr_copied         %" PRIu64 "\n", sb->nr_copied);
 }
 
+static json_object *dev_identity_json(const struct stream_device_identity_disk *d)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "size", json_object_new_uint64(le64toh(d->size)));
+	json_object_object_add(o, "major", json_object_new_uint64(le32toh(d->major)));
+	json_object_object_add(o, "minor", json_object_new_uint64(le32toh(d->minor)));
+	json_object_object_add(o, "dm_name", json_object_new_string(d->dm_name));
+	json_object_object_add(o, "dm_uuid", json_object_new_string(d->dm_uuid));
+	json_object_object_add(o, "wwn", json_object_new_string(d->wwn));
+	json_object_object_add(o, "serial", json_object_new_string(d->serial));
+	json_object_object_add(o, "part_uuid", json_object_new_string(d->part_uuid));
+	json_object_object_add(o, "fs_uuid", json_object_new_string(d->fs_uuid));
+	return o;
+}
+
+/*
+ * The identity record: null when there is none, {"valid": false} when it
+ * is unsound (the problem is among the problems), else its fields.
+ */
+static json_object *identity_json(const struct meta_sb *sb)
+{
+	const struct stream_identity_disk *id = &sb->identity;
+	json_object *o, *samples;
+	char why[256];
+	unsigned int i;
+
+	if (!sb->has_identity)
+		return NULL;
+	o = json_object_new_object();
+	if (meta_identity_problem(id, sb, why, sizeof(why))) {
+		json_object_object_add(o, "valid", json_object_new_boolean(false));
+		return o;
+	}
+	json_object_object_add(o, "valid", json_object_new_boolean(true));
+	json_object_object_add(o, "options", json_object_new_uint64(le32toh(id->options)));
+	json_object_object_add(o, "created", json_object_new_uint64(le64toh(id->created)));
+	json_object_object_add(o, "name", json_object_new_string(id->name));
+	json_object_object_add(o, "uuid", json_object_new_string(id->uuid));
+	json_object_object_add(o, "rate_kib", json_object_new_uint64(le32toh(id->rate_kib)));
+	json_object_object_add(o, "max_inflight",
+			       json_object_new_uint64(le32toh(id->max_inflight)));
+	json_object_object_add(o, "sample_checked",
+			       json_object_new_uint64(le32toh(id->sample_checked)));
+	samples = json_object_new_array();
+	for (i = 0; i < STREAM_NR_SAMPLES; i++) {
+		json_object *s = json_object_new_array();
+
+		json_object_array_add(s, json_object_new_uint64(le64toh(id->sample_sector[i])));
+		json_object_array_add(s, json_object_new_uint64(le32toh(id->sample_csum[i])));
+		json_object_array_add(samples, s);
+	}
+	json_object_object_add(o, "samples", samples);
+	json_object_object_add(o, "origin", dev_identity_json(&id->origin));
+	json_object_object_add(o, "dest", dev_identity_json(&id->dest));
+	json_object_object_add(o, "origin_table", json_object_new_string(id->origin_table));
+	return o;
+}
+
+static void dev_identity_print(const char *role, const struct stream_device_identity_disk *d)
+{
+	printf("  %-17s %" PRIu64 " sectors, was %u:%u", role, (uint64_t)le64toh(d->size),
+	       le32toh(d->major), le32toh(d->minor));
+	if (d->dm_name[0])
+		printf(", dm name %s", d->dm_name);
+	if (d->dm_uuid[0])
+		printf(", dm uuid %s", d->dm_uuid);
+	if (d->wwn[0])
+		printf(", WWN %s", d->wwn);
+	if (d->serial[0])
+		printf(", serial %s", d->serial);
+	if (d->part_uuid[0])
+		printf(", PARTUUID %s", d->part_uuid);
+	if (d->fs_uuid[0])
+		printf(", fs uuid %s", d->fs_uuid);
+	printf("\n");
+}
+
+static void identity_print(const struct meta_sb *sb)
+{
+	const struct stream_identity_disk *id = &sb->identity;
+	uint32_t opts, checked;
+	char why[256];
+	unsigned int i;
+
+	if (!sb->has_identity) {
+		printf("identity record: none\n");
+		return;
+	}
+	if (meta_identity_problem(id, sb, why, sizeof(why))) {
+		printf("identity record (byte %u): unsound: %s\n", STREAM_IDENTITY_OFFSET, why);
+		return;
+	}
+	opts = le32toh(id->options);
+	checked = le32toh(id->sample_checked);
+	printf("identity record (byte %u)\n", STREAM_IDENTITY_OFFSET);
+	printf("  name              %s\n", id->name);
+	printf("  uuid              %s\n", id->uuid[0] ? id->uuid : "(none)");
+	printf("  created           %" PRIu64 "\n", (uint64_t)le64toh(id->created));
+	printf("  options          %s%s%s\n", opts & STREAM_ID_OPT_MIRROR ? " mirror" : "",
+	       opts & STREAM_ID_OPT_NO_DISCARD_PASSDOWN ? " no_discard_passdown" : "",
+	       opts ? "" : " (none)");
+	printf("  rate_kib          %" PRIu32 "\n", le32toh(id->rate_kib));
+	printf("  max_inflight      %" PRIu32 "\n", le32toh(id->max_inflight));
+	dev_identity_print("origin", &id->origin);
+	dev_identity_print("destination", &id->dest);
+	for (i = 0; i < STREAM_NR_SAMPLES; i++)
+		if (checked & (1U << i))
+			printf("  sample %u          sector %" PRIu64 ", crc32c 0x%08" PRIx32 "\n", i,
+			       (uint64_t)le64toh(id->sample_sector[i]), le32toh(id->sample_csum[i]));
+	if (!checked)
+		printf("  samples           none checked\n");
+	if (id->origin_table[0])
+		printf("  origin_table      %s\n", id->origin_table);
+}
+
 /* A JSON value printed on its own, as json-c prints it inside an object. */
 static void print_json(json_object *o)
 {
@@ -323,6 +440,11 @@ static int dump_json(struct dump_ctx *d, const char *dev, const struct meta_scan
 		printf(",\"superblock\":");
 		print_json(sb_json(&res->sb));
 	}
+	printf(",\"identity\":");
+	if (res->sb.magic == STREAM_MAGIC && res->sb.has_identity)
+		print_json(identity_json(&res->sb));
+	else
+		printf("null");
 	for (i = 0; i < 3; i++) {
 		printf(",\"%s\":[", keys[i]);
 		if (list_copy(lists[i], stdout))
@@ -364,8 +486,11 @@ int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **argv)
 		goto out;
 	if (!o->json) {
 		/* The superblock first, then the blocks as the scan meets them. */
-		if (size >= STREAM_BLOCK_SIZE && !meta_read_sb(fd, &sb) && sb.magic == STREAM_MAGIC)
+		if (size >= STREAM_BLOCK_SIZE && !meta_read_sb(fd, &sb) &&
+		    sb.magic == STREAM_MAGIC) {
 			sb_print(&sb);
+			identity_print(&sb);
+		}
 		fflush(stdout);
 	}
 	r = meta_scan(fd, size, false, &ops, &res);

@@ -10,16 +10,19 @@
  * each other and the kernel, then the metadata device's contents. The
  * kernel's stream target (its version, its refusals) is here too.
  */
+#include <endian.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "stream-format.h"
 #include "stream-interface.h"
 #include "cli.h"
 #include "dm.h"
+#include "identity.h"
 #include "meta.h"
 #include "plan.h"
 #include "util.h"
@@ -365,11 +368,12 @@ static const char *meta_unusable(const struct meta_scan_result *res,
 /*
  * Before a table is made over @meta: blank is fine; metadata of this
  * geometry is continued (create only); anything else needs --force, which
- * clears block 0 so that the kernel formats the device. Returns 0, -1 on
- * an error, -2 when refused.
+ * clears block 0. *@format is set unless the metadata is continued: it is
+ * formatted later, by plan_format_meta(). Returns 0, -1 on an error, -2
+ * when refused.
  */
 static int prepare_meta(const struct blockdev *meta, const struct meta_geometry *geo,
-			bool allow_continue, bool force)
+			bool allow_continue, bool force, bool *format)
 {
 	char first_fatal[PROBLEM_LEN] = "", whybuf[1024];
 	struct meta_scan_ops ops = { .ctx = first_fatal, .problem = note_first_fatal };
@@ -389,11 +393,13 @@ static int prepare_meta(const struct blockdev *meta, const struct meta_geometry 
 	if (meta_scan(fd, size, false, &ops, &res))
 		goto out;
 	r = 0;
+	*format = true;
 	if (res.sb.blank)
 		goto out;
 	why = meta_unusable(&res, geo, allow_continue, first_fatal, meta->path, whybuf,
 			    sizeof(whybuf));
 	if (!why) {
+		*format = false;
 		printf("%s: continuing from earlier metadata: %" PRIu64 "/%" PRIu64
 		       " regions copied\n", meta->path, res.sb.nr_copied, res.sb.nr_regions);
 	} else if (!force) {
@@ -440,10 +446,116 @@ int plan_stream(struct plan *p, const struct command *cmd, const struct opts *o,
 	geo = (struct meta_geometry){ .region_size = p->region, .target_size = p->len,
 				      .origin_size = copy ? 0 : p->origin.size / 512,
 				      .dest_size = p->dest.size / 512 };
-	r = prepare_meta(&p->meta, &geo, !copy, o->force);
+	r = prepare_meta(&p->meta, &geo, !copy, o->force, &p->format);
 	if (r)
 		return r == -2 ? EXIT_METADATA : EXIT_FAIL;
 	return 0;
+}
+
+/* The options of @tbl's stream line, as the identity record keeps them. */
+static uint32_t table_id_options(const struct dmx_table *tbl)
+{
+	char *params = xstrdup(tbl->t[0].params), *w, *save = NULL;
+	uint32_t opts = 0;
+	unsigned int i = 0;
+
+	for (w = strtok_r(params, " ", &save); w; w = strtok_r(NULL, " ", &save), i++) {
+		if (i < 5)	/* meta dest origin region #opts */
+			continue;
+		if (!strcmp(w, STREAM_OPT_MIRROR))
+			opts |= STREAM_ID_OPT_MIRROR;
+		else if (!strcmp(w, STREAM_OPT_NO_DISCARD_PASSDOWN))
+			opts |= STREAM_ID_OPT_NO_DISCARD_PASSDOWN;
+	}
+	free(params);
+	return opts;
+}
+
+/* copy's helper origin: NAME's table lines, "" when they do not fit. */
+static void origin_table_lines(const struct plan *p, char *buf, size_t len)
+{
+	size_t n = 0;
+	unsigned int i;
+	int k;
+
+	buf[0] = '\0';
+	for (i = 0; i < p->old.nr; i++) {
+		k = snprintf(buf + n, len - n, "%s%" PRIu64 " %" PRIu64 " %s %s", i ? "\n" : "",
+			     p->old.t[i].start, p->old.t[i].len, p->old.t[i].type,
+			     p->old.t[i].params);
+		if (k < 0 || (size_t)k >= len - n) {
+			warn("%s: its table is too long for the identity record: 'assemble' "
+			     "will not be able to make the helper origin %s again", p->name,
+			     p->helper);
+			memset(buf, 0, len);
+			return;
+		}
+		n += k;
+	}
+}
+
+static void plan_identity(const struct plan *p, const struct blockdev *origin,
+			  struct stream_identity_disk *id)
+{
+	struct dmx_table tbl;
+
+	memset(id, 0, sizeof(*id));
+	id->magic = htole32(STREAM_IDENTITY_MAGIC);
+	plan_table(p, &tbl);
+	id->options = htole32(table_id_options(&tbl));
+	dmx_table_free(&tbl);
+	id->created = htole64((uint64_t)time(NULL));
+	IDENT_SET(id->name, p->name);
+	if (p->copy)
+		IDENT_SET(id->uuid, p->info.uuid);
+	id->rate_kib = htole32(p->o->rate_set ? (uint32_t)p->o->rate_kib : 0);
+	id->max_inflight = htole32((uint32_t)p->o->max_inflight);
+	if (ident_collect(origin->major, origin->minor, &id->origin) ||
+	    ident_collect(p->dest.major, p->dest.minor, &id->dest))
+		warn("cannot read a device's identity from sysfs: recorded partly");
+	/* What the table will see, whatever sysfs said. */
+	id->origin.size = htole64(origin->size / 512);
+	id->dest.size = htole64(p->dest.size / 512);
+	if (p->helper[0])
+		origin_table_lines(p, id->origin_table, sizeof(id->origin_table));
+}
+
+int plan_format_meta(const struct plan *p)
+{
+	struct stream_identity_disk id;
+	struct meta_geometry geo;
+	struct blockdev origin;
+	char devt[32];
+	uint64_t size;
+	bool in_use;
+	int fd, r = -1;
+
+	if (!p->format)
+		return 0;
+	if (p->copy) {
+		devt_str(p->origin_major, p->origin_minor, devt, sizeof(devt));
+		if (blockdev_get(devt, &origin))
+			return -1;
+	} else {
+		origin = p->origin;
+	}
+	plan_identity(p, &origin, &id);
+	if (!p->copy && ident_take_samples(origin.path, origin.size / 512, &id))
+		return -1;
+	geo = (struct meta_geometry){ .region_size = p->region, .target_size = p->len,
+				      .origin_size = origin.size / 512,
+				      .dest_size = p->dest.size / 512 };
+	fd = meta_open(p->meta.path, true, &in_use, &size);
+	if (fd < 0)
+		return -1;
+	if (in_use)
+		err("metadata device %s is in use", p->meta.path);
+	else
+		r = meta_format(fd, &geo, &id);
+	close(fd);
+	if (r)
+		err("%s: cannot format metadata device %s", p->name, p->meta.path);
+	return r;
 }
 
 void plan_table(const struct plan *p, struct dmx_table *tbl)

@@ -35,6 +35,7 @@ struct plan {
 	struct blockdev dest, meta;
 	uint64_t region;		/* sectors */
 	uint64_t len;			/* the stream's length, sectors */
+	bool format;			/* the metadata is to be formatted (not continued) */
 };
 
 /*
@@ -45,6 +46,15 @@ struct plan {
  */
 int plan_stream(struct plan *p, const struct command *cmd, const struct opts *o,
 		const char *name, bool copy);
+/*
+ * Formats the metadata device with the identity record (stream-format.h),
+ * unless the plan continues earlier metadata: once the origin the table
+ * names is known (p->origin_major:minor). create's origin is sampled;
+ * copy's is live, so its samples are recorded unchecked (a write between
+ * the sampling and the switch would make them wrong). Returns 0 or -1
+ * (message printed).
+ */
+int plan_format_meta(const struct plan *p);
 /* The stream's table (dmx_table_free() it), over p->origin_major:minor. */
 void plan_table(const struct plan *p, struct dmx_table *tbl);
 void plan_free(struct plan *p);

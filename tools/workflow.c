@@ -36,6 +36,8 @@ int cmd_create(const struct command *cmd, struct opts *o, int argc, char **argv)
 
 	(void)argc;
 	r = plan_stream(&p, cmd, o, argv[0], false);
+	if (!r && plan_format_meta(&p))
+		r = EXIT_FAIL;
 	if (r)
 		goto out;
 	plan_table(&p, &tbl);
@@ -337,6 +339,8 @@ static int copy_switch(struct plan *p)
 		p->origin_major = hi.major;
 		p->origin_minor = hi.minor;
 	}
+	if (plan_format_meta(p))
+		goto rollback;
 	plan_table(p, &tbl);
 	r = switch_table(p->name, &tbl, p->name, NULL, NULL);
 	dmx_table_free(&tbl);

@@ -33,6 +33,9 @@ MIN_REGION_SECTORS = 8
 MAX_REGION_SECTORS = 2097152
 MAX_REGIONS = 1 << 31
 SB_FLAG_NEEDS_CHECK = 0x1
+SB_FLAG_ORIGIN_STALE = 0x2
+SB_FLAG_ORIGIN_FAILED = 0x4
+SB_FLAGS_KNOWN = 0x7
 INT64_MAX = (1 << 63) - 1
 U64_MAX = (1 << 64) - 1
 # No block device is larger: its size in bytes is a loff_t (tools/meta.c).
@@ -66,6 +69,33 @@ SLOT_STRUCT = struct.Struct("<" + "".join(f for _, f in SLOT_LAYOUT))
 SB_FIELDS = _offsets(SB_LAYOUT)
 SLOT_FIELDS = _offsets(SLOT_LAYOUT)
 assert SB_STRUCT.size == 96 and SLOT_STRUCT.size == BITMAP_HDR_SIZE
+
+# The identity record (struct stream_identity_disk) at byte IDENTITY_OFFSET
+# of the superblock block; strings are NUL-padded "Ns" fields.
+IDENTITY_OFFSET = 512
+IDENTITY_MAGIC = 0x4E444953             # "SIDN"
+NR_SAMPLES = 8
+SAMPLE_SECTORS = 8
+ID_OPT_MIRROR = 0x1
+ID_OPT_NO_DISCARD_PASSDOWN = 0x2
+MIN_MAX_INFLIGHT = 1
+MAX_MAX_INFLIGHT = 1024
+DEV_ID_LAYOUT = (
+    ("size", "Q"), ("major", "I"), ("minor", "I"), ("dm_name", "128s"),
+    ("dm_uuid", "136s"), ("wwn", "80s"), ("serial", "80s"),
+    ("part_uuid", "40s"), ("fs_uuid", "40s"),
+)
+DEV_ID_STRUCT = struct.Struct("<" + "".join(f for _, f in DEV_ID_LAYOUT))
+ID_HEAD_LAYOUT = (
+    ("magic", "I"), ("options", "I"), ("created", "Q"), ("name", "128s"),
+    ("uuid", "136s"), ("rate_kib", "I"), ("max_inflight", "I"),
+    ("sample_checked", "I"), ("reserved0", "I"),
+    ("sample_sector", "%dQ" % NR_SAMPLES), ("sample_csum", "%dI" % NR_SAMPLES),
+)
+ID_HEAD_STRUCT = struct.Struct("<" + "".join(f for _, f in ID_HEAD_LAYOUT))
+ID_TABLE_LEN = 1024
+IDENTITY_SIZE = ID_HEAD_STRUCT.size + 2 * DEV_ID_STRUCT.size + ID_TABLE_LEN
+assert DEV_ID_STRUCT.size == 520 and IDENTITY_SIZE == 2456
 
 # --- CRC32C --------------------------------------------------------------------
 
@@ -203,6 +233,131 @@ def pack_slot(location, tid, bits=b""):
     return b
 
 
+def _unpack_named(layout, st, buf, off):
+    vals = list(st.unpack_from(buf, off))
+    out = {}
+    for name, fmt in layout:
+        n = int(fmt[:-1]) if fmt[:-1] and fmt[-1] in "QI" else 1
+        if n > 1:
+            out[name], vals = vals[:n], vals[n:]
+        else:
+            out[name], vals = vals[0], vals[1:]
+    return out
+
+
+def unpack_identity(blk):
+    """The identity record of a superblock block: fields by name, strings
+    as raw bytes (NUL padding included), origin and dest as dicts."""
+    off = IDENTITY_OFFSET
+    d = _unpack_named(ID_HEAD_LAYOUT, ID_HEAD_STRUCT, blk, off)
+    off += ID_HEAD_STRUCT.size
+    for role in ("origin", "dest"):
+        d[role] = _unpack_named(DEV_ID_LAYOUT, DEV_ID_STRUCT, blk, off)
+        off += DEV_ID_STRUCT.size
+    d["origin_table"] = bytes(blk[off:off + ID_TABLE_LEN])
+    return d
+
+
+def pack_identity(fields):
+    """The IDENTITY_SIZE bytes of an identity record from @fields (as
+    unpack_identity() gives them; missing ones 0 or empty, str or bytes)."""
+    def vals(layout, f):
+        out = []
+        for name, fmt in layout:
+            v = f.get(name)
+            if fmt.endswith("s"):
+                out.append(v.encode() if isinstance(v, str) else (v or b""))
+            elif fmt[:-1]:
+                out += list(v or [0] * int(fmt[:-1]))
+            else:
+                out.append(v or 0)
+        return out
+    b = ID_HEAD_STRUCT.pack(*vals(ID_HEAD_LAYOUT, fields))
+    for role in ("origin", "dest"):
+        b += DEV_ID_STRUCT.pack(*vals(DEV_ID_LAYOUT, fields.get(role, {})))
+    t = fields.get("origin_table", b"")
+    t = t.encode() if isinstance(t, str) else t
+    return b + t + bytes(ID_TABLE_LEN - len(t))
+
+
+def _id_string_problem(raw, newlines=False):
+    """tools/meta.c id_string_problem()."""
+    if 0 not in raw:
+        return "is not NUL-terminated"
+    head = raw[:raw.index(0)]
+    for c in head:
+        if (c < 0x20 or c > 0x7E) and not (newlines and c == 0x0A):
+            return "holds a byte that is not printable ASCII"
+    if any(raw[raw.index(0):]):
+        return "has bytes after its NUL"
+    return None
+
+
+def identity_problem(ident, sb):
+    """tools/meta.c meta_identity_problem(): what is wrong with the record
+    (a short phrase), or None."""
+    if ident["magic"] != IDENTITY_MAGIC:
+        return "bad magic"
+    if ident["options"] & ~(ID_OPT_MIRROR | ID_OPT_NO_DISCARD_PASSDOWN):
+        return "unknown options"
+    for f in ("name", "uuid"):
+        if _id_string_problem(ident[f]):
+            return "stream " + f
+    if not ident["name"][0]:
+        return "empty name"
+    if _id_string_problem(ident["origin_table"], True):
+        return "origin_table"
+    mi = ident["max_inflight"]
+    if mi and not MIN_MAX_INFLIGHT <= mi <= MAX_MAX_INFLIGHT:
+        return "max_inflight"
+    if ident["reserved0"]:
+        return "reserved0"
+    checked = ident["sample_checked"]
+    if checked & ~((1 << NR_SAMPLES) - 1):
+        return "sample_checked"
+    for i in range(NR_SAMPLES):
+        sector = ident["sample_sector"][i]
+        if checked & (1 << i) and (sector > sb["origin_size"] or
+                                   sb["origin_size"] - sector < SAMPLE_SECTORS):
+            return "sample %d past the origin" % i
+    for role, size in (("origin", sb["origin_size"]), ("dest", sb["dest_size"])):
+        d = ident[role]
+        for f in ("dm_name", "dm_uuid", "wwn", "serial", "part_uuid", "fs_uuid"):
+            if _id_string_problem(d[f]):
+                return "%s %s" % (role, f)
+        if d["size"] != size:
+            return "%s size" % role
+    return None
+
+
+def _cstr(raw):
+    return raw[:raw.index(0)].decode("ascii")
+
+
+def identity_json(sb_block, sb):
+    """What `dmstream dump --json` prints as "identity" for a superblock
+    block with a right magic: None, {"valid": False}, or the fields."""
+    raw = sb_block[IDENTITY_OFFSET:IDENTITY_OFFSET + IDENTITY_SIZE]
+    if not any(raw):
+        return None
+    ident = unpack_identity(sb_block)
+    if identity_problem(ident, sb):
+        return {"valid": False}
+    out = {"valid": True}
+    for f in ("options", "created", "rate_kib", "max_inflight", "sample_checked"):
+        out[f] = ident[f]
+    out["name"], out["uuid"] = _cstr(ident["name"]), _cstr(ident["uuid"])
+    out["samples"] = [[ident["sample_sector"][i], ident["sample_csum"][i]]
+                      for i in range(NR_SAMPLES)]
+    for role in ("origin", "dest"):
+        d = dict(ident[role])
+        for f in ("dm_name", "dm_uuid", "wwn", "serial", "part_uuid", "fs_uuid"):
+            d[f] = _cstr(d[f])
+        out[role] = d
+    out["origin_table"] = _cstr(ident["origin_table"])
+    return out
+
+
 def bit(bits, n):
     """Bit @n of a bitmap: bit n % 8 of byte n / 8."""
     return bits[n >> 3] >> (n & 7) & 1
@@ -331,12 +486,23 @@ def _check_extras(sc, sb, sb_block):
     """tools/meta.c check_sb_extras()."""
     if sb["flags"] & SB_FLAG_NEEDS_CHECK:
         sc.note("needs-check flag")
-    if sb["flags"] & ~SB_FLAG_NEEDS_CHECK:
+    if sb["flags"] & SB_FLAG_ORIGIN_STALE:
+        sc.note("origin stale")
+    elif sb["flags"] & SB_FLAG_ORIGIN_FAILED:
+        sc.warning("origin-failed without origin-stale")
+    if sb["flags"] & ~SB_FLAGS_KNOWN:
         sc.warning("unknown flags")
     if sb["reserved0"]:
         sc.warning("reserved0 not 0")
-    if any(sb_block[SB_STRUCT.size:]):
+    if any(sb_block[SB_STRUCT.size:IDENTITY_OFFSET]):
         sc.warning("bytes after the fields")
+    raw = sb_block[IDENTITY_OFFSET:IDENTITY_OFFSET + IDENTITY_SIZE]
+    if any(raw):
+        why = identity_problem(unpack_identity(sb_block), sb)
+        if why:
+            sc.warning("identity record: " + why)
+    if any(sb_block[IDENTITY_OFFSET + IDENTITY_SIZE:]):
+        sc.warning("bytes after the identity record")
 
 
 def _scan_bits(sc, bits, first, nr):
@@ -394,8 +560,9 @@ def scan(img, dev_bytes=None):
     if dev_bytes is None:
         dev_bytes = len(img)
     sc = _Scan()
-    out = {"blank": False, "superblock": None, "bitmap_blocks": [],
-           "copied": [], "uncopied": [], "copied_regions": None}
+    out = {"blank": False, "superblock": None, "identity": None,
+           "bitmap_blocks": [], "copied": [], "uncopied": [],
+           "copied_regions": None}
     if dev_bytes < BLOCK_SIZE:
         sc.error("device smaller than a superblock")
         return _finish(out, sc)
@@ -409,6 +576,7 @@ def scan(img, dev_bytes=None):
         sc.error("bad superblock magic")
         return _finish(out, sc)
     out["superblock"] = sb
+    out["identity"] = identity_json(sb_block, sb)
     if not sb["csum_ok"]:
         sc.error("superblock checksum mismatch")
     elif sb["blocknr"] != SB_BLOCK:
