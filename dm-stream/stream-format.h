@@ -175,6 +175,11 @@ struct stream_identity_disk {
 	char origin_table[STREAM_ID_TABLE_LEN];
 } __packed;
 
+_Static_assert(sizeof(struct stream_superblock_disk) <= STREAM_IDENTITY_OFFSET,
+	       "the superblock's fields fit in its first sector");
+_Static_assert(STREAM_IDENTITY_OFFSET + sizeof(struct stream_identity_disk) <= STREAM_BLOCK_SIZE,
+	       "the identity record fits in the superblock block");
+
 /* Where bitmap block @index, slot @slot, lives on the metadata device. */
 static inline __u64 stream_bitmap_location(__u64 index, unsigned int slot)
 {

@@ -680,9 +680,32 @@ static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t de
 	return usable;
 }
 
+/* In the words of the module's identity_check(). */
+const char *meta_identity_kernel_problem(const struct meta_sb *sb, uint64_t origin_size)
+{
+	const struct stream_identity_disk *id = &sb->identity;
+	uint32_t checked = le32toh(id->sample_checked);
+	unsigned int i;
+
+	if (le32toh(id->magic) != STREAM_IDENTITY_MAGIC)
+		return !sb->has_identity && sb->identity_tail_zero ? NULL :
+		       "Metadata identity record is corrupt (bad magic)";
+	if (checked >> STREAM_NR_SAMPLES)
+		return "Metadata identity record names samples that do not exist";
+	for (i = 0; i < STREAM_NR_SAMPLES; i++) {
+		uint64_t sector = le64toh(id->sample_sector[i]);
+
+		if ((checked & (1U << i)) &&
+		    (sector > origin_size || origin_size - sector < STREAM_SAMPLE_SECTORS))
+			return "Metadata identity record has an origin sample past the origin's end";
+	}
+	return NULL;
+}
+
 static void check_sb_extras(struct scan *s, const struct meta_sb *sb)
 {
 	char buf[256];
+	const char *p;
 
 	if (sb->flags & STREAM_SB_FLAG_NEEDS_CHECK)
 		problem(s, META_NOTE, "superblock: the needs-check flag is set");
@@ -692,17 +715,22 @@ static void check_sb_extras(struct scan *s, const struct meta_sb *sb)
 			"it may miss acknowledged writes");
 	else if (sb->flags & STREAM_SB_FLAG_ORIGIN_FAILED)
 		problem(s, META_NONFATAL, "superblock: origin-failed flag without origin-stale");
+	/* The module refuses flags it does not know. */
 	if (sb->flags & ~STREAM_SB_FLAGS_KNOWN)
-		problem(s, META_NONFATAL, "superblock: unknown flags 0x%" PRIx32,
+		problem(s, META_FATAL, "superblock: unknown flags 0x%" PRIx32,
 			sb->flags & ~STREAM_SB_FLAGS_KNOWN);
+	p = meta_identity_kernel_problem(sb, sb->origin_size);
+	if (p)
+		problem(s, META_FATAL, "%s", p);
 	if (sb->reserved0)
 		problem(s, META_NONFATAL, "superblock: reserved field is 0x%" PRIx32 ", not 0",
 			sb->reserved0);
 	if (!sb->tail_zero)
 		problem(s, META_NONFATAL, "superblock: bytes after the fields are not zero");
-	if (sb->has_identity && meta_identity_problem(&sb->identity, sb, buf, sizeof(buf)))
+	/* What only dmstream reads: warnings. */
+	if (!p && sb->has_identity && meta_identity_problem(&sb->identity, sb, buf, sizeof(buf)))
 		problem(s, META_NONFATAL, "%s", buf);
-	if (!sb->identity_tail_zero)
+	if (!p && !sb->identity_tail_zero)
 		problem(s, META_NONFATAL, "superblock: bytes after the identity record are not zero");
 }
 

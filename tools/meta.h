@@ -40,6 +40,12 @@ struct meta_sb {
 	struct stream_identity_disk identity;	/* as on disk */
 };
 
+/*
+ * Why the module refuses the identity record in @sb for an origin of
+ * @origin_size sectors (its words), or NULL: an all-zero record is none.
+ */
+const char *meta_identity_kernel_problem(const struct meta_sb *sb, uint64_t origin_size);
+
 /* What a table would record: sizes in sectors. */
 struct meta_geometry {
 	uint32_t region_size;

@@ -96,6 +96,10 @@ ID_HEAD_STRUCT = struct.Struct("<" + "".join(f for _, f in ID_HEAD_LAYOUT))
 ID_TABLE_LEN = 1024
 IDENTITY_SIZE = ID_HEAD_STRUCT.size + 2 * DEV_ID_STRUCT.size + ID_TABLE_LEN
 assert DEV_ID_STRUCT.size == 520 and IDENTITY_SIZE == 2456
+# Offsets in the record of the fields the kernel reads.
+ID_SAMPLE_CHECKED = 4 + 4 + 8 + 128 + 136 + 4 + 4
+ID_SAMPLE_SECTOR = ID_SAMPLE_CHECKED + 8
+ID_SAMPLE_CSUM = ID_SAMPLE_SECTOR + 8 * NR_SAMPLES
 
 # --- CRC32C --------------------------------------------------------------------
 
@@ -293,9 +297,9 @@ def _id_string_problem(raw, newlines=False):
     return None
 
 
-def identity_problem(ident, sb):
+def tool_identity_problem(ident, sb):
     """tools/meta.c meta_identity_problem(): what is wrong with the record
-    (a short phrase), or None."""
+    for dmstream (a short phrase), or None."""
     if ident["magic"] != IDENTITY_MAGIC:
         return "bad magic"
     if ident["options"] & ~(ID_OPT_MIRROR | ID_OPT_NO_DISCARD_PASSDOWN):
@@ -341,7 +345,7 @@ def identity_json(sb_block, sb):
     if not any(raw):
         return None
     ident = unpack_identity(sb_block)
-    if identity_problem(ident, sb):
+    if tool_identity_problem(ident, sb):
         return {"valid": False}
     out = {"valid": True}
     for f in ("options", "created", "rate_kib", "max_inflight", "sample_checked"):
@@ -491,17 +495,20 @@ def _check_extras(sc, sb, sb_block):
     elif sb["flags"] & SB_FLAG_ORIGIN_FAILED:
         sc.warning("origin-failed without origin-stale")
     if sb["flags"] & ~SB_FLAGS_KNOWN:
-        sc.warning("unknown flags")
+        sc.error("unknown flags")
+    kernel_why = identity_problem(sb_block, sb["origin_size"])
+    if kernel_why:
+        sc.error(kernel_why)
     if sb["reserved0"]:
         sc.warning("reserved0 not 0")
     if any(sb_block[SB_STRUCT.size:IDENTITY_OFFSET]):
         sc.warning("bytes after the fields")
     raw = sb_block[IDENTITY_OFFSET:IDENTITY_OFFSET + IDENTITY_SIZE]
-    if any(raw):
-        why = identity_problem(unpack_identity(sb_block), sb)
+    if not kernel_why and any(raw):
+        why = tool_identity_problem(unpack_identity(sb_block), sb)
         if why:
             sc.warning("identity record: " + why)
-    if any(sb_block[IDENTITY_OFFSET + IDENTITY_SIZE:]):
+    if not kernel_why and any(sb_block[IDENTITY_OFFSET + IDENTITY_SIZE:]):
         sc.warning("bytes after the identity record")
 
 
@@ -606,6 +613,24 @@ def _finish(out, sc):
 # --- decode: what the kernel loads for a table --------------------------------
 
 
+def identity_problem(sb_block, origin_size):
+    """Why the kernel's identity_check() refuses the identity record of
+    superblock block @sb_block (its words), or None."""
+    rec = sb_block[IDENTITY_OFFSET:BLOCK_SIZE]
+    magic = struct.unpack_from("<I", rec, 0)[0]
+    if magic != IDENTITY_MAGIC:
+        return "Metadata identity record is corrupt (bad magic)" if any(rec) else None
+    checked = struct.unpack_from("<I", rec, ID_SAMPLE_CHECKED)[0]
+    if checked >> NR_SAMPLES:
+        return "Metadata identity record names samples that do not exist"
+    for i in range(NR_SAMPLES):
+        sector = struct.unpack_from("<Q", rec, ID_SAMPLE_SECTOR + 8 * i)[0]
+        if checked >> i & 1 and (sector > origin_size or
+                                 origin_size - sector < SAMPLE_SECTORS):
+            return "Metadata identity record has an origin sample past the origin's end"
+    return None
+
+
 def decode(meta, geo):
     """What the kernel loads from @meta (the metadata device's bytes) for a
     table of geometry @geo (dict: region_size, target_size, nr_regions,
@@ -647,6 +672,11 @@ def decode(meta, geo):
     if sb["nr_copied"] > nreg:
         return bad("superblock copied count %d > %d regions"
                    % (sb["nr_copied"], nreg))
+    if sb["flags"] & ~SB_FLAGS_KNOWN:
+        return bad("superblock flags 0x%x unknown" % sb["flags"])
+    why = identity_problem(sb_block, geo["origin_size"])
+    if why:
+        return bad(why)
     copied, slot_tids, newer = [], [], 0
     for i in range(nb):
         if len(meta) < bitmap_location(i, 1) * BLOCK_SIZE + BLOCK_SIZE:
