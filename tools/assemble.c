@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,7 +96,13 @@ static int read_meta(const char *path, bool rw, int *fd, struct meta_sb *sb, boo
 	const char *p;
 	uint64_t size;
 
-	if (blockdev_get(path, bd))
+	struct stat st;
+
+	/* An image file is read (and refused) too: its record is checked first. */
+	memset(bd, 0, sizeof(*bd));
+	if (!stat(path, &st) && S_ISREG(st.st_mode))
+		snprintf(bd->path, sizeof(bd->path), "%s", path);
+	else if (blockdev_get(path, bd))
 		return EXIT_FAIL;
 	*fd = meta_open(bd->path, rw, in_use, &size);
 	if (*fd < 0)
@@ -121,6 +128,11 @@ static int read_meta(const char *path, bool rw, int *fd, struct meta_sb *sb, boo
 		err("%s: %s; nothing changed", path, why);
 		close(*fd);
 		return EXIT_METADATA;
+	}
+	if (!bd->major && !bd->minor) {
+		err("%s: not a block device", path);
+		close(*fd);
+		return EXIT_FAIL;
 	}
 	return 0;
 fail:

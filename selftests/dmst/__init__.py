@@ -19,6 +19,8 @@ needs more than a line of Python lives here, one module per job, run as
   crash       test_crash_01: its workload, log checks and replay checker
               (a package: python3 -m dmst.crash COMMAND ...)
   toolcheck   test_tool_*: checks of the tool's JSON output
+  identity    the identity record: expected origin samples, damage, and
+              values of the tool's JSON (test_ident_01, test_assemble_01)
 
 A test's own Python goes in a module named after what it does (or a
 subpackage for a test with several, like crash/), with a docstring giving
