@@ -20,7 +20,8 @@
 # - rebind: refused while the stream is active and for a device of another
 #   size; an origin of the same size with other content is refused by the
 #   kernel (its reason in dmesg) and by assemble, and accepted once rebind
-#   recorded it.
+#   recorded it; assemble then makes the stream over it with the recorded
+#   rate and max_inflight.
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/common.sh"
@@ -28,7 +29,7 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/tool_helpers.sh"
 
 require_cmd dmsetup blockdev dd python3 md5sum cmp
-sh_start 28
+sh_start 30
 
 MB=8
 LEN=$((MB * 2048))
@@ -56,6 +57,8 @@ cleanup_add "_dm_remove_hard $NAME"
 ORIG=$(dm_dev ti01-o)
 DEST=$(dm_dev ti01-d)
 WRONG=$(dm_dev ti01-w)
+# absent NAME: no dm device NAME.
+absent() { ! dm_exists "$1"; }
 J=$TEST_TMP/dump.json
 
 # jget KEY: a value of the last dump --json ($J).
@@ -141,7 +144,12 @@ tt_expect "rebind to an origin of another size: refused (exit 2)" 2 "has $((LEN 
 
 sh_ctr_fail "the kernel refuses a same-size origin with other content, saying why" \
 	"0 $LEN stream $META $DEST $WRONG 128 0" "origin is not the device recorded"
-sh_setup dmsetup remove ti01-o
+sh_setup dm_remove ti01-o
+sh_setup lin ti01-o2 TI01-ORIGIN "$WL"
+tt_expect "assemble: the origin's uuid on other content: refused (exit 2)" 2 \
+	"differs from the recorded origin at sample 0" assemble "$META"
+ktap_check "... and makes nothing" absent $NAME
+sh_setup dm_remove ti01-o2
 tt_expect "assemble with the origin's uuid gone: origin not found (exit 2)" 2 \
 	"origin not found: looked for dm uuid TI01-ORIGIN" assemble "$META"
 tt_expect "rebind --origin to it: exit 0, samples taken again" 0 "samples taken again" \
@@ -152,7 +160,7 @@ ktap_check "... the record names it, with its samples" \
 	"$(jget identity.samples)" = "$(dmst_py identity samples "$WL")"
 tt_expect "... assemble takes it now" 0 "assembled from $META" assemble "$META"
 ktap_check "... the stream runs over it" \
-	test "$(sh_table $NAME)" = "0 $LEN stream $(sh_devt "$META") $(sh_devt "$DEST") $(sh_devt "$WRONG") 128 0"
+	test "$(sh_table $NAME)" = "0 $LEN stream $(sh_devt "$META") $(sh_devt "$DEST") $(sh_devt "$WRONG") 128 4 rate 4096 max_inflight 8"
 sh_setup dm_remove $NAME
 tt_expect "check passes after rebind" 0 "" check "$META"
 
