@@ -138,19 +138,40 @@ static int sample_csum(int fd, const char *path, uint64_t sector, void *buf, uin
 	return 0;
 }
 
-int ident_take_samples(const char *path, uint64_t size, struct stream_identity_disk *id)
+/* Sector 0, the last 4 KiB, evenly between: 4 KiB aligned. */
+static uint64_t sample_at(uint64_t size, unsigned int i)
 {
-	void *buf;
-	uint32_t csum, checked = 0;
-	uint64_t sector;
-	unsigned int i;
-	int fd, r = 0;
+	uint64_t sector = (size - STREAM_SAMPLE_SECTORS) * i / (STREAM_NR_SAMPLES - 1);
 
+	return sector & ~(uint64_t)(STREAM_SAMPLE_SECTORS - 1);
+}
+
+void ident_want_samples(uint64_t size, struct stream_identity_disk *id)
+{
+	unsigned int i;
+
+	id->sample_checked = 0;
+	id->sample_wanted = 0;
 	for (i = 0; i < STREAM_NR_SAMPLES; i++) {
 		id->sample_sector[i] = 0;
 		id->sample_csum[i] = 0;
 	}
-	id->sample_checked = 0;
+	if (size < STREAM_SAMPLE_SECTORS)
+		return;
+	for (i = 0; i < STREAM_NR_SAMPLES; i++)
+		id->sample_sector[i] = htole64(sample_at(size, i));
+	id->sample_wanted = htole32((1U << STREAM_NR_SAMPLES) - 1);
+}
+
+int ident_take_samples(const char *path, uint64_t size, struct stream_identity_disk *id)
+{
+	uint32_t csum, checked = 0;
+	unsigned int i;
+	int fd, r = 0;
+	void *buf;
+
+	ident_want_samples(size, id);
+	id->sample_wanted = 0;
 	if (size < STREAM_SAMPLE_SECTORS)
 		return 0;
 	fd = open_direct(path);
@@ -158,11 +179,7 @@ int ident_take_samples(const char *path, uint64_t size, struct stream_identity_d
 		return -1;
 	buf = xmalloc_aligned(STREAM_SAMPLE_SECTORS * 512);
 	for (i = 0; i < STREAM_NR_SAMPLES && !r; i++) {
-		/* Sector 0, the last 4 KiB, evenly between: 4 KiB aligned. */
-		sector = (size - STREAM_SAMPLE_SECTORS) * i / (STREAM_NR_SAMPLES - 1);
-		sector &= ~(uint64_t)(STREAM_SAMPLE_SECTORS - 1);
-		r = sample_csum(fd, path, sector, buf, &csum);
-		id->sample_sector[i] = htole64(sector);
+		r = sample_csum(fd, path, le64toh(id->sample_sector[i]), buf, &csum);
 		id->sample_csum[i] = htole32(csum);
 		checked |= 1U << i;
 	}

@@ -36,9 +36,18 @@ void ident_set(char *field, size_t len, const char *value);
 int ident_collect(unsigned int major, unsigned int minor, struct stream_device_identity_disk *d);
 
 /*
- * Reads the origin samples of @id from @path (an origin of @size sectors)
- * with O_DIRECT: positions, CRC32C, all of them checked. Returns 0 or -1
- * (message printed).
+ * Asks for the origin samples of an origin of @size sectors: their sectors
+ * (0, the last 4 KiB, six evenly between, 4 KiB aligned), all of them in
+ * sample_wanted, none checked. The kernel takes them at the stream's first
+ * resume (stream-format.h).
+ */
+void ident_want_samples(uint64_t size, struct stream_identity_disk *id);
+
+/*
+ * Takes the origin samples of @id now, from @path (an origin of @size
+ * sectors, not changing: rebind) with O_DIRECT: the same sectors, their
+ * CRC32C, all of them checked, none wanted. Returns 0 or -1 (message
+ * printed).
  */
 int ident_take_samples(const char *path, uint64_t size, struct stream_identity_disk *id);
 

@@ -473,7 +473,7 @@ const char *meta_identity_problem(const struct stream_identity_disk *id,
 	const struct { const char *name; const char *p; size_t len; } strs[] = {
 		ID_FIELD(id, name), ID_FIELD(id, uuid),
 	};
-	uint32_t checked = le32toh(id->sample_checked);
+	uint32_t checked = le32toh(id->sample_checked) | le32toh(id->sample_wanted);
 	uint64_t sector;
 	const char *why;
 	size_t i;
@@ -510,12 +510,8 @@ const char *meta_identity_problem(const struct stream_identity_disk *id,
 			 le32toh(id->max_inflight));
 		return buf;
 	}
-	if (id->reserved0) {
-		snprintf(buf, len, "identity record: reserved field is not 0");
-		return buf;
-	}
 	if (checked & ~((1U << STREAM_NR_SAMPLES) - 1)) {
-		snprintf(buf, len, "identity record: sample_checked 0x%" PRIx32
+		snprintf(buf, len, "identity record: sample_checked or sample_wanted 0x%" PRIx32
 			 " names samples past the %u there are", checked, STREAM_NR_SAMPLES);
 		return buf;
 	}
@@ -684,7 +680,7 @@ static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t de
 const char *meta_identity_kernel_problem(const struct meta_sb *sb, uint64_t origin_size)
 {
 	const struct stream_identity_disk *id = &sb->identity;
-	uint32_t checked = le32toh(id->sample_checked);
+	uint32_t checked = le32toh(id->sample_checked) | le32toh(id->sample_wanted);
 	unsigned int i;
 
 	if (le32toh(id->magic) != STREAM_IDENTITY_MAGIC)

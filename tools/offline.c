@@ -347,6 +347,8 @@ static json_object *identity_json(const struct meta_sb *sb)
 			       json_object_new_uint64(le32toh(id->max_inflight)));
 	json_object_object_add(o, "sample_checked",
 			       json_object_new_uint64(le32toh(id->sample_checked)));
+	json_object_object_add(o, "sample_wanted",
+			       json_object_new_uint64(le32toh(id->sample_wanted)));
 	samples = json_object_new_array();
 	for (i = 0; i < STREAM_NR_SAMPLES; i++) {
 		json_object *s = json_object_new_array();
@@ -413,8 +415,12 @@ static void identity_print(const struct meta_sb *sb)
 		if (checked & (1U << i))
 			printf("  sample %u          sector %" PRIu64 ", crc32c 0x%08" PRIx32 "\n", i,
 			       (uint64_t)le64toh(id->sample_sector[i]), le32toh(id->sample_csum[i]));
-	if (!checked)
-		printf("  samples           none checked\n");
+	for (i = 0; i < STREAM_NR_SAMPLES; i++)
+		if (le32toh(id->sample_wanted) & (1U << i))
+			printf("  sample %u          sector %" PRIu64 ", wanted: taken at the first "
+			       "resume\n", i, (uint64_t)le64toh(id->sample_sector[i]));
+	if (!checked && !id->sample_wanted)
+		printf("  samples           none\n");
 	if (id->origin_table[0])
 		printf("  origin_table      %s\n", id->origin_table);
 }

@@ -540,8 +540,7 @@ int plan_format_meta(const struct plan *p)
 		origin = p->origin;
 	}
 	plan_identity(p, &origin, &id);
-	if (!p->copy && ident_take_samples(origin.path, origin.size / 512, &id))
-		return -1;
+	ident_want_samples(origin.size / 512, &id);
 	geo = (struct meta_geometry){ .region_size = p->region, .target_size = p->len,
 				      .origin_size = origin.size / 512,
 				      .dest_size = p->dest.size / 512 };

@@ -49,10 +49,10 @@ int plan_stream(struct plan *p, const struct command *cmd, const struct opts *o,
 /*
  * Formats the metadata device with the identity record (stream-format.h),
  * unless the plan continues earlier metadata: once the origin the table
- * names is known (p->origin_major:minor). create's origin is sampled;
- * copy's is live, so its samples are recorded unchecked (a write between
- * the sampling and the switch would make them wrong). Returns 0 or -1
- * (message printed).
+ * names is known (p->origin_major:minor). The origin samples are asked
+ * for, not taken: the kernel takes them when the stream first resumes,
+ * when a live copy's origin no longer changes. Returns 0 or -1 (message
+ * printed).
  */
 int plan_format_meta(const struct plan *p);
 /* The stream's table (dmx_table_free() it), over p->origin_major:minor. */

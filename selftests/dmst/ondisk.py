@@ -89,7 +89,7 @@ DEV_ID_STRUCT = struct.Struct("<" + "".join(f for _, f in DEV_ID_LAYOUT))
 ID_HEAD_LAYOUT = (
     ("magic", "I"), ("options", "I"), ("created", "Q"), ("name", "128s"),
     ("uuid", "136s"), ("rate_kib", "I"), ("max_inflight", "I"),
-    ("sample_checked", "I"), ("reserved0", "I"),
+    ("sample_checked", "I"), ("sample_wanted", "I"),
     ("sample_sector", "%dQ" % NR_SAMPLES), ("sample_csum", "%dI" % NR_SAMPLES),
 )
 ID_HEAD_STRUCT = struct.Struct("<" + "".join(f for _, f in ID_HEAD_LAYOUT))
@@ -314,9 +314,7 @@ def tool_identity_problem(ident, sb):
     mi = ident["max_inflight"]
     if mi and not MIN_MAX_INFLIGHT <= mi <= MAX_MAX_INFLIGHT:
         return "max_inflight"
-    if ident["reserved0"]:
-        return "reserved0"
-    checked = ident["sample_checked"]
+    checked = ident["sample_checked"] | ident["sample_wanted"]
     if checked & ~((1 << NR_SAMPLES) - 1):
         return "sample_checked"
     for i in range(NR_SAMPLES):
@@ -348,7 +346,8 @@ def identity_json(sb_block, sb):
     if tool_identity_problem(ident, sb):
         return {"valid": False}
     out = {"valid": True}
-    for f in ("options", "created", "rate_kib", "max_inflight", "sample_checked"):
+    for f in ("options", "created", "rate_kib", "max_inflight", "sample_checked",
+              "sample_wanted"):
         out[f] = ident[f]
     out["name"], out["uuid"] = _cstr(ident["name"]), _cstr(ident["uuid"])
     out["samples"] = [[ident["sample_sector"][i], ident["sample_csum"][i]]
@@ -620,7 +619,8 @@ def identity_problem(sb_block, origin_size):
     magic = struct.unpack_from("<I", rec, 0)[0]
     if magic != IDENTITY_MAGIC:
         return "Metadata identity record is corrupt (bad magic)" if any(rec) else None
-    checked = struct.unpack_from("<I", rec, ID_SAMPLE_CHECKED)[0]
+    checked, wanted = struct.unpack_from("<II", rec, ID_SAMPLE_CHECKED)
+    checked |= wanted
     if checked >> NR_SAMPLES:
         return "Metadata identity record names samples that do not exist"
     for i in range(NR_SAMPLES):
