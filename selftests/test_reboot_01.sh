@@ -47,7 +47,7 @@ stream_missing()
 	[[ -x $DMSTREAM ]] || { echo "tools/dmstream is not built"; return; }
 	"$DMSTREAM" --help 2>&1 | grep -qw assemble ||
 		{ echo "dmstream has no assemble command yet"; return; }
-	"$DMSTREAM" --help 2>&1 | grep -q -- '--mirror' ||
+	"$DMSTREAM" create --help 2>&1 | grep -q -- '--mirror' ||
 		{ echo "dmstream create has no --mirror option yet"; return; }
 	[[ -d /sys/module/dm_stream ]] || insmod "$DMSTREAM_KO" 2>/dev/null
 	dmsetup targets | grep -Eq '^stream +v([2-9]|[1-9][0-9])\.' ||
@@ -100,7 +100,6 @@ boot1()
 	sh_setup sh_fill_random "$ORIG"
 	sh_setup "$DMSTREAM" create "$NAME" --origin "$ORIG" --dest "$DEST" \
 		--meta "$META" --region-size "${REGION}s" --rate "$RATE" --mirror
-	cleanup_add "true"	# the crash ends the boot with the stream live
 	if dm_status "$NAME" | grep -qw mirror && sh_wait_copied_ge "$NAME" 8 60; then
 		ktap_ok "stream in mirror mode, copying"
 	else
