@@ -4,6 +4,7 @@
  * See stream-metadata.h for the concurrency contract and stream-format.h
  * for the on-disk layout.
  */
+#include <linux/bio.h>
 #include <linux/bitmap.h>
 #include <linux/crc32c.h>
 #include <linux/dm-bufio.h>
@@ -18,6 +19,8 @@
 #define DM_MSG_PREFIX "stream metadata"
 
 #define WORDS_PER_BLOCK	(STREAM_BITS_PER_BLOCK / BITS_PER_LONG)
+#define SB_TAIL_SIZE	(STREAM_BLOCK_SIZE - STREAM_IDENTITY_OFFSET)
+#define SAMPLE_BYTES	(STREAM_SAMPLE_SECTORS << SECTOR_SHIFT)
 
 /*
  * dm_bufio_write_dirty_buffers() writes every dirty buffer, waits for them
@@ -60,6 +63,20 @@ struct stream_metadata {
 	/* The last committed transaction. */
 	u64 transaction_id;
 
+	/*
+	 * STREAM_SB_FLAG_* and the identity's sample_checked, in core: read
+	 * locklessly (READ_ONCE), changed by the worker only (WRITE_ONCE),
+	 * and then sb_dirty until the next commit. The superblock block after
+	 * STREAM_IDENTITY_OFFSET is kept in sb_tail, whose sample_checked and
+	 * sample_wanted are stale: the ones here count. Only
+	 * stream_md_take_samples() writes sb_tail (sample_csum).
+	 */
+	u32 sb_flags;
+	u32 sample_checked;
+	u32 sample_wanted;
+	bool sb_dirty;
+	u8 *sb_tail;
+
 	/* Regions copied, in core: one bit per region, rounded up to a block. */
 	unsigned long *copied;
 	unsigned long nr_copied;
@@ -81,6 +98,11 @@ struct stream_metadata {
 	unsigned long *slot;
 };
 
+static struct stream_identity_disk *identity(struct stream_metadata *md)
+{
+	return (struct stream_identity_disk *)md->sb_tail;
+}
+
 /*---------------------------------------------------------------------------*/
 /* Checksums and pack/unpack */
 static u32 block_csum(const void *block, u32 xor)
@@ -91,8 +113,16 @@ static u32 block_csum(const void *block, u32 xor)
 static void sb_pack(struct stream_metadata *md, struct stream_superblock_disk *sb,
 		    u64 transaction_id, unsigned long nr_copied)
 {
+	struct stream_identity_disk *id;
+
 	memset(sb, 0, STREAM_BLOCK_SIZE);
-	sb->flags = cpu_to_le32(0);
+	memcpy((u8 *)sb + STREAM_IDENTITY_OFFSET, md->sb_tail, SB_TAIL_SIZE);
+	id = (void *)sb + STREAM_IDENTITY_OFFSET;
+	if (le32_to_cpu(id->magic) == STREAM_IDENTITY_MAGIC) {
+		id->sample_checked = cpu_to_le32(md->sample_checked);
+		id->sample_wanted = cpu_to_le32(md->sample_wanted);
+	}
+	sb->flags = cpu_to_le32(md->sb_flags);
 	sb->blocknr = cpu_to_le64(STREAM_SB_BLOCK);
 	sb->magic = cpu_to_le64(STREAM_MAGIC);
 	sb->version = cpu_to_le32(STREAM_VERSION);
@@ -106,6 +136,33 @@ static void sb_pack(struct stream_metadata *md, struct stream_superblock_disk *s
 	sb->transaction_id = cpu_to_le64(transaction_id);
 	sb->nr_copied = cpu_to_le64(nr_copied);
 	sb->csum = cpu_to_le32(block_csum(sb, STREAM_SB_CSUM_XOR));
+}
+
+/*
+ * The identity record is written by dmstream(8): user data. All zero means
+ * none; otherwise every checked sample must lie within the origin.
+ */
+static const char *identity_check(struct stream_metadata *md,
+				  const struct stream_identity_disk *id)
+{
+	u32 used = le32_to_cpu(id->sample_checked) | le32_to_cpu(id->sample_wanted);
+	unsigned int i;
+
+	if (le32_to_cpu(id->magic) != STREAM_IDENTITY_MAGIC)
+		return memchr_inv(id, 0, SB_TAIL_SIZE) ?
+		       "Metadata identity record is corrupt (bad magic)" : NULL;
+	if (used & ~GENMASK(STREAM_NR_SAMPLES - 1, 0))
+		return "Metadata identity record names samples that do not exist";
+	for (i = 0; i < STREAM_NR_SAMPLES; i++) {
+		u64 sector = le64_to_cpu(id->sample_sector[i]);
+
+		if (!(used & BIT(i)))
+			continue;
+		if (sector > md->geo.origin_size ||
+		    md->geo.origin_size - sector < STREAM_SAMPLE_SECTORS)
+			return "Metadata identity record has an origin sample past the origin's end";
+	}
+	return NULL;
 }
 
 /*
@@ -142,7 +199,9 @@ static const char *sb_check(struct stream_metadata *md, struct stream_superblock
 	/* Slot ids not above it are compared as s64: see slot_id(). */
 	if (le64_to_cpu(sb->transaction_id) > S64_MAX)
 		return "Metadata superblock transaction id is out of range";
-	return NULL;
+	if (le32_to_cpu(sb->flags) & ~STREAM_SB_FLAGS_KNOWN)
+		return "Metadata superblock has flags this kernel module does not know";
+	return identity_check(md, (void *)sb + STREAM_IDENTITY_OFFSET);
 }
 
 static void bitmap_pack(struct stream_metadata *md, u64 index, u64 location,
@@ -329,6 +388,14 @@ static int load(struct stream_metadata *md, struct stream_superblock_disk *sb,
 	if (*error)
 		return -EINVAL;
 	md->transaction_id = le64_to_cpu(sb->transaction_id);
+	md->sb_flags = le32_to_cpu(sb->flags);
+	memcpy(md->sb_tail, (u8 *)sb + STREAM_IDENTITY_OFFSET, SB_TAIL_SIZE);
+	if (le32_to_cpu(identity(md)->magic) == STREAM_IDENTITY_MAGIC) {
+		md->sample_checked = le32_to_cpu(identity(md)->sample_checked);
+		/* A checked sample was taken: it is not wanted any more. */
+		md->sample_wanted = le32_to_cpu(identity(md)->sample_wanted) &
+				    ~md->sample_checked;
+	}
 
 	dm_bufio_prefetch(md->bufio, 1, 2 * md->nr_bitmap_blocks);
 	for (i = 0; i < md->nr_bitmap_blocks; i++) {
@@ -395,6 +462,7 @@ static void md_destroy(struct stream_metadata *md)
 	 */
 	if (md->bufio)
 		dm_bufio_client_destroy(md->bufio);
+	kfree(md->sb_tail);
 	bitmap_free(md->slot);
 	bitmap_free(md->rewrite);
 	kvfree(md->dirty);
@@ -432,7 +500,8 @@ static struct stream_metadata *md_alloc(struct block_device *bdev,
 	md->dirty = kvcalloc(BITS_TO_LONGS(words), sizeof(unsigned long), GFP_KERNEL);
 	md->slot = bitmap_zalloc(md->nr_bitmap_blocks, GFP_KERNEL);
 	md->rewrite = bitmap_zalloc(md->nr_bitmap_blocks, GFP_KERNEL);
-	if (!md->copied || !md->dirty || !md->slot || !md->rewrite) {
+	md->sb_tail = kzalloc(SB_TAIL_SIZE, GFP_KERNEL);
+	if (!md->copied || !md->dirty || !md->slot || !md->rewrite || !md->sb_tail) {
 		*error = "Cannot allocate the in-core bitmap";
 		md_destroy(md);
 		return ERR_PTR(-ENOMEM);
@@ -627,7 +696,7 @@ unsigned long stream_md_set_copied(struct stream_metadata *md, unsigned long sta
 
 bool stream_md_changed(struct stream_metadata *md)
 {
-	return md->nr_dirty || md->nr_rewrite;
+	return md->nr_dirty || md->nr_rewrite || md->sb_dirty;
 }
 
 bool stream_md_is_committed(struct stream_metadata *md, unsigned long region)
@@ -653,6 +722,172 @@ bool stream_md_degrade(struct stream_metadata *md, enum stream_mode mode)
 		return false;
 	WRITE_ONCE(md->mode, mode);
 	return true;
+}
+
+/*---------------------------------------------------------------------------*/
+/* The origin: stale flag and samples */
+bool stream_md_origin_stale(struct stream_metadata *md)
+{
+	return READ_ONCE(md->sb_flags) & STREAM_SB_FLAG_ORIGIN_STALE;
+}
+
+bool stream_md_origin_failed(struct stream_metadata *md)
+{
+	return READ_ONCE(md->sb_flags) & STREAM_SB_FLAG_ORIGIN_FAILED;
+}
+
+static bool set_sb_flags(struct stream_metadata *md, u32 flags)
+{
+	if (flags == md->sb_flags)
+		return false;
+	WRITE_ONCE(md->sb_flags, flags);
+	md->sb_dirty = true;
+	return true;
+}
+
+bool stream_md_set_origin_stale(struct stream_metadata *md, bool failed)
+{
+	return set_sb_flags(md, md->sb_flags | STREAM_SB_FLAG_ORIGIN_STALE |
+				(failed ? STREAM_SB_FLAG_ORIGIN_FAILED : 0));
+}
+
+int stream_md_clear_origin_stale(struct stream_metadata *md)
+{
+	if (!stream_md_origin_stale(md))
+		return 0;
+	if (md->nr_copied)
+		return -EBUSY;
+	set_sb_flags(md, md->sb_flags &
+			 ~(STREAM_SB_FLAG_ORIGIN_STALE | STREAM_SB_FLAG_ORIGIN_FAILED));
+	return 0;
+}
+
+static bool sample_overlaps(struct stream_metadata *md, unsigned int i,
+			    sector_t sector, sector_t nr_sectors)
+{
+	u64 start = le64_to_cpu(identity(md)->sample_sector[i]);
+
+	return sector < start + STREAM_SAMPLE_SECTORS && start < sector + nr_sectors;
+}
+
+bool stream_md_sample_hit(struct stream_metadata *md, sector_t sector, sector_t nr_sectors)
+{
+	unsigned long checked = READ_ONCE(md->sample_checked);
+	unsigned int i;
+
+	for_each_set_bit(i, &checked, STREAM_NR_SAMPLES) {
+		if (sample_overlaps(md, i, sector, nr_sectors))
+			return true;
+	}
+	return false;
+}
+
+void stream_md_uncheck_samples(struct stream_metadata *md, sector_t sector,
+			       sector_t nr_sectors)
+{
+	unsigned long checked = md->sample_checked;
+	unsigned int i;
+
+	for_each_set_bit(i, &checked, STREAM_NR_SAMPLES) {
+		if (sample_overlaps(md, i, sector, nr_sectors))
+			__clear_bit(i, &checked);
+	}
+	if (checked != md->sample_checked) {
+		WRITE_ONCE(md->sample_checked, checked);
+		md->sb_dirty = true;
+	}
+}
+
+/* Reads @nr_sectors at @sector of @bdev into @page. */
+static int read_sectors(struct block_device *bdev, sector_t sector, struct page *page,
+			unsigned int bytes)
+{
+	struct bio bio;
+	struct bio_vec bvec;
+	int r;
+
+	bio_init(&bio, bdev, &bvec, 1, REQ_OP_READ);
+	bio.bi_iter.bi_sector = sector;
+	__bio_add_page(&bio, page, bytes, 0);
+	r = submit_bio_wait(&bio);
+	bio_uninit(&bio);
+	return r;
+}
+
+/* The CRC32C of origin sample @i, read from @origin into @page, or an error. */
+static int sample_csum(struct stream_metadata *md, struct block_device *origin,
+		       struct page *page, unsigned int i, u32 *csum)
+{
+	int r;
+
+	r = read_sectors(origin, le64_to_cpu(identity(md)->sample_sector[i]), page,
+			 SAMPLE_BYTES);
+	if (!r)
+		*csum = crc32c(~(u32)0, page_address(page), SAMPLE_BYTES);
+	return r;
+}
+
+int stream_md_take_samples(struct stream_metadata *md, struct block_device *origin)
+{
+	unsigned long wanted = md->sample_wanted;
+	struct page *page;
+	unsigned int i;
+	u32 csum;
+	int r = 0;
+
+	if (!wanted)
+		return 0;
+	page = alloc_page(GFP_KERNEL);
+	if (!page)
+		return -ENOMEM;
+	for_each_set_bit(i, &wanted, STREAM_NR_SAMPLES) {
+		r = sample_csum(md, origin, page, i, &csum);
+		if (r)
+			break;
+		identity(md)->sample_csum[i] = cpu_to_le32(csum);
+		WRITE_ONCE(md->sample_checked, md->sample_checked | BIT(i));
+		md->sample_wanted &= ~BIT(i);
+		md->sb_dirty = true;
+	}
+	__free_page(page);
+	return r;
+}
+
+int stream_md_check_origin(struct stream_metadata *md, struct block_device *origin,
+			   char **error)
+{
+	unsigned long checked = READ_ONCE(md->sample_checked);
+	const struct stream_identity_disk *id = identity(md);
+	struct page *page;
+	unsigned int i;
+	int r = 0;
+
+	if (!checked)
+		return 0;
+	page = alloc_page(GFP_KERNEL);
+	if (!page) {
+		*error = "Cannot allocate memory to check the origin";
+		return -ENOMEM;
+	}
+	for_each_set_bit(i, &checked, STREAM_NR_SAMPLES) {
+		u64 sector = le64_to_cpu(id->sample_sector[i]);
+		u32 csum;
+
+		r = sample_csum(md, origin, page, i, &csum);
+		if (r) {
+			*error = "Cannot read the origin to check that it is the one recorded";
+			break;
+		}
+		if (csum != le32_to_cpu(id->sample_csum[i])) {
+			DMERR("origin sample %u at sector %llu: crc32c 0x%08x, recorded 0x%08x",
+			      i, sector, csum, le32_to_cpu(id->sample_csum[i]));
+			*error = "Origin is not the device recorded in the metadata (its content differs): after a deliberate move, run dmstream rebind";
+			r = -EINVAL;
+			break;
+		}
+	}
+	__free_page(page);
+	return r;
 }
 
 /*---------------------------------------------------------------------------*/
@@ -703,6 +938,7 @@ static void commit_done(struct stream_metadata *md)
 	md->nr_dirty = 0;
 	bitmap_zero(md->rewrite, md->nr_bitmap_blocks);
 	md->nr_rewrite = 0;
+	md->sb_dirty = false;
 	md->transaction_id++;
 }
 

@@ -108,6 +108,40 @@ enum stream_mode stream_md_mode(struct stream_metadata *md);
 /* Raises the mode to @mode; true when it changed. Worker only. */
 bool stream_md_degrade(struct stream_metadata *md, enum stream_mode mode);
 
+/*
+ * The origin (STREAM_SB_FLAG_ORIGIN_*). stale: the origin may miss an
+ * acknowledged write; failed: because an origin-leg write failed. Read in
+ * any context without locks; the setters run in the worker (or where no
+ * worker can run: the constructor, preresume) and change the in-core
+ * state only: stream_md_changed() is true until the next commit makes it
+ * durable. set returns true when it changed something; clear is refused
+ * (-EBUSY) once any region is copied, since a copied region may hold a
+ * write the origin missed.
+ */
+bool stream_md_origin_stale(struct stream_metadata *md);
+bool stream_md_origin_failed(struct stream_metadata *md);
+bool stream_md_set_origin_stale(struct stream_metadata *md, bool failed);
+int stream_md_clear_origin_stale(struct stream_metadata *md);
+
+/*
+ * Origin samples (stream-format.h, the identity record). sample_hit: does
+ * [@sector, +@nr_sectors) of the origin overlap a sample that is still
+ * checked? Any context, no locks. uncheck_samples: stop checking those
+ * samples, in core (worker only); the caller commits before it writes the
+ * origin there. take_samples: read the samples dmstream asked for (and not
+ * taken yet) from @origin and check them from now on, in core; blocks on
+ * I/O; where no worker runs and nothing writes the origin (preresume), the
+ * caller commits afterwards. check_origin: read every checked sample of
+ * @origin and compare; blocks on I/O (constructor only), sets *@error on a
+ * mismatch. Metadata without an identity record has no samples.
+ */
+bool stream_md_sample_hit(struct stream_metadata *md, sector_t sector, sector_t nr_sectors);
+void stream_md_uncheck_samples(struct stream_metadata *md, sector_t sector,
+			       sector_t nr_sectors);
+int stream_md_take_samples(struct stream_metadata *md, struct block_device *origin);
+int stream_md_check_origin(struct stream_metadata *md, struct block_device *origin,
+			   char **error);
+
 /* Metadata blocks in use and available, for the status line. */
 u64 stream_md_used_blocks(struct stream_metadata *md);
 u64 stream_md_total_blocks(struct stream_metadata *md);

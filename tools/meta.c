@@ -222,7 +222,9 @@ static void sb_unpack(const void *block, struct meta_sb *sb)
 	sb->transaction_id = le64toh(d->transaction_id);
 	sb->nr_copied = le64toh(d->nr_copied);
 	sb->blank = all_zero(block, STREAM_BLOCK_SIZE);
-	sb->tail_zero = all_zero((const char *)block + sizeof(*d), STREAM_BLOCK_SIZE - sizeof(*d));
+	sb->tail_zero = all_zero((const char *)block + sizeof(*d),
+				 STREAM_IDENTITY_OFFSET - sizeof(*d));
+	memcpy(sb->identity, (const char *)block + STREAM_IDENTITY_OFFSET, sizeof(sb->identity));
 }
 
 int meta_read_sb(int fd, struct meta_sb *sb)
@@ -416,13 +418,41 @@ static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t de
 	return usable;
 }
 
+/* In the words of the module's identity_check(). */
+const char *meta_identity_problem(const struct meta_sb *sb, uint64_t origin_size)
+{
+	const struct stream_identity_disk *id = (const void *)sb->identity;
+	uint32_t checked = le32toh(id->sample_checked) | le32toh(id->sample_wanted);
+	unsigned int i;
+
+	if (le32toh(id->magic) != STREAM_IDENTITY_MAGIC)
+		return all_zero(sb->identity, sizeof(sb->identity)) ? NULL :
+		       "Metadata identity record is corrupt (bad magic)";
+	if (checked >> STREAM_NR_SAMPLES)
+		return "Metadata identity record names samples that do not exist";
+	for (i = 0; i < STREAM_NR_SAMPLES; i++) {
+		uint64_t sector = le64toh(id->sample_sector[i]);
+
+		if ((checked & (1U << i)) &&
+		    (sector > origin_size || origin_size - sector < STREAM_SAMPLE_SECTORS))
+			return "Metadata identity record has an origin sample past the origin's end";
+	}
+	return NULL;
+}
+
 static void check_sb_extras(struct scan *s, const struct meta_sb *sb)
 {
+	const char *p;
+
 	if (sb->flags & STREAM_SB_FLAG_NEEDS_CHECK)
 		problem(s, META_NOTE, "superblock: the needs-check flag is set");
-	if (sb->flags & ~STREAM_SB_FLAG_NEEDS_CHECK)
-		problem(s, META_NONFATAL, "superblock: unknown flags 0x%" PRIx32,
-			sb->flags & ~STREAM_SB_FLAG_NEEDS_CHECK);
+	/* The module refuses flags it does not know. */
+	if (sb->flags & ~STREAM_SB_FLAGS_KNOWN)
+		problem(s, META_FATAL, "superblock: unknown flags 0x%" PRIx32,
+			sb->flags & ~STREAM_SB_FLAGS_KNOWN);
+	p = meta_identity_problem(sb, sb->origin_size);
+	if (p)
+		problem(s, META_FATAL, "%s", p);
 	if (sb->reserved0)
 		problem(s, META_NONFATAL, "superblock: reserved field is 0x%" PRIx32 ", not 0",
 			sb->reserved0);

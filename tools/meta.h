@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "stream-format.h"
+
 /* The superblock, decoded to host byte order. */
 struct meta_sb {
 	uint32_t csum;
@@ -31,8 +33,16 @@ struct meta_sb {
 	uint64_t transaction_id;
 	uint64_t nr_copied;
 	bool blank;		/* the whole block is zero */
-	bool tail_zero;		/* the bytes after the fields are zero */
+	bool tail_zero;		/* the bytes between the fields and the identity are zero */
+	/* The identity record's bytes (struct stream_identity_disk), raw. */
+	unsigned char identity[STREAM_BLOCK_SIZE - STREAM_IDENTITY_OFFSET];
 };
+
+/*
+ * Why the module refuses the identity record in @sb for an origin of
+ * @origin_size sectors (its words), or NULL: an all-zero record is none.
+ */
+const char *meta_identity_problem(const struct meta_sb *sb, uint64_t origin_size);
 
 /* What a table would record: sizes in sectors. */
 struct meta_geometry {

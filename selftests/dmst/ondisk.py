@@ -33,6 +33,20 @@ MIN_REGION_SECTORS = 8
 MAX_REGION_SECTORS = 2097152
 MAX_REGIONS = 1 << 31
 SB_FLAG_NEEDS_CHECK = 0x1
+SB_FLAG_ORIGIN_STALE = 0x2
+SB_FLAG_ORIGIN_FAILED = 0x4
+SB_FLAGS_KNOWN = 0x7
+# The identity record (struct stream_identity_disk) in the superblock block.
+IDENTITY_OFFSET = 512
+IDENTITY_MAGIC = 0x4E444953             # "SIDN"
+NR_SAMPLES = 8
+SAMPLE_SECTORS = 8
+# Offsets in the record: magic, options, created, name[128], uuid[136],
+# rate_kib, max_inflight, sample_checked, sample_wanted, sample_sector[8],
+# sample_csum[8], then the two device identities and the origin's table.
+ID_SAMPLE_CHECKED = 4 + 4 + 8 + 128 + 136 + 4 + 4
+ID_SAMPLE_SECTOR = ID_SAMPLE_CHECKED + 8
+ID_SAMPLE_CSUM = ID_SAMPLE_SECTOR + 8 * NR_SAMPLES
 INT64_MAX = (1 << 63) - 1
 U64_MAX = (1 << 64) - 1
 # No block device is larger: its size in bytes is a loff_t (tools/meta.c).
@@ -331,11 +345,14 @@ def _check_extras(sc, sb, sb_block):
     """tools/meta.c check_sb_extras()."""
     if sb["flags"] & SB_FLAG_NEEDS_CHECK:
         sc.note("needs-check flag")
-    if sb["flags"] & ~SB_FLAG_NEEDS_CHECK:
-        sc.warning("unknown flags")
+    if sb["flags"] & ~SB_FLAGS_KNOWN:
+        sc.error("unknown flags")
+    why = identity_problem(sb_block, sb["origin_size"])
+    if why:
+        sc.error(why)
     if sb["reserved0"]:
         sc.warning("reserved0 not 0")
-    if any(sb_block[SB_STRUCT.size:]):
+    if any(sb_block[SB_STRUCT.size:IDENTITY_OFFSET]):
         sc.warning("bytes after the fields")
 
 
@@ -438,6 +455,25 @@ def _finish(out, sc):
 # --- decode: what the kernel loads for a table --------------------------------
 
 
+def identity_problem(sb_block, origin_size):
+    """Why the kernel's identity_check() refuses the identity record of
+    superblock block @sb_block (its words), or None."""
+    rec = sb_block[IDENTITY_OFFSET:BLOCK_SIZE]
+    magic = struct.unpack_from("<I", rec, 0)[0]
+    if magic != IDENTITY_MAGIC:
+        return "Metadata identity record is corrupt (bad magic)" if any(rec) else None
+    checked, wanted = struct.unpack_from("<II", rec, ID_SAMPLE_CHECKED)
+    checked |= wanted
+    if checked >> NR_SAMPLES:
+        return "Metadata identity record names samples that do not exist"
+    for i in range(NR_SAMPLES):
+        sector = struct.unpack_from("<Q", rec, ID_SAMPLE_SECTOR + 8 * i)[0]
+        if checked >> i & 1 and (sector > origin_size or
+                                 origin_size - sector < SAMPLE_SECTORS):
+            return "Metadata identity record has an origin sample past the origin's end"
+    return None
+
+
 def decode(meta, geo):
     """What the kernel loads from @meta (the metadata device's bytes) for a
     table of geometry @geo (dict: region_size, target_size, nr_regions,
@@ -479,6 +515,11 @@ def decode(meta, geo):
     if sb["nr_copied"] > nreg:
         return bad("superblock copied count %d > %d regions"
                    % (sb["nr_copied"], nreg))
+    if sb["flags"] & ~SB_FLAGS_KNOWN:
+        return bad("superblock flags 0x%x unknown" % sb["flags"])
+    why = identity_problem(sb_block, geo["origin_size"])
+    if why:
+        return bad(why)
     copied, slot_tids, newer = [], [], 0
     for i in range(nb):
         if len(meta) < bitmap_location(i, 1) * BLOCK_SIZE + BLOCK_SIZE:

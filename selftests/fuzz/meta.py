@@ -30,7 +30,8 @@ from dmst.ondisk import (BITMAP_CSUM_XOR as BM_XOR, BITMAP_HDR_SIZE as HDR,
                          MAGIC, MAX_DEVICE_SECTORS, MAX_REGIONS, SB_CSUM_XOR as SB_XOR,
                          SB_FIELDS, SLOT_FIELDS, bitmap_location as slot_loc,
                          block as blk, block_csum, get, metadata_blocks as needed_blocks,
-                         nr_bitmap_blocks, put, slot_check)
+                         SB_FLAGS_KNOWN, identity_problem, nr_bitmap_blocks, put,
+                         slot_check)
 
 from .util import U64_MAX, KernelLog, Totals, case_rng, read_tsv
 
@@ -44,6 +45,7 @@ E_GEO = "Metadata was formatted for another "
 E_INCONS = "Metadata superblock geometry is inconsistent"
 E_RANGE = "Metadata superblock copied count is out of range"
 E_TID = "Metadata superblock transaction id is out of range"
+E_FLAGS = "Metadata superblock has flags this kernel module does not know"
 E_CORRUPT = "Metadata bitmap block corrupt (checksum mismatch in both slots)"
 E_PAST = "Metadata bitmap has bits set past the last region"
 E_COUNT = "Metadata bitmap disagrees with the superblock's copied count"
@@ -122,6 +124,11 @@ def model(img, dev_sectors, geo):
         return Verdict(False, E_RANGE)
     if f["transaction_id"] >= 1 << 63:
         return Verdict(False, E_TID)
+    if f["flags"] & ~SB_FLAGS_KNOWN:
+        return Verdict(False, E_FLAGS)
+    why = identity_problem(sb, osize)
+    if why:
+        return Verdict(False, why)
     chosen = []
     for i in range(nb):
         s = chosen_slot(img, i, f["transaction_id"])
