@@ -21,6 +21,12 @@ require_cmd timeout mkfifo
 [[ -x $GEN ]] || ktap_skip_all "no $GEN"
 ktap_plan 14
 
+# quiet CMD...: CMD with its stdout dropped (not KTAP).
+quiet()
+{
+	"$@" >/dev/null
+}
+
 # gen TAB: run the generator on TAB into a fresh $O; GEN_RC, GEN_ERR.
 gen()
 {
@@ -222,7 +228,7 @@ fi
 # 14: the generated ExecStart brings a removed stream back.
 assemble_run()
 {
-	local line words meta
+	local line words meta out
 
 	if [[ ! -x $DMSTREAM ]] || ! "$DMSTREAM" --help 2>&1 | grep -qw assemble; then
 		ktap_skip "ExecStart of a generated unit assembles the stream" \
@@ -237,7 +243,7 @@ assemble_run()
 	sh_setup dm_create bt01-dest "0 $(sectors "$DEST") linear $DEST 0"
 	dmsetup rename bt01-orig --setuuid "DMST-BT01-ORIG-$$" >/dev/null 2>&1
 	dmsetup rename bt01-dest --setuuid "DMST-BT01-DEST-$$" >/dev/null 2>&1
-	sh_setup "$DMSTREAM" create bt01 --origin "$(dm_dev bt01-orig)" \
+	sh_setup quiet "$DMSTREAM" create bt01 --origin "$(dm_dev bt01-orig)" \
 		--dest "$(dm_dev bt01-dest)" --meta "$META" --rate 1M/s
 	cleanup_add "dmsetup remove bt01 >/dev/null 2>&1"
 	sh_setup dmsetup remove bt01
@@ -248,12 +254,13 @@ assemble_run()
 	# the same.
 	eval "words=($line)"
 	meta=${words[-1]}
-	if [[ $meta == "$META" ]] && timeout 60 "${words[@]}" &&
+	if [[ $meta == "$META" ]] && out=$(timeout 60 "${words[@]}" 2>&1) &&
 	   dm_exists bt01 && [[ $(sh_state bt01) == streaming ]]; then
 		ktap_ok "ExecStart of a generated unit assembles the stream"
 	else
 		ktap_fail "ExecStart of a generated unit assembles the stream" "$line"
 	fi
+	ktap_diag "$out"
 }
 assemble_run
 
