@@ -224,6 +224,26 @@ static int finish_ready(const char *name, struct stream_table *t, uint64_t *len)
 	return r;
 }
 
+/* LVM's logical volumes have dm uuids starting so. */
+#define LVM_UUID_PREFIX		"LVM-"
+
+/*
+ * After the finish of an LVM logical volume: LVM's metadata still names
+ * the old physical volume, which no longer receives writes.
+ */
+static void finish_lvm_warning(const char *name)
+{
+	struct dmx_info info;
+
+	if (dmx_info(name, &info) || !info.exists ||
+	    strncmp(info.uuid, LVM_UUID_PREFIX, strlen(LVM_UUID_PREFIX)))
+		return;
+	warn("%s is an LVM logical volume, and LVM's metadata still names its old physical "
+	     "volume: a reactivation (vgchange -ay, lvchange --refresh, a reboot) maps it back "
+	     "there, without the writes made from now on, until LVM's metadata is changed to "
+	     "match", name);
+}
+
 static int finish(const char *name)
 {
 	struct stream_table t;
@@ -254,6 +274,7 @@ static int finish(const char *name)
 	printf("%s: finished: linear on %s; metadata device %s is free\n", name,
 	       devt_str(t.dest_major, t.dest_minor, d, sizeof(d)),
 	       devt_str(t.meta_major, t.meta_minor, m, sizeof(m)));
+	finish_lvm_warning(name);
 	if (has_helper) {
 		if (dmx_remove(helper)) {
 			err("%s: finished, but its helper origin %s could not be removed: "
@@ -346,9 +367,6 @@ rollback:
 	copy_rollback(p, p->helper[0]);
 	return EXIT_FAIL;
 }
-
-/* LVM's logical volumes have dm uuids starting so. */
-#define LVM_UUID_PREFIX		"LVM-"
 
 /* copy --finish: wait with progress, then finish. */
 static int copy_finish(const char *name, const char *dest, const struct opts *o)
