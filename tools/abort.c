@@ -106,8 +106,7 @@ static int abort_check(const char *name, void *arg, char *why, size_t len)
 		return 0;
 	if (suspended_status(name, &st, why, len))
 		return -1;
-	/* The superblock was read before: nothing sets its flag without the
-	 * status saying so too. */
+	/* The superblock was read before: nothing sets its flag without the status saying so. */
 	if (lossy(name, &st, 0, reason, sizeof(reason))) {
 		snprintf(why, len, "after the suspend: %s", reason);
 		return -1;
@@ -159,7 +158,7 @@ static int abort_ready(const char *name, struct stream_table *t, uint64_t *len,
 	return EXIT_OK;
 }
 
-static void aborted(const char *name, const struct stream_table *t, const char *helper,
+static void say_aborted(const char *name, const struct stream_table *t, const char *helper,
 		    bool lost)
 {
 	char o[32], d[32], m[32];
@@ -221,7 +220,7 @@ int cmd_abort(const struct command *cmd, struct opts *o, int argc, char **argv)
 		err("%s: not aborted; it is still a stream", name);
 		return EXIT_FAIL;
 	}
-	aborted(name, &t, helper, lost);
+	say_aborted(name, &t, helper, lost);
 	if (helper[0] && dmx_remove(helper)) {
 		err("%s: aborted, but its helper origin %s could not be removed: "
 		    "'dmsetup remove %s' later", name, helper, helper);

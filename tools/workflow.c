@@ -365,6 +365,9 @@ static int copy_switch(struct plan *p)
 		return EXIT_OK;
 rollback:
 	copy_rollback(p, p->helper[0]);
+	if (p->o->mirror)
+		err("%s: a mirrored copy writes its origin too: if that cannot be written "
+		    "(a read-only device), copy with --no-mirror", p->name);
 	return EXIT_FAIL;
 }
 
