@@ -177,7 +177,7 @@ static const struct command commands[] = {
 	  "  --force             overwrite a metadata device holding anything else\n\n"
 	  SIZES_HELP },
 	{ "status", "NAME [--watch] [--json] [--interval SEC]",
-	  "Show copied/total, percent, current rate, ETA, state, mode and errors.",
+	  "Show progress, current rate, ETA, state, mode, errors and copy mode.",
 	  O(OPT_WATCH) | O(OPT_JSON) | O(OPT_INTERVAL), 1, 1, true, cmd_status,
 	  "\n  --watch             keep showing it until the copy completes or fails: one\n"
 	  "                      updating progress bar on a terminal, else one line per\n"
