@@ -213,7 +213,7 @@ int cmd_abort(const struct command *cmd, struct opts *o, int argc, char **argv)
 	r = switch_table(name, &tbl, name, abort_check, &a);
 	dmx_table_free(&tbl);
 	if (r > 0) {
-		err("%s: not aborted: it is resumed on its stream table, still a stream", name);
+		err("%s: not aborted: %s", name, stream_left(name));
 		return EXIT_ORIGIN_STALE;
 	}
 	if (r) {

@@ -123,6 +123,15 @@ rollback:
 	return r;
 }
 
+const char *stream_left(const char *name)
+{
+	struct dmx_info info;
+
+	if (!dmx_info(name, &info) && info.exists && info.suspended)
+		return "it is still a stream, and suspended";
+	return "it is resumed on its stream table, still a stream";
+}
+
 /*
  * Before the switch to linear: what keeps @st's stream from being finished
  * (metadata or destination failure, an incomplete copy), in @why; 0 when
@@ -264,7 +273,7 @@ static int finish(const char *name)
 	r = switch_table(name, &tbl, name, finish_check, NULL);
 	dmx_table_free(&tbl);
 	if (r > 0) {
-		err("%s: not finished: it is resumed on its stream table, still a stream", name);
+		err("%s: not finished: %s", name, stream_left(name));
 		return EXIT_COPY_FAILED;
 	}
 	if (r) {

@@ -40,4 +40,10 @@ bool helper_origin(const char *name, const struct stream_table *t, char *helper,
  */
 int suspended_status(const char *name, struct stream_status *st, char *why, size_t len);
 
+/*
+ * After switch_table() returned 1: "it is resumed on its stream table, ..."
+ * or, when the resume failed too, that @name is still suspended.
+ */
+const char *stream_left(const char *name);
+
 #endif /* DMSTREAM_WORKFLOW_H */
