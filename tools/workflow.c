@@ -160,11 +160,6 @@ static int unfinishable(const char *name, const struct stream_status *st, char *
 	return 0;
 }
 
-/*
- * Run while suspended, after the stream's postsuspend made its final
- * commit: a commit or destination flush that failed there shows as ro or
- * fail mode.
- */
 int suspended_status(const char *name, struct stream_status *st, char *why, size_t len)
 {
 	struct dmx_table tbl;
@@ -184,6 +179,11 @@ int suspended_status(const char *name, struct stream_status *st, char *why, size
 	return r;
 }
 
+/*
+ * Run while suspended, after the stream's postsuspend made its final
+ * commit: a commit or destination flush that failed there shows as ro or
+ * fail mode.
+ */
 static int finish_check(const char *name, void *arg, char *why, size_t len)
 {
 	struct stream_status st;
