@@ -37,7 +37,10 @@
 
 #include <linux/types.h>
 
-#ifndef __KERNEL__
+#ifdef __KERNEL__
+#include <linux/build_bug.h>
+#else
+#include <assert.h>
 #define __packed __attribute__((packed))
 #endif
 
@@ -177,10 +180,10 @@ struct stream_identity_disk {
 	char origin_table[STREAM_ID_TABLE_LEN];
 } __packed;
 
-_Static_assert(sizeof(struct stream_superblock_disk) <= STREAM_IDENTITY_OFFSET,
-	       "the superblock's fields fit in its first sector");
-_Static_assert(STREAM_IDENTITY_OFFSET + sizeof(struct stream_identity_disk) <= STREAM_BLOCK_SIZE,
-	       "the identity record fits in the superblock block");
+static_assert(sizeof(struct stream_superblock_disk) <= STREAM_IDENTITY_OFFSET,
+	      "the superblock's fields fit in its first sector");
+static_assert(STREAM_IDENTITY_OFFSET + sizeof(struct stream_identity_disk) <= STREAM_BLOCK_SIZE,
+	      "the identity record fits in the superblock block");
 
 /* Where bitmap block @index, slot @slot, lives on the metadata device. */
 static inline __u64 stream_bitmap_location(__u64 index, unsigned int slot)
