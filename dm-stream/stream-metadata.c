@@ -74,6 +74,11 @@ struct stream_metadata {
 	u32 sb_flags;
 	u32 sample_checked;
 	u32 sample_wanted;
+	/*
+	 * sample_checked as the last commit wrote it (worker only): a sample
+	 * unchecked in core stays a hit until its uncheck is on disk.
+	 */
+	u32 committed_checked;
 	bool sb_dirty;
 	u8 *sb_tail;
 
@@ -201,6 +206,10 @@ static const char *sb_check(struct stream_metadata *md, struct stream_superblock
 		return "Metadata superblock transaction id is out of range";
 	if (le32_to_cpu(sb->flags) & ~STREAM_SB_FLAGS_KNOWN)
 		return "Metadata superblock has flags this kernel module does not know";
+	if ((le32_to_cpu(sb->flags) &
+	     (STREAM_SB_FLAG_ORIGIN_STALE | STREAM_SB_FLAG_ORIGIN_FAILED)) ==
+	    STREAM_SB_FLAG_ORIGIN_FAILED)
+		return "Metadata superblock says the origin failed but not that it is stale";
 	return identity_check(md, (void *)sb + STREAM_IDENTITY_OFFSET);
 }
 
@@ -392,6 +401,7 @@ static int load(struct stream_metadata *md, struct stream_superblock_disk *sb,
 	memcpy(md->sb_tail, (u8 *)sb + STREAM_IDENTITY_OFFSET, SB_TAIL_SIZE);
 	if (le32_to_cpu(identity(md)->magic) == STREAM_IDENTITY_MAGIC) {
 		md->sample_checked = le32_to_cpu(identity(md)->sample_checked);
+		md->committed_checked = md->sample_checked;
 		/* A checked sample was taken: it is not wanted any more. */
 		md->sample_wanted = le32_to_cpu(identity(md)->sample_wanted) &
 				    ~md->sample_checked;
@@ -772,7 +782,8 @@ static bool sample_overlaps(struct stream_metadata *md, unsigned int i,
 
 bool stream_md_sample_hit(struct stream_metadata *md, sector_t sector, sector_t nr_sectors)
 {
-	unsigned long checked = READ_ONCE(md->sample_checked);
+	/* Unchecked in core is not enough: the origin may change once it is on disk. */
+	unsigned long checked = READ_ONCE(md->sample_checked) | READ_ONCE(md->committed_checked);
 	unsigned int i;
 
 	for_each_set_bit(i, &checked, STREAM_NR_SAMPLES) {
@@ -837,7 +848,8 @@ int stream_md_take_samples(struct stream_metadata *md, struct block_device *orig
 
 	if (!wanted)
 		return 0;
-	page = alloc_page(GFP_KERNEL);
+	/* The device may be suspended (preresume): no reclaim through it. */
+	page = alloc_page(GFP_NOIO);
 	if (!page)
 		return -ENOMEM;
 	for_each_set_bit(i, &wanted, STREAM_NR_SAMPLES) {
@@ -845,7 +857,8 @@ int stream_md_take_samples(struct stream_metadata *md, struct block_device *orig
 		if (r)
 			break;
 		identity(md)->sample_csum[i] = cpu_to_le32(csum);
-		WRITE_ONCE(md->sample_checked, md->sample_checked | BIT(i));
+		/* The checksum before the bit: pairs with smp_load_acquire() in check_origin. */
+		smp_store_release(&md->sample_checked, md->sample_checked | BIT(i));
 		md->sample_wanted &= ~BIT(i);
 		md->sb_dirty = true;
 	}
@@ -856,7 +869,8 @@ int stream_md_take_samples(struct stream_metadata *md, struct block_device *orig
 int stream_md_check_origin(struct stream_metadata *md, struct block_device *origin,
 			   char **error)
 {
-	unsigned long checked = READ_ONCE(md->sample_checked);
+	/* Pairs with smp_store_release() in take_samples. */
+	unsigned long checked = smp_load_acquire(&md->sample_checked);
 	const struct stream_identity_disk *id = identity(md);
 	struct page *page;
 	unsigned int i;
@@ -878,7 +892,12 @@ int stream_md_check_origin(struct stream_metadata *md, struct block_device *orig
 			*error = "Cannot read the origin to check that it is the one recorded";
 			break;
 		}
-		if (csum != le32_to_cpu(id->sample_csum[i])) {
+		/*
+		 * A table reload shares the metadata with a live mirror table,
+		 * which may have unchecked this sample and written there since.
+		 */
+		if (csum != le32_to_cpu(id->sample_csum[i]) &&
+		    (READ_ONCE(md->sample_checked) & BIT(i))) {
 			DMERR("origin sample %u at sector %llu: crc32c 0x%08x, recorded 0x%08x",
 			      i, sector, csum, le32_to_cpu(id->sample_csum[i]));
 			*error = "Origin is not the device recorded in the metadata (its content differs): after a deliberate move, run dmstream rebind";
@@ -939,6 +958,8 @@ static void commit_done(struct stream_metadata *md)
 	bitmap_zero(md->rewrite, md->nr_bitmap_blocks);
 	md->nr_rewrite = 0;
 	md->sb_dirty = false;
+	/* Pairs with READ_ONCE() in stream_md_sample_hit(): this is on disk now. */
+	WRITE_ONCE(md->committed_checked, md->sample_checked);
 	md->transaction_id++;
 }
 

@@ -715,6 +715,9 @@ static void check_sb_extras(struct scan *s, const struct meta_sb *sb)
 	if (sb->flags & ~STREAM_SB_FLAGS_KNOWN)
 		problem(s, META_FATAL, "superblock: unknown flags 0x%" PRIx32,
 			sb->flags & ~STREAM_SB_FLAGS_KNOWN);
+	if ((sb->flags & (STREAM_SB_FLAG_ORIGIN_STALE | STREAM_SB_FLAG_ORIGIN_FAILED)) ==
+	    STREAM_SB_FLAG_ORIGIN_FAILED)
+		problem(s, META_FATAL, "superblock: the origin-failed flag without origin-stale");
 	p = meta_identity_kernel_problem(sb, sb->origin_size);
 	if (p)
 		problem(s, META_FATAL, "%s", p);

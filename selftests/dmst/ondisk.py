@@ -495,6 +495,8 @@ def _check_extras(sc, sb, sb_block):
         sc.warning("origin-failed without origin-stale")
     if sb["flags"] & ~SB_FLAGS_KNOWN:
         sc.error("unknown flags")
+    if sb["flags"] & (SB_FLAG_ORIGIN_STALE | SB_FLAG_ORIGIN_FAILED) == SB_FLAG_ORIGIN_FAILED:
+        sc.error("origin failed but not stale")
     kernel_why = identity_problem(sb_block, sb["origin_size"])
     if kernel_why:
         sc.error(kernel_why)
@@ -674,6 +676,8 @@ def decode(meta, geo):
                    % (sb["nr_copied"], nreg))
     if sb["flags"] & ~SB_FLAGS_KNOWN:
         return bad("superblock flags 0x%x unknown" % sb["flags"])
+    if sb["flags"] & (SB_FLAG_ORIGIN_STALE | SB_FLAG_ORIGIN_FAILED) == SB_FLAG_ORIGIN_FAILED:
+        return bad("superblock says the origin failed but not that it is stale")
     why = identity_problem(sb_block, geo["origin_size"])
     if why:
         return bad(why)

@@ -46,6 +46,7 @@ E_INCONS = "Metadata superblock geometry is inconsistent"
 E_RANGE = "Metadata superblock copied count is out of range"
 E_TID = "Metadata superblock transaction id is out of range"
 E_FLAGS = "Metadata superblock has flags this kernel module does not know"
+E_FAILED = "Metadata superblock says the origin failed but not that it is stale"
 E_CORRUPT = "Metadata bitmap block corrupt (checksum mismatch in both slots)"
 E_PAST = "Metadata bitmap has bits set past the last region"
 E_COUNT = "Metadata bitmap disagrees with the superblock's copied count"
@@ -126,6 +127,8 @@ def model(img, dev_sectors, geo):
         return Verdict(False, E_TID)
     if f["flags"] & ~SB_FLAGS_KNOWN:
         return Verdict(False, E_FLAGS)
+    if f["flags"] & 0x6 == 0x4:
+        return Verdict(False, E_FAILED)
     why = identity_problem(sb, osize)
     if why:
         return Verdict(False, why)
@@ -229,7 +232,7 @@ def m_sb_field(c):
              "nr_copied": [c.nr, c.nr + 1],
              "nr_regions": [c.nr + 1, c.nr - 1, BITS_PER_BLOCK, BITS_PER_BLOCK + 1],
              "nr_bitmap_blocks": [c.nb + 1, c.nb - 1],
-             "flags": [1, 2, 0x80000000]}.get(name, [])
+             "flags": [1, 2, 4, 6, 8, 0x80000000]}.get(name, [])
     val = _values(r, cur, size, extra)
     put(c.img, off, size, val)
     fixed = r.random() < 0.8
