@@ -250,6 +250,20 @@ static void set_mode(struct stream_c *sc, enum stream_mode mode)
  * nothing can be committed, and whoever needs a commit then fails, and so
  * does the target.
  */
+static int commit_metadata(struct stream_c *sc)
+{
+	int r;
+
+	r = stream_md_commit(sc->md);
+	if (r) {
+		DMERR_LIMIT("%s: writing metadata failed (%d)", sc_name(sc), r);
+		set_mode(sc, STREAM_MODE_RO);
+		return r;
+	}
+	sc->last_commit = jiffies;
+	return 0;
+}
+
 static int commit(struct stream_c *sc)
 {
 	int r;
@@ -266,15 +280,17 @@ static int commit(struct stream_c *sc)
 		set_mode(sc, STREAM_MODE_RO);
 		return r;
 	}
+	return commit_metadata(sc);
+}
 
-	r = stream_md_commit(sc->md);
-	if (r) {
-		DMERR_LIMIT("%s: writing metadata failed (%d)", sc_name(sc), r);
-		set_mode(sc, STREAM_MODE_RO);
-		return r;
-	}
-	sc->last_commit = jiffies;
-	return 0;
+/*
+ * Commits a change of the origin's flags (rw mode only). When nothing else
+ * changed, no copied region waits to be made durable, so the destination
+ * need not be flushed: only the superblock is written.
+ */
+static int commit_origin_flags(struct stream_c *sc, bool other_changes)
+{
+	return other_changes ? commit(sc) : commit_metadata(sc);
 }
 
 /*---------------------------------------------------------------------------*/
@@ -306,12 +322,15 @@ static int commit_origin_stale(struct stream_c *sc, bool failed)
 {
 	int r;
 
+	bool other;
+
 	if (sc->stale_durable && !failed)
 		return 0;
 	if (get_mode(sc) != STREAM_MODE_RW)
 		return -EIO;
+	other = stream_md_changed(sc->md);
 	stream_md_set_origin_stale(sc->md, failed);
-	r = commit(sc);
+	r = commit_origin_flags(sc, other);
 	if (!r)
 		sc->stale_durable = true;
 	return r;
@@ -1649,21 +1668,28 @@ static void do_preresume(struct work_struct *ws)
 {
 	struct stream_c *sc = container_of(ws, struct stream_c, preresume_work);
 	struct stream_metadata *md = sc->md;
+	bool other;
 	int r = 0;
 
-	/* A failed commit left rw: the superblock may say anything then. */
-	sc->stale_durable = stream_md_origin_stale(md) && get_mode(sc) == STREAM_MODE_RW;
+	/*
+	 * Stale in core is on disk too unless a commit failed, which left rw
+	 * for good: then the superblock may say either.
+	 */
+	if (!sc->stale_durable)
+		sc->stale_durable = stream_md_origin_stale(md) &&
+				    get_mode(sc) == STREAM_MODE_RW;
 
 	if (mirroring(sc) && stream_md_origin_stale(md)) {
 		if (get_mode(sc) != STREAM_MODE_RW) {
 			r = -EIO;
 		} else {
+			other = stream_md_changed(md);
 			r = stream_md_clear_origin_stale(md);
 			if (r)
 				DMERR("%s: cannot mirror: the origin is stale and regions were copied since the table was loaded",
 				      sc_name(sc));
 			else
-				r = commit(sc);
+				r = commit_origin_flags(sc, other);
 		}
 		if (!r)
 			sc->stale_durable = false;
