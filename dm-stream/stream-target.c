@@ -242,14 +242,7 @@ static void set_mode(struct stream_c *sc, enum stream_mode mode)
 	dm_table_event(sc->ti->table);
 }
 
-/*
- * Makes every region copied in core durable: flush the destination, then
- * write the bitmap and the superblock. Any failure leaves rw for good (see
- * stream-metadata.h): a failed destination flush may have lost copies made
- * since the last commit, so they must never be committed. In ro mode
- * nothing can be committed, and whoever needs a commit then fails, and so
- * does the target.
- */
+/* The metadata part of a commit (below), on its own. */
 static int commit_metadata(struct stream_c *sc)
 {
 	int r;
@@ -264,6 +257,14 @@ static int commit_metadata(struct stream_c *sc)
 	return 0;
 }
 
+/*
+ * Makes every region copied in core durable: flush the destination, then
+ * write the bitmap and the superblock. Any failure leaves rw for good (see
+ * stream-metadata.h): a failed destination flush may have lost copies made
+ * since the last commit, so they must never be committed. In ro mode
+ * nothing can be committed, and whoever needs a commit then fails, and so
+ * does the target.
+ */
 static int commit(struct stream_c *sc)
 {
 	int r;
@@ -320,9 +321,8 @@ static const char *mirror_name(struct stream_c *sc)
  */
 static int commit_origin_stale(struct stream_c *sc, bool failed)
 {
-	int r;
-
 	bool other;
+	int r;
 
 	if (sc->stale_durable && !failed)
 		return 0;
@@ -1392,8 +1392,10 @@ static void do_preresume(struct work_struct *ws);
 
 /*
  * A mirror table writes the origin: once the optional arguments are
- * parsed, the origin is opened again read-write (dm upgrades the mode of
- * the device it already holds) and the read-only reference is dropped.
+ * parsed, the origin is opened again read-write. dm upgrades the device
+ * the table already holds: it replaces (and may free) the dm_dev the first
+ * dm_get_device() returned and counts a second reference on the new one,
+ * which is dropped through the new pointer.
  */
 static int open_origin_rw(struct stream_c *sc, char **error)
 {
@@ -1405,8 +1407,8 @@ static int open_origin_rw(struct stream_c *sc, char **error)
 		*error = "Error opening origin device read-write (mirror)";
 		return r;
 	}
-	dm_put_device(sc->ti, sc->origin_dev);
 	sc->origin_dev = rw;
+	dm_put_device(sc->ti, rw);
 	return 0;
 }
 
@@ -1427,6 +1429,7 @@ static int check_mirror(struct stream_c *sc, char **error)
 	sc->mirror = MIRROR_ON;
 	return 0;
 }
+
 static void put_devices(struct stream_c *sc)
 {
 	if (sc->origin_dev)
