@@ -9,12 +9,12 @@
 # or the next load would refuse the origin it wrote itself.
 #
 # Metadata formatted by a mirror table gets a record (dmst.samples) with
-# samples at sectors 256 and 1024. Then: the mirror table loads; a write
-# over sector 260 reaches the origin and leaves only sample 1 checked on
-# disk; a write far from both unchecks nothing; the table loads again on
-# the origin it changed; and (the control that shows the samples are
-# really compared) after a change to the origin at sample 1, behind the
-# target's back, the table is refused.
+# samples at sectors 260 and 1024. Then: the mirror table loads; a 4 KiB
+# write at sector 256 (half over sample 0) reaches the origin and leaves
+# only sample 1 checked on disk; a write far from both unchecks nothing;
+# the table loads again on the origin it changed; and (the control that
+# shows the samples are really compared) after a change to the origin at
+# sample 1, behind the target's back, the table is refused.
 
 # shellcheck disable=SC2317 # helpers called through ktap_check
 . "$(dirname "$0")/common.sh"
@@ -47,7 +47,7 @@ sh_setup dm_create m "$TABLE"
 sh_setup dm_remove m
 SB=$(sh_tmpfile) IMG=$(sh_tmpfile)
 if ! sh_read "$META" 4096 >"$SB" || ! sh_read "$ORIG" >"$IMG" ||
-   ! dmst_py samples set "$SB" "$IMG" 256 1024 ||
+   ! dmst_py samples set "$SB" "$IMG" 260 1024 ||
    ! dd if="$SB" of="$META" bs=4096 count=1 oflag=direct conv=notrunc status=none; then
 	ktap_bail "cannot write the identity record"
 fi
@@ -63,9 +63,9 @@ DEV=$(dm_dev m)
 
 W=$(sh_tmpfile)
 head -c 4096 /dev/urandom >"$W"
-sh_write_at "$DEV" "$W" 260
+sh_write_at "$DEV" "$W" 256
 ktap_check "a write over sample 0 unchecks it on disk, sample 1 stays checked" checked_is 2
-if [[ $(sh_md5 "$ORIG" 4096 $((260 * 512))) == $(sh_md5 "$W") ]]; then
+if [[ $(sh_md5 "$ORIG" 4096 $((256 * 512))) == $(sh_md5 "$W") ]]; then
 	ktap_ok "that write reached the origin"
 else
 	ktap_fail "that write reached the origin"
