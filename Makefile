@@ -8,8 +8,12 @@
 #   make W=1 / make C=2  extra warnings / run sparse (passed on to kbuild)
 #   make install         install the module under extra/, the tool under
 #                        $(PREFIX)/sbin and its man page under
-#                        $(PREFIX)/share/man/man8; honours DESTDIR and
-#                        INSTALL_MOD_PATH
+#                        $(PREFIX)/share/man/man8, and the boot integration
+#                        (tools/Makefile install-boot: the systemd generator
+#                        in $(PREFIX)/lib/systemd/system-generators,
+#                        dmstreamtab(5), an example /etc/dmstreamtab when
+#                        there is none); honours DESTDIR, INSTALL_MOD_PATH,
+#                        SYSCONFDIR and SYSTEMD_GENERATOR_DIR
 #   make deps            install Debian packages and fetch the guest kernel
 #   make check [T=name]  boot a QEMU guest once and run the selftests
 #                        (T=test_module_01 runs one test; TIMEOUT=<s> sets the
@@ -121,6 +125,9 @@ tools_install: tools
 		echo "  INSTALL $(DESTDIR)$(PREFIX)/share/man/man8/dmstream.8"; \
 		install -D -m 0644 tools/dmstream.8 $(DESTDIR)$(PREFIX)/share/man/man8/dmstream.8; \
 	fi
+ifneq ($(HAVE_TOOLS),)
+	$(MAKE) -C tools install-boot PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)
+endif
 
 clean:
 	@if [ -n "$(KDIR)" ] && [ -d "$(KDIR)" ]; then \

@@ -19,6 +19,8 @@
 #   clone-tuned   dm-clone, hydration_threshold/hydration_batch_size $BENCH_CLONE_TUNED
 #   stream        dm-stream, default settings
 #   stream-mi<N>  dm-stream with max_inflight N, for N in $BENCH_INFLIGHT
+#   stream-mirror dm-stream in mirror mode (`1 mirror`): nothing writes, so
+#                 this is what mirror mode costs idle streaming
 #   stream-event  (only when named in BENCH_CONFIGS) dm-stream, default settings,
 #                 completion awaited with `dmsetup wait` on its event counter
 #   stream-dmsetup  (likewise) completion polled with `dmsetup status` every
@@ -362,6 +364,8 @@ fi
 if [ $STREAM_OK = 1 ]; then
 	KIND[stream]=stream; ARGS[stream]=""
 	CONFIGS_ALL+=" stream"
+	KIND[stream-mirror]=stream; ARGS[stream-mirror]="1 mirror"
+	CONFIGS_ALL+=" stream-mirror"
 	KIND[stream-event]=stream; ARGS[stream-event]=""
 	KIND[stream-dmsetup]=stream; ARGS[stream-dmsetup]=""
 	for n in $INFLIGHT; do
@@ -424,6 +428,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
 done
 log "all runs: $(elapsed "$t_all" "$(now)") s"
 awk -F, 'NR > 1 && $5 == 0 { bad = 1 } END { exit !bad }' "$CSV" && fail=1
+
+# Foreground I/O while streaming (bench/guest-fg.sh), on the same devices.
+if [ "${BENCH_FG_SECONDS:-20}" -gt 0 ] && [ $STREAM_OK = 1 ] && command -v fio >/dev/null; then
+	BENCH_ORIG=$ORIG BENCH_DEST=$DEST BENCH_META=$META BENCH_SECTORS=$SECTORS \
+		BENCH_REGION=$REGION BENCH_PREPARE="$WORK" \
+		bash bench/guest-fg.sh --out "$OUT" || fail=1
+fi
 
 dmesg > "$OUT/dmesg.txt"
 if dmesg | tail -n +"$((dmesg_start + 1))" |

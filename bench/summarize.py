@@ -21,6 +21,13 @@ DESCR = {
     "stream": "dm-stream, default settings (max_inflight {d})",
     "stream-event": "dm-stream, default settings, completion by `dmsetup wait`",
     "stream-dmsetup": "dm-stream, default settings, completion polled with `dmsetup status`",
+    "stream-mirror": "dm-stream in mirror mode (`mirror`), nothing writing",
+}
+
+FG_DESCR = {
+    "fg-linear": "`linear` over the destination (the ceiling)",
+    "fg-oneway": "dm-stream, one-way, streaming throughout",
+    "fg-mirror": "dm-stream, mirror mode, streaming throughout",
 }
 
 
@@ -45,6 +52,51 @@ def describe(cfg, env):
         t, b = (env.get("clone_tuned", "? ?").split() + ["?", "?"])[:2]
         return DESCR[cfg].format(t=t, b=b)
     return DESCR.get(cfg, cfg)
+
+
+def foreground(out):
+    """The table of bench/guest-fg.sh's fg.csv, as markdown lines, or []."""
+    path = os.path.join(out, "fg.csv")
+    if not os.path.exists(path):
+        return []
+    fg, order = {}, []
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            e = fg.setdefault(r["config"], {"iops": [], "p99": [], "mib": [], "bad": 0, "notes": []})
+            if r["config"] not in order:
+                order.append(r["config"])
+            if r["valid"] == "1" and r["write_iops"]:
+                e["iops"].append(float(r["write_iops"]))
+                e["p99"].append(float(r["p99_us"]))
+                if r["copied_mib"]:
+                    e["mib"].append(float(r["copied_mib"]))
+            else:
+                e["bad"] += 1
+            if r["note"] and r["note"] not in e["notes"]:
+                e["notes"].append(r["note"])
+
+    def m(cfg, key):
+        v = fg.get(cfg, {}).get(key)
+        return statistics.median(v) if v else None
+
+    ceiling = m("fg-linear", "iops")
+    lines = ["", "## Foreground 4 KiB random writes while streaming\n",
+             "| config | what | valid/runs | write IOPS | vs linear | p99 us | MiB copied meanwhile |",
+             "|---|---|---|---|---|---|---|"]
+    for cfg in order:
+        e = fg[cfg]
+        iops = m(cfg, "iops")
+        lines.append("| %s | %s | %d/%d | %s | %s | %s | %s |" % (
+            cfg, FG_DESCR.get(cfg, cfg), len(e["iops"]), len(e["iops"]) + e["bad"],
+            fmt(iops, ".0f"), fmt(iops / ceiling if iops and ceiling else None),
+            fmt(m(cfg, "p99"), ".0f"), fmt(m(cfg, "mib"), ".1f")))
+    a, b = m("fg-mirror", "iops"), m("fg-oneway", "iops")
+    lines.append("")
+    lines.append("Mirror mode write IOPS / one-way: %s" % fmt(a / b if a and b else None))
+    for cfg in order:
+        for n in fg[cfg]["notes"]:
+            lines.append("- %s: %s" % (cfg, n))
+    return lines
 
 
 def fmt(x, spec=".2f"):
@@ -77,7 +129,8 @@ def main():
                 e["notes"].append(r["note"])
 
     # Put the configurations in a stable order.
-    rank = ["dd", "linear", "clone", "clone-tuned", "stream", "stream-event", "stream-dmsetup"]
+    rank = ["dd", "linear", "clone", "clone-tuned", "stream", "stream-mirror", "stream-event",
+            "stream-dmsetup"]
     order.sort(key=lambda c: (rank.index(c) if c in rank else len(rank),
                               int(c[9:]) if c.startswith("stream-mi") and c[9:].isdigit() else 0))
 
@@ -177,6 +230,7 @@ def main():
         ("dm-stream time / dm-clone time (default)", "stream", "clone", True),
         ("dm-stream time / dm-clone time (tuned)", "stream", "clone-tuned", True),
         ("dm-stream MiB/s / raw dd MiB/s", "stream", "dd", False),
+        ("dm-stream mirror time / one-way time (idle)", "stream-mirror", "stream", True),
         ("dm-stream MiB/s / linear dd MiB/s", "stream", "linear", False),
         ("dm-clone tuned MiB/s / raw dd MiB/s", "clone-tuned", "dd", False),
         ("dm-clone default MiB/s / raw dd MiB/s", "clone", "dd", False),
@@ -207,6 +261,7 @@ def main():
                 label, len(e["all"]), len(e["all"]) + e["bad"], fmt(med.get(c), ".3f"),
                 fmt(mibs(c), ".1f"), fmt(ratio(med.get(c), med.get("stream"))),
                 fmt(paired(c, "stream"))))
+    md.extend(foreground(out))
     notes = [(c, n) for c in order for n in runs[c]["notes"]]
     if notes:
         md.append("")

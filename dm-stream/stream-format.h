@@ -22,9 +22,8 @@
  * torn write anyway. Bytes [STREAM_IDENTITY_OFFSET, STREAM_BLOCK_SIZE) of
  * the superblock block hold the identity record (struct
  * stream_identity_disk), all zero when none was recorded. dmstream(8)
- * writes it when it formats the metadata; the kernel only ever clears bits
- * of its sample_checked field, which no torn write can make worse than
- * either the old or the new value (a torn superblock fails its checksum).
+ * writes it when it formats the metadata.
+ * The kernel changes only the samples' fields of the record (below).
  *
  * Checksums are CRC32C with seed 0xffffffff over the block from byte 4 (the
  * csum field excluded) to its end, without the final inversion, xor'ed with
@@ -38,7 +37,10 @@
 
 #include <linux/types.h>
 
-#ifndef __KERNEL__
+#ifdef __KERNEL__
+#include <linux/build_bug.h>
+#else
+#include <assert.h>
 #define __packed __attribute__((packed))
 #endif
 
@@ -128,11 +130,14 @@ struct stream_bitmap_disk {
  * Origin fingerprint: up to STREAM_NR_SAMPLES samples of
  * STREAM_SAMPLE_SECTORS sectors each, at sample_sector[i], with the CRC32C
  * (seed 0xffffffff, no final inversion, like the block checksums) of what
- * the origin held there when the record was written. The constructor reads
- * every sample whose bit is set in sample_checked and refuses an origin
- * that differs. A sample is unchecked from the moment the stream may write
- * the origin there (mirror mode): the kernel clears its bit and commits
- * before such a write is issued.
+ * the origin held there. dmstream chooses the sectors and sets their bits
+ * in sample_wanted; the kernel takes the samples when the stream is first
+ * resumed (nothing writes the origin through the stream before that, and
+ * the table it replaced is suspended), moves the bits to sample_checked and
+ * commits. From then on the constructor reads every checked sample and
+ * refuses an origin that differs. A sample is unchecked from the moment the
+ * stream may write the origin there (mirror mode): the kernel clears its
+ * bit and commits before such a write is issued.
  */
 #define STREAM_NR_SAMPLES		8
 #define STREAM_SAMPLE_SECTORS		8
@@ -161,7 +166,7 @@ struct stream_identity_disk {
 	__le32 rate_kib;
 	__le32 max_inflight;
 	__le32 sample_checked;			/* bit i: sample i is checked */
-	__le32 reserved0;
+	__le32 sample_wanted;			/* bit i: take sample i at resume */
 	__le64 sample_sector[STREAM_NR_SAMPLES];
 	__le32 sample_csum[STREAM_NR_SAMPLES];
 	struct stream_device_identity_disk origin;
@@ -175,10 +180,10 @@ struct stream_identity_disk {
 	char origin_table[STREAM_ID_TABLE_LEN];
 } __packed;
 
-_Static_assert(sizeof(struct stream_superblock_disk) <= STREAM_IDENTITY_OFFSET,
-	       "the superblock's fields fit in its first sector");
-_Static_assert(STREAM_IDENTITY_OFFSET + sizeof(struct stream_identity_disk) <= STREAM_BLOCK_SIZE,
-	       "the identity record fits in the superblock block");
+static_assert(sizeof(struct stream_superblock_disk) <= STREAM_IDENTITY_OFFSET,
+	      "the superblock's fields fit in its first sector");
+static_assert(STREAM_IDENTITY_OFFSET + sizeof(struct stream_identity_disk) <= STREAM_BLOCK_SIZE,
+	      "the identity record fits in the superblock block");
 
 /* Where bitmap block @index, slot @slot, lives on the metadata device. */
 static inline __u64 stream_bitmap_location(__u64 index, unsigned int slot)

@@ -66,11 +66,14 @@ struct stream_metadata {
 	/*
 	 * STREAM_SB_FLAG_* and the identity's sample_checked, in core: read
 	 * locklessly (READ_ONCE), changed by the worker only (WRITE_ONCE),
-	 * and then sb_dirty until the next commit. The rest of the superblock
-	 * block after STREAM_IDENTITY_OFFSET is kept as loaded, in sb_tail.
+	 * and then sb_dirty until the next commit. The superblock block after
+	 * STREAM_IDENTITY_OFFSET is kept in sb_tail, whose sample_checked and
+	 * sample_wanted are stale: the ones here count. Only
+	 * stream_md_take_samples() writes sb_tail (sample_csum).
 	 */
 	u32 sb_flags;
 	u32 sample_checked;
+	u32 sample_wanted;
 	bool sb_dirty;
 	u8 *sb_tail;
 
@@ -95,6 +98,11 @@ struct stream_metadata {
 	unsigned long *slot;
 };
 
+static struct stream_identity_disk *identity(struct stream_metadata *md)
+{
+	return (struct stream_identity_disk *)md->sb_tail;
+}
+
 /*---------------------------------------------------------------------------*/
 /* Checksums and pack/unpack */
 static u32 block_csum(const void *block, u32 xor)
@@ -110,8 +118,10 @@ static void sb_pack(struct stream_metadata *md, struct stream_superblock_disk *s
 	memset(sb, 0, STREAM_BLOCK_SIZE);
 	memcpy((u8 *)sb + STREAM_IDENTITY_OFFSET, md->sb_tail, SB_TAIL_SIZE);
 	id = (void *)sb + STREAM_IDENTITY_OFFSET;
-	if (le32_to_cpu(id->magic) == STREAM_IDENTITY_MAGIC)
+	if (le32_to_cpu(id->magic) == STREAM_IDENTITY_MAGIC) {
 		id->sample_checked = cpu_to_le32(md->sample_checked);
+		id->sample_wanted = cpu_to_le32(md->sample_wanted);
+	}
 	sb->flags = cpu_to_le32(md->sb_flags);
 	sb->blocknr = cpu_to_le64(STREAM_SB_BLOCK);
 	sb->magic = cpu_to_le64(STREAM_MAGIC);
@@ -135,18 +145,18 @@ static void sb_pack(struct stream_metadata *md, struct stream_superblock_disk *s
 static const char *identity_check(struct stream_metadata *md,
 				  const struct stream_identity_disk *id)
 {
-	u32 checked = le32_to_cpu(id->sample_checked);
+	u32 used = le32_to_cpu(id->sample_checked) | le32_to_cpu(id->sample_wanted);
 	unsigned int i;
 
 	if (le32_to_cpu(id->magic) != STREAM_IDENTITY_MAGIC)
 		return memchr_inv(id, 0, SB_TAIL_SIZE) ?
 		       "Metadata identity record is corrupt (bad magic)" : NULL;
-	if (checked & ~GENMASK(STREAM_NR_SAMPLES - 1, 0))
+	if (used & ~GENMASK(STREAM_NR_SAMPLES - 1, 0))
 		return "Metadata identity record names samples that do not exist";
 	for (i = 0; i < STREAM_NR_SAMPLES; i++) {
 		u64 sector = le64_to_cpu(id->sample_sector[i]);
 
-		if (!(checked & BIT(i)))
+		if (!(used & BIT(i)))
 			continue;
 		if (sector > md->geo.origin_size ||
 		    md->geo.origin_size - sector < STREAM_SAMPLE_SECTORS)
@@ -380,10 +390,12 @@ static int load(struct stream_metadata *md, struct stream_superblock_disk *sb,
 	md->transaction_id = le64_to_cpu(sb->transaction_id);
 	md->sb_flags = le32_to_cpu(sb->flags);
 	memcpy(md->sb_tail, (u8 *)sb + STREAM_IDENTITY_OFFSET, SB_TAIL_SIZE);
-	if (le32_to_cpu(((struct stream_identity_disk *)md->sb_tail)->magic) ==
-	    STREAM_IDENTITY_MAGIC)
-		md->sample_checked =
-			le32_to_cpu(((struct stream_identity_disk *)md->sb_tail)->sample_checked);
+	if (le32_to_cpu(identity(md)->magic) == STREAM_IDENTITY_MAGIC) {
+		md->sample_checked = le32_to_cpu(identity(md)->sample_checked);
+		/* A checked sample was taken: it is not wanted any more. */
+		md->sample_wanted = le32_to_cpu(identity(md)->sample_wanted) &
+				    ~md->sample_checked;
+	}
 
 	dm_bufio_prefetch(md->bufio, 1, 2 * md->nr_bitmap_blocks);
 	for (i = 0; i < md->nr_bitmap_blocks; i++) {
@@ -750,11 +762,6 @@ int stream_md_clear_origin_stale(struct stream_metadata *md)
 	return 0;
 }
 
-static const struct stream_identity_disk *identity(struct stream_metadata *md)
-{
-	return (const struct stream_identity_disk *)md->sb_tail;
-}
-
 static bool sample_overlaps(struct stream_metadata *md, unsigned int i,
 			    sector_t sector, sector_t nr_sectors)
 {
@@ -807,6 +814,45 @@ static int read_sectors(struct block_device *bdev, sector_t sector, struct page 
 	return r;
 }
 
+/* The CRC32C of origin sample @i, read from @origin into @page, or an error. */
+static int sample_csum(struct stream_metadata *md, struct block_device *origin,
+		       struct page *page, unsigned int i, u32 *csum)
+{
+	int r;
+
+	r = read_sectors(origin, le64_to_cpu(identity(md)->sample_sector[i]), page,
+			 SAMPLE_BYTES);
+	if (!r)
+		*csum = crc32c(~(u32)0, page_address(page), SAMPLE_BYTES);
+	return r;
+}
+
+int stream_md_take_samples(struct stream_metadata *md, struct block_device *origin)
+{
+	unsigned long wanted = md->sample_wanted;
+	struct page *page;
+	unsigned int i;
+	u32 csum;
+	int r = 0;
+
+	if (!wanted)
+		return 0;
+	page = alloc_page(GFP_KERNEL);
+	if (!page)
+		return -ENOMEM;
+	for_each_set_bit(i, &wanted, STREAM_NR_SAMPLES) {
+		r = sample_csum(md, origin, page, i, &csum);
+		if (r)
+			break;
+		identity(md)->sample_csum[i] = cpu_to_le32(csum);
+		WRITE_ONCE(md->sample_checked, md->sample_checked | BIT(i));
+		md->sample_wanted &= ~BIT(i);
+		md->sb_dirty = true;
+	}
+	__free_page(page);
+	return r;
+}
+
 int stream_md_check_origin(struct stream_metadata *md, struct block_device *origin,
 			   char **error)
 {
@@ -827,12 +873,11 @@ int stream_md_check_origin(struct stream_metadata *md, struct block_device *orig
 		u64 sector = le64_to_cpu(id->sample_sector[i]);
 		u32 csum;
 
-		r = read_sectors(origin, sector, page, SAMPLE_BYTES);
+		r = sample_csum(md, origin, page, i, &csum);
 		if (r) {
 			*error = "Cannot read the origin to check that it is the one recorded";
 			break;
 		}
-		csum = crc32c(~(u32)0, page_address(page), SAMPLE_BYTES);
 		if (csum != le32_to_cpu(id->sample_csum[i])) {
 			DMERR("origin sample %u at sector %llu: crc32c 0x%08x, recorded 0x%08x",
 			      i, sector, csum, le32_to_cpu(id->sample_csum[i]));

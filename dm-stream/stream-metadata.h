@@ -128,13 +128,17 @@ int stream_md_clear_origin_stale(struct stream_metadata *md);
  * [@sector, +@nr_sectors) of the origin overlap a sample that is still
  * checked? Any context, no locks. uncheck_samples: stop checking those
  * samples, in core (worker only); the caller commits before it writes the
- * origin there. check_origin: read every checked sample of @origin and
- * compare; blocks on I/O (constructor only), sets *@error on a mismatch.
- * Metadata without an identity record has no samples.
+ * origin there. take_samples: read the samples dmstream asked for (and not
+ * taken yet) from @origin and check them from now on, in core; blocks on
+ * I/O; where no worker runs and nothing writes the origin (preresume), the
+ * caller commits afterwards. check_origin: read every checked sample of
+ * @origin and compare; blocks on I/O (constructor only), sets *@error on a
+ * mismatch. Metadata without an identity record has no samples.
  */
 bool stream_md_sample_hit(struct stream_metadata *md, sector_t sector, sector_t nr_sectors);
 void stream_md_uncheck_samples(struct stream_metadata *md, sector_t sector,
 			       sector_t nr_sectors);
+int stream_md_take_samples(struct stream_metadata *md, struct block_device *origin);
 int stream_md_check_origin(struct stream_metadata *md, struct block_device *origin,
 			   char **error);
 

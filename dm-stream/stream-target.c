@@ -1663,16 +1663,20 @@ static void stream_postsuspend(struct dm_target *ti)
  * Before the first write through this table is acknowledged, the
  * superblock must say what the table does to the origin: a one-way table
  * records it stale, a mirror table on a stale origin with nothing copied
- * records it current (check_mirror() refused the rest). The old table is
- * suspended now; the commit runs on this table's ordered workqueue, so
- * that the metadata keeps one committer.
+ * records it current (check_mirror() refused the rest). The origin samples
+ * dmstream asked for are taken now too: the old table is suspended and
+ * nothing has written the origin through this one yet. One commit makes it
+ * all durable (without a destination flush unless copied regions wait for
+ * one); it runs on this table's ordered workqueue, so that the metadata
+ * keeps one committer. If anything fails, the resume fails.
  */
 static void do_preresume(struct work_struct *ws)
 {
 	struct stream_c *sc = container_of(ws, struct stream_c, preresume_work);
 	struct stream_metadata *md = sc->md;
-	bool other;
-	int r = 0;
+	bool pending = stream_md_changed(md);
+	bool set_stale = false, cleared = false;
+	int r;
 
 	/*
 	 * Stale in core is on disk too unless a commit failed, which left rw
@@ -1682,26 +1686,39 @@ static void do_preresume(struct work_struct *ws)
 		sc->stale_durable = stream_md_origin_stale(md) &&
 				    get_mode(sc) == STREAM_MODE_RW;
 
-	if (mirroring(sc) && stream_md_origin_stale(md)) {
-		if (get_mode(sc) != STREAM_MODE_RW) {
-			r = -EIO;
-		} else {
-			other = stream_md_changed(md);
-			r = stream_md_clear_origin_stale(md);
-			if (r)
-				DMERR("%s: cannot mirror: the origin is stale and regions were copied since the table was loaded",
-				      sc_name(sc));
-			else
-				r = commit_origin_flags(sc, other);
-		}
-		if (!r)
-			sc->stale_durable = false;
-	} else if (!mirroring(sc)) {
-		r = commit_origin_stale(sc, false);
-	}
-	if (r && r != -EBUSY)
-		DMERR("%s: recording whether the origin is current failed (%d): not resuming",
+	r = stream_md_take_samples(md, sc->origin_dev->bdev);
+	if (r) {
+		DMERR("%s: reading the origin's samples failed (%d): not resuming",
 		      sc_name(sc), r);
+		goto out;
+	}
+
+	if (mirroring(sc) && stream_md_origin_stale(md)) {
+		r = stream_md_clear_origin_stale(md);
+		if (r) {
+			DMERR("%s: cannot mirror: the origin is stale and regions were copied since the table was loaded",
+			      sc_name(sc));
+			goto out;
+		}
+		cleared = true;
+	} else if (!mirroring(sc) && !sc->stale_durable) {
+		stream_md_set_origin_stale(md, false);
+		set_stale = true;
+	}
+
+	if (stream_md_changed(md)) {
+		r = get_mode(sc) == STREAM_MODE_RW ? commit_origin_flags(sc, pending) : -EIO;
+		if (r) {
+			DMERR("%s: recording the origin's state failed (%d): not resuming",
+			      sc_name(sc), r);
+			goto out;
+		}
+	}
+	if (set_stale)
+		sc->stale_durable = true;
+	if (cleared)
+		sc->stale_durable = false;
+out:
 	sc->preresume_error = r;
 }
 

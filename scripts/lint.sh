@@ -80,7 +80,7 @@ sparse_check() {
 }
 
 shell_scripts() {
-	git ls-files '*.sh' selftests/run-guest .ci/run |
+	git ls-files '*.sh' selftests/run-guest tools/dmstream-generator .ci/run |
 		while read -r f; do [[ -f $f ]] && echo "$f"; done
 }
 

@@ -6,7 +6,8 @@
 # Usage:
 #   selftests/run_tests.sh [--timeout SEC] [--mem SIZE] [--kernel FILE
 #       --modules DIR] [--append ARGS] [-e VAR=VALUE]... [TEST...]   (host)
-#   selftests/run_tests.sh [--dir DIR] [--out DIR] [--no-load] [TEST...] (guest)
+#   selftests/run_tests.sh [--dir DIR] [--out DIR] [--no-load] [--single-boot]
+#       [TEST...]                                                  (guest)
 #
 # On the host (DMSTREAM_GUEST unset) it boots the guest once with
 # selftests/run-guest and runs itself there; its options are run-guest's:
@@ -64,12 +65,42 @@
 # on the host: DMSTREAM_STRESS_CYCLES (test_stress_01).
 #
 # --dir and --out let a test run this driver on fixtures (test_runner_01).
+#
+# Tests that need several boots (test_reboot_01): a script declares, in a
+# comment line of its first 40 lines,
+#   # dmstream-boots: N          (2..9)
+#   # dmstream-disk: NAME SIZE_MB  (repeatable; NAME of 1-15 [a-z0-9])
+# The host side leaves such tests out of the main guest run (the guest side's
+# --single-boot) and runs each after it in N boots of its own, over raw
+# images <out>/<test>/disks/NAME.img (created sparse before boot 1) attached
+# as virtio-blk disks with serial dmst-NAME (boot_helpers.sh: bt_disk NAME).
+# Boot b runs the guest side on that test alone with DMSTREAM_BOOT=b,
+# DMSTREAM_BOOTS=N, DMSTREAM_STATE=<out>/<test>/state (kept across boots)
+# and --out <out>/<test>/boot<b> (the test's log is written there as it runs,
+# not only at the end). Every boot but the last must end in the test's
+# bt_crash (an immediate reset, no sync: the guest's page cache and every
+# in-core state are lost); the host then counts that boot's subtests from
+# the log, one subtest for "boot b ended in the power-off" and the kernel
+# log lines of that boot (as in 4.). The last boot ends normally and its
+# summary is added. The console of each boot is <out>/<test>/boot<b>/
+# console.log. When a boot skips (exit 4), the later boots are not run.
+# The last line, `N passed, M failed`, and <out>/summary add up the main
+# run and every boot.
 
 set -u
 
 SELF=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH_SOURCE[0]}")
 SELFTESTS=$(dirname "$SELF")
 REPO=$(dirname "$SELFTESTS")
+
+# Reports of kernel bugs; our own markers are excluded (they name tests).
+# The debug kernel's checkers: KASAN ("BUG: KASAN: use-after-free in ..."),
+# lockdep ("WARNING: possible circular locking dependency detected",
+# "possible recursive locking", "inconsistent lock state"),
+# DEBUG_ATOMIC_SLEEP ("BUG: sleeping function called from invalid context"),
+# debug objects ("ODEBUG: free active ..."), hung tasks ("INFO: task ...
+# blocked for more than 120 seconds"), DEBUG_LIST ("list_add corruption").
+KLOG_BAD='BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|ODEBUG:|lockdep|hung task|blocked for more than|unreferenced object|general protection fault|Kernel panic|detected stalls? on CPU|list_(add|del) corruption'
 
 summary_line()
 {
@@ -81,14 +112,154 @@ summary_line()
 
 # --- host side ---------------------------------------------------------------
 
+# boots_of FILE: N when the test FILE declares "# dmstream-boots: N".
+boots_of()
+{
+	[[ -f $1 ]] || return 0
+	sed -n '1,40s/^# dmstream-boots: \([2-9]\)$/\1/p' "$1" | head -n 1
+}
+
+# add_summary FILE: add "N passed, M failed[, K skipped]" to the totals.
+add_summary()
+{
+	local p f s
+
+	read -r p _ f _ s _ <<<"$(tr -d ',' <"$1")"
+	TPASS=$((TPASS + ${p:-0}))
+	TFAIL=$((TFAIL + ${f:-0}))
+	TSKIP=$((TSKIP + ${s:-0}))
+}
+
+# main_run: one guest for every single-boot test (${single[@]}); its
+# summary line is added to the totals.
+main_run()
+{
+	local rc pass fail skip why f
+
+	"$SELFTESTS/run-guest" --out "$out" "${guest_opts[@]+"${guest_opts[@]}"}" -- \
+		selftests/run_tests.sh "${single[@]+"${single[@]}"}"
+	rc=$?
+	if [[ -s $out/summary ]]; then
+		add_summary "$out/summary"
+		return $rc
+	fi
+
+	# The guest died before the runner finished: count what was done.
+	read -r pass fail skip 2>/dev/null <"$out/tally" || { pass=0 fail=0 skip=0; }
+	case $rc in
+	124) why="timed out" ;;
+	125) why="stopped without an exit status (kernel panic?)" ;;
+	*) why="ended with status $rc before the runner finished" ;;
+	esac
+	echo "not ok - guest $why"
+	for f in "$out/dmesg.log" "$out/console.log"; do
+		[[ -s $f ]] || continue
+		echo "# last lines of $f:"
+		tail -n 30 "$f" | sed 's/^/# /'
+		break
+	done
+	summary_line "$pass" $((fail + 1)) "$skip" | tee "$out/summary"
+	add_summary "$out/summary"
+	[[ $rc -ne 0 ]] || rc=1
+	return $rc
+}
+
+# crashed_boot NAME BOOT BDIR RC: judge boot BOOT (not the last) of test
+# NAME, which must have ended in the test's bt_crash: adds to the totals;
+# returns 1 when the later boots must not run.
+crashed_boot()
+{
+	local name=$1 b=$2 bdir=$3 rc=$4 log=$3/$1.log klog p f s bad line
+
+	p=$(grep -cE '^ok [0-9]+' "$log" 2>/dev/null)
+	s=$(grep -ciE '^ok [0-9]+[^#]*#[[:space:]]*skip' "$log" 2>/dev/null)
+	f=$(grep -cE '^not ok [0-9]+' "$log" 2>/dev/null)
+	TPASS=$((TPASS + ${p:-0} - ${s:-0}))
+	TFAIL=$((TFAIL + ${f:-0}))
+	TSKIP=$((TSKIP + ${s:-0}))
+	if grep -q '^1\.\.0 # SKIP' "$log" 2>/dev/null; then
+		echo "# $name: boot $b skipped: the later boots are not run"
+		TSKIP=$((TSKIP + 1))
+		return 1
+	fi
+	# The kernel log of the crashed boot: bt_crash saved it just before.
+	klog=$bdir/dmesg-at-crash.log
+	[[ -s $klog ]] || klog=$bdir/dmesg.log
+	bad=$(grep -E -- "$KLOG_BAD" "$klog" 2>/dev/null | grep -vE 'dm-stream (selftest|runner): ')
+	if [[ -z $bad ]]; then
+		echo "ok - $name: boot $b kernel log clean"
+		TPASS=$((TPASS + 1))
+	else
+		while IFS= read -r line; do
+			echo "not ok - $name: boot $b kernel log clean"
+			echo "# $line"
+			TFAIL=$((TFAIL + 1))
+		done <<<"$bad"
+	fi
+	if grep -q '^# dmstream-boot: power off$' "$log" 2>/dev/null && [[ $rc -eq 125 ]]; then
+		echo "ok - $name: boot $b ended in its power-off"
+		TPASS=$((TPASS + 1))
+		return 0
+	fi
+	echo "not ok - $name: boot $b did not end in bt_crash (run-guest status $rc)"
+	tail -n 20 "$bdir/console.log" 2>/dev/null | sed 's/^/# /'
+	TFAIL=$((TFAIL + 1))
+	return 1
+}
+
+# multi_boot_run NAME: the boots of test NAME over its disks (header above).
+multi_boot_run()
+{
+	local name=$1 t=$SELFTESTS/$1.sh boots tdir disks=() d mb b bdir rc
+
+	boots=$(boots_of "$t")
+	tdir=$out/$name
+	rm -rf "$tdir"
+	mkdir -p "$tdir/disks" "$tdir/state" || return 1
+	while read -r d mb; do
+		if [[ ! $d =~ ^[a-z0-9]{1,15}$ || ! $mb =~ ^[1-9][0-9]{0,5}$ ]]; then
+			echo "not ok - $name: bad line '# dmstream-disk: $d $mb'"
+			TFAIL=$((TFAIL + 1))
+			return 1
+		fi
+		truncate -s "${mb}M" "$tdir/disks/$d.img" || return 1
+		disks+=(--disk "$tdir/disks/$d.img:dmst-$d")
+	done < <(sed -n '1,40s/^# dmstream-disk: //p' "$t")
+
+	for ((b = 1; b <= boots; b++)); do
+		bdir=$tdir/boot$b
+		mkdir -p "$bdir"
+		echo "# $name: boot $b of $boots"
+		SECONDS=0
+		"$SELFTESTS/run-guest" --out "$tdir" "${guest_opts[@]+"${guest_opts[@]}"}" \
+			"${disks[@]+"${disks[@]}"}" -e DMSTREAM_BOOT=$b \
+			-e DMSTREAM_BOOTS="$boots" -e DMSTREAM_STATE="$tdir/state" -- \
+			selftests/run_tests.sh --out "$bdir" "$name"
+		rc=$?
+		mv -f "$tdir/console.log" "$bdir/console.log" 2>/dev/null
+		echo "# $name: boot $b took $SECONDS s (run-guest status $rc)"
+		if [[ $b -lt $boots ]]; then
+			crashed_boot "$name" "$b" "$bdir" "$rc" || break
+		elif [[ -s $bdir/summary ]]; then
+			add_summary "$bdir/summary"
+		else
+			echo "not ok - $name: boot $b stopped before its summary (run-guest status $rc)"
+			tail -n 20 "$bdir/console.log" 2>/dev/null | sed 's/^/# /'
+			TFAIL=$((TFAIL + 1))
+		fi
+	done
+	return 0
+}
+
 if [[ -z ${DMSTREAM_GUEST:-} ]]; then
 	guest_opts=()
 	args=()
+	raw=()
 	while [[ $# -gt 0 ]]; do
 		case $1 in
 		--timeout|--mem|--kernel|--modules|--append|-e)
 			guest_opts+=("$1" "${2:?}"); shift 2 ;;
-		*) args+=("$(printf '%q' "$1")"); shift ;;
+		*) args+=("$(printf '%q' "$1")"); raw+=("$1"); shift ;;
 		esac
 	done
 	# Knobs passed on when set on the host: the cycles of test_stress_01,
@@ -108,27 +279,44 @@ if [[ -z ${DMSTREAM_GUEST:-} ]]; then
 	fi
 	export DMSTREAM_OUT_LOCKED=$out
 	rm -f "$out/summary" "$out/tally" "$out/dmesg.log"
-	"$SELFTESTS/run-guest" --out "$out" "${guest_opts[@]+"${guest_opts[@]}"}" -- \
-		selftests/run_tests.sh "${args[@]+"${args[@]}"}"
-	rc=$?
-	[[ -s $out/summary ]] && exit $rc
 
-	# The guest died before the runner finished: count what was done.
-	read -r pass fail skip 2>/dev/null <"$out/tally" || { pass=0 fail=0 skip=0; }
-	case $rc in
-	124) why="timed out" ;;
-	125) why="stopped without an exit status (kernel panic?)" ;;
-	*) why="ended with status $rc before the runner finished" ;;
-	esac
-	echo "not ok - guest $why"
-	for f in "$out/dmesg.log" "$out/console.log"; do
-		[[ -s $f ]] || continue
-		echo "# last lines of $f:"
-		tail -n 30 "$f" | sed 's/^/# /'
-		break
+	# Tests declaring several boots run after the main guest run, each in
+	# boots of its own (see the header).
+	single=()
+	multi=()
+	named=
+	for i in "${!raw[@]}"; do
+		case ${raw[$i]} in
+		-*) single+=("${args[$i]}"); continue ;;
+		esac
+		named=1
+		n=$(basename "${raw[$i]}" .sh)
+		if [[ -n $(boots_of "$SELFTESTS/$n.sh") ]]; then
+			multi+=("$n")
+		else
+			single+=("${args[$i]}")
+		fi
 	done
-	summary_line "$pass" $((fail + 1)) "$skip" | tee "$out/summary"
-	[[ $rc -ne 0 ]] || rc=1
+	if [[ -z $named ]]; then
+		for t in "$SELFTESTS"/test_*.sh; do
+			[[ -n $(boots_of "$t") ]] && multi+=("$(basename "$t" .sh)")
+		done
+		single+=(--single-boot)
+	fi
+
+	TPASS=0 TFAIL=0 TSKIP=0
+	rc=0
+	if [[ -z $named || ${#single[@]} -gt 0 ]]; then
+		main_run
+		rc=$?
+	fi
+	for n in "${multi[@]+"${multi[@]}"}"; do
+		multi_boot_run "$n" || rc=1
+	done
+	if [[ ${#multi[@]} -gt 0 ]]; then
+		summary_line "$TPASS" "$TFAIL" "$TSKIP" | tee "$out/summary"
+	fi
+	[[ $TFAIL -eq 0 ]] || [[ $rc -ne 0 ]] || rc=1
 	exit $rc
 fi
 
@@ -137,12 +325,14 @@ fi
 dir=$SELFTESTS
 out=${DMSTREAM_OUT:-$REPO/selftests/out}
 load=1
+single_boot=
 names=()
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--dir) dir=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
 	--no-load) load=; shift ;;
+	--single-boot) single_boot=1; shift ;;
 	# host options, nothing to do here
 	--timeout|--mem|--kernel|--modules|--append|-e) shift 2 ;;
 	-h|--help) sed -n '3,/^$/s/^# \{0,1\}//p' "$SELF"; exit 0 ;;
@@ -207,7 +397,10 @@ fi
 tests=()
 if [[ ${#names[@]} -eq 0 ]]; then
 	for t in "$dir"/test_*.sh; do
-		[[ -f $t ]] && tests+=("$t")
+		[[ -f $t ]] || continue
+		# The host side runs these in boots of their own.
+		[[ -n $single_boot && -n $(boots_of "$t") ]] && continue
+		tests+=("$t")
 	done
 else
 	for n in "${names[@]}"; do
@@ -322,6 +515,12 @@ fi
 for t in "${tests[@]}"; do
 	name=$(basename "$t" .sh)
 	log=$work/$name.log
+	# A boot of a multi-boot test may end in a crash: its log goes straight
+	# to the shared output directory, which the host reads afterwards.
+	if [[ -n ${DMSTREAM_BOOT:-} ]]; then
+		log=$out/$name.log
+		export DMSTREAM_BOOT_LOG=$log
+	fi
 	TOP=$((TOP + 1))
 	echo "# $name"
 	if [[ ! -f $t ]]; then
@@ -430,15 +629,6 @@ if [[ -n $kmemleak ]]; then
 fi
 
 # --- kernel log ----------------------------------------------------------------
-
-# Reports of kernel bugs; our own markers are excluded (they name tests).
-# The debug kernel's checkers: KASAN ("BUG: KASAN: use-after-free in ..."),
-# lockdep ("WARNING: possible circular locking dependency detected",
-# "possible recursive locking", "inconsistent lock state"),
-# DEBUG_ATOMIC_SLEEP ("BUG: sleeping function called from invalid context"),
-# debug objects ("ODEBUG: free active ..."), hung tasks ("INFO: task ...
-# blocked for more than 120 seconds"), DEBUG_LIST ("list_add corruption").
-KLOG_BAD='BUG:|WARNING:|Oops|KASAN:|UBSAN:|possible circular locking|possible recursive locking|inconsistent lock state|sleeping function called from invalid context|ODEBUG:|lockdep|hung task|blocked for more than|unreferenced object|general protection fault|Kernel panic|detected stalls? on CPU|list_(add|del) corruption'
 
 TOP=$((TOP + 1))
 echo "# kernel log"

@@ -86,7 +86,7 @@ fi
 tt_expect "unknown command: exit 1" 1 "unknown command 'frobnicate'" frobnicate
 
 bad=
-for c in create status wait finish copy pause continue rate check dump help version; do
+for c in create status wait finish copy abort pause continue rate check dump help version; do
 	tt_run "$c" --help
 	if [[ $TT_RC -ne 0 || -n $TT_ERR ]] || ! grep -q "^usage: dmstream $c" <<<"$TT_OUT"; then
 		bad+=" $c(exit $TT_RC)"

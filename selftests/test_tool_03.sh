@@ -4,11 +4,13 @@
 # test_tool_03: dmstream copy, the live block copy of a dm device in use.
 #
 # - A plain linear device over a whole disk: the disk itself becomes the
-#   origin (no helper device); wait and finish leave the device linear on
-#   the new disk with the same data. Copying a stream device is refused.
-# - A two-segment table: a read-only helper NAME-origin with the old table
-#   (uuid DMSTREAM-ORIGIN-...) becomes the origin; the device reads the old
-#   data while streaming; finish removes the helper.
+#   origin (no helper device), the table has the mirror option (copy's
+#   default); wait and finish leave the device linear on the new disk with
+#   the same data. Copying a stream device is refused.
+# - A two-segment table copied one-way (--no-mirror): a read-only helper
+#   NAME-origin with the old table (uuid DMSTREAM-ORIGIN-...) becomes the
+#   origin; the device reads the old data while streaming; finish removes
+#   the helper.
 # - Refusals change nothing: metadata holding something (exit 3; --force
 #   overwrites it), a destination too small or in use (exit 2).
 # - Rollback: metadata whose writes fail (dm-flakey error_writes) makes the
@@ -54,7 +56,7 @@ dm_create tt03-one "0 $LEN linear $A 0" || ktap_skip_all "dmsetup: $DM_ERR"
 tt_expect "copy of a linear device over a whole disk: exit 0" 0 "copying 32.0 MiB onto $NEW1" \
 	copy tt03-one --dest "$NEW1" --meta "$META" --rate 16M/s
 ktap_check "... its table: a stream with the disk itself as the origin" \
-	grep -q "^0 $LEN stream $(sh_devt "$META") $(sh_devt "$NEW1") $(sh_devt "$A") 128 2 rate 16384\$" \
+	grep -q "^0 $LEN stream $(sh_devt "$META") $(sh_devt "$NEW1") $(sh_devt "$A") 128 3 rate 16384 mirror\$" \
 	<<<"$(sh_table tt03-one)"
 ktap_check "... and no helper device" test -z "$(dmsetup ls | grep tt03-one-origin)"
 tt_expect "copy of a stream device: refused, exit 2" 2 "is a stream device already" \
@@ -94,8 +96,9 @@ dm_remove tt03-hold
 ktap_check "... none of them touched the table or made a helper" \
 	test "$(sh_table tt03-two)" = "$OLDT" -a -z "$(dmsetup ls | grep tt03-two-origin)"
 
-tt_expect "copy of a two-segment device, --force on the metadata: exit 0" 0 \
-	"origin tt03-two-origin" copy tt03-two --dest "$NEW2" --meta "$META" --force --rate 8M/s
+tt_expect "copy --no-mirror of a two-segment device, --force on the metadata: exit 0" 0 \
+	"origin tt03-two-origin.*one-way" copy tt03-two --dest "$NEW2" --meta "$META" --force \
+	--rate 8M/s --no-mirror
 read -r _ _ _ _ _ O _ <<<"$(sh_table tt03-two)"
 HI=$(dmsetup info -c --noheadings -o major,minor,attr,uuid --separator ' ' tt03-two-origin 2>/dev/null)
 read -r hmaj hmin hattr huuid <<<"$HI"

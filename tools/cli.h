@@ -21,6 +21,7 @@ struct opts {
 	uint64_t rate_kib;	/* KiB/s, as the kernel takes it; 0: no limit */
 	uint64_t max_inflight;
 	bool paused, force, finish, watch, json, progress, quiet, sb_only, ignore_nonfatal;
+	bool mirror, no_mirror;	/* create --mirror; copy --no-mirror */
 	double interval;	/* -1: not given */
 	double timeout;		/* 0: none */
 };
@@ -49,6 +50,8 @@ int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_finish(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_message(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_rate(const struct command *cmd, struct opts *o, int argc, char **argv);
+/* abort.c */
+int cmd_abort(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* follow.c */
 int cmd_status(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_wait(const struct command *cmd, struct opts *o, int argc, char **argv);

@@ -4,14 +4,15 @@
  *
  * One command per workflow: `create` a stream device, `copy` a dm device in
  * use onto new storage, `finish` a complete stream by switching it to
- * `linear` on its destination; `status`, `wait`, the messages, and offline
- * `check` and `dump` of a metadata device. See dmstream(8)
+ * `linear` on its destination, or `abort` it back to its origin; `status`,
+ * `wait`, the messages, and offline `check` and `dump` of a metadata device. See dmstream(8)
  * (Documentation/dmstream.8.rst) and the exit codes in util.h.
  *
  * This file is the command line: the command table and its --help texts,
  * option parsing into struct opts, the NAME check, and main(). The
  * commands themselves are in workflow.c (create, copy, finish, messages),
- * follow.c (status, wait) and offline.c (check, dump); cli.h is between.
+ * abort.c (abort), follow.c (status, wait) and offline.c (check, dump);
+ * cli.h is between.
  */
 #include <ctype.h>
 #include <getopt.h>
@@ -36,7 +37,8 @@
 enum opt_id {
 	OPT_ORIGIN = 1, OPT_DEST, OPT_META, OPT_REGION_SIZE, OPT_RATE, OPT_MAX_INFLIGHT,
 	OPT_PAUSED, OPT_FORCE, OPT_FINISH, OPT_WATCH, OPT_JSON, OPT_INTERVAL, OPT_TIMEOUT,
-	OPT_PROGRESS, OPT_QUIET, OPT_SB_ONLY, OPT_IGNORE_NONFATAL, OPT_HELP,
+	OPT_PROGRESS, OPT_QUIET, OPT_SB_ONLY, OPT_IGNORE_NONFATAL, OPT_MIRROR, OPT_NO_MIRROR,
+	OPT_HELP,
 	OPT_MAX
 };
 
@@ -60,6 +62,8 @@ static const struct option all_options[] = {
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "super-block-only", no_argument, NULL, OPT_SB_ONLY },
 	{ "ignore-non-fatal-errors", no_argument, NULL, OPT_IGNORE_NONFATAL },
+	{ "mirror", no_argument, NULL, OPT_MIRROR },
+	{ "no-mirror", no_argument, NULL, OPT_NO_MIRROR },
 	{ "help", no_argument, NULL, OPT_HELP },
 };
 
@@ -152,10 +156,11 @@ static int cmd_version(const struct command *cmd, struct opts *o, int argc, char
 	"at most 4294967295k (just under 4T/s) is accepted.\n"
 
 static const struct command commands[] = {
-	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--paused] [--force]",
+	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--paused] [--mirror] [--force]",
 	  "Create stream device NAME over ORIGIN, copying it into DEST in the background.",
 	  O(OPT_ORIGIN) | O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) |
-	  O(OPT_MAX_INFLIGHT) | O(OPT_PAUSED) | O(OPT_FORCE), 1, 1, true, cmd_create,
+	  O(OPT_MAX_INFLIGHT) | O(OPT_PAUSED) | O(OPT_MIRROR) | O(OPT_FORCE), 1, 1, true,
+	  cmd_create,
 	  "\n  --origin DEV        the read-only source; the device is as long as it\n"
 	  "  --dest DEV          receives the copy and every write; at least as long\n"
 	  "  --meta DEV          metadata; blank (formatted by the kernel), or metadata\n"
@@ -166,10 +171,13 @@ static const struct command commands[] = {
 	  "  --max-inflight N    background regions in flight, " XSTR(STREAM_MIN_MAX_INFLIGHT) " to "
 	  XSTR(STREAM_MAX_MAX_INFLIGHT) " (" XSTR(STREAM_DEFAULT_MAX_INFLIGHT) ")\n"
 	  "  --paused            create paused; 'dmstream continue NAME' starts it\n"
+	  "  --mirror            every write also goes to the origin (opened\n"
+	  "                      read-write), so that 'abort' loses nothing; off by\n"
+	  "                      default, since an origin is often a read-only image\n"
 	  "  --force             overwrite a metadata device holding anything else\n\n"
 	  SIZES_HELP },
 	{ "status", "NAME [--watch] [--json] [--interval SEC]",
-	  "Show copied/total, percent, current rate, ETA, state, mode and errors.",
+	  "Show progress, current rate, ETA, state, mode, errors and copy mode.",
 	  O(OPT_WATCH) | O(OPT_JSON) | O(OPT_INTERVAL), 1, 1, true, cmd_status,
 	  "\n  --watch             keep showing it until the copy completes or fails: one\n"
 	  "                      updating progress bar on a terminal, else one line per\n"
@@ -196,23 +204,46 @@ static const struct command commands[] = {
 	  "and NAME resumed as a stream (exit 4); else NAME is resumed on the linear\n"
 	  "table. On any failure NAME stays a stream. Removes the helper origin that\n"
 	  "'copy' made. The metadata device is free afterwards.\n" },
-	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
+	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--no-mirror] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
 	  "Live copy of dm device NAME, in use, onto DEST: NAME becomes a stream.",
 	  O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) | O(OPT_MAX_INFLIGHT) |
-	  O(OPT_FORCE) | O(OPT_FINISH) | O(OPT_TIMEOUT) | O(OPT_QUIET) | O(OPT_INTERVAL) |
-	  O(OPT_JSON), 1, 1, true, cmd_copy,
+	  O(OPT_NO_MIRROR) | O(OPT_FORCE) | O(OPT_FINISH) | O(OPT_TIMEOUT) | O(OPT_QUIET) |
+	  O(OPT_INTERVAL) | O(OPT_JSON), 1, 1, true, cmd_copy,
 	  "\nNAME's table becomes the origin: the device under it when it is one linear\n"
 	  "segment at offset 0, else a read-only helper device NAME-origin with the\n"
 	  "same table. NAME is reloaded as a stream over DEST and that origin; its\n"
 	  "users see a suspend and nothing else. On a failure before the switch, NAME\n"
 	  "stays on its original table.\n\n"
+	  "The copy mirrors: every write goes to the origin too, so that the origin\n"
+	  "stays current and 'abort' can go back to it with nothing lost.\n\n"
 	  "  --dest DEV          the new storage, at least as long as NAME\n"
 	  "  --meta DEV          a blank metadata device (--force overwrites one)\n"
+	  "  --no-mirror         one-way copy: writes go to DEST only (faster); the\n"
+	  "                      origin goes stale, and 'abort' loses those writes.\n"
+	  "                      Refused for an LVM logical volume unless --force:\n"
+	  "                      LVM's metadata still names the old PV, so a\n"
+	  "                      reactivation (vgchange -ay, lvchange --refresh,\n"
+	  "                      a reboot) maps the LV back to its stale origin\n"
+	  "  --force             also: overwrite a metadata device holding anything\n"
+	  "                      else\n"
 	  "  --finish            wait with progress, then 'finish' (--timeout as for\n"
 	  "                      'wait'; --json, --interval as for 'status --watch';\n"
 	  "                      --quiet hides the progress)\n"
 	  "  --region-size, --rate, --max-inflight, --force: as for 'create'\n\n"
 	  SIZES_HELP },
+	{ "abort", "NAME [--force]",
+	  "Give up a stream: NAME maps its origin again, as before the copy.",
+	  O(OPT_FORCE), 1, 1, true, cmd_abort,
+	  "\nNAME gets the table its origin had (the helper origin's table, the helper\n"
+	  "then removed; else 'linear' on the origin) in one load, suspend and resume.\n"
+	  "The destination and the metadata device are then unused: their contents\n"
+	  "are of no further use and they may be reused or deleted.\n\n"
+	  "In mirror mode nothing is lost: the origin holds every acknowledged write\n"
+	  "(the suspend drains the writes in flight, and the mode is checked again\n"
+	  "while suspended). A one-way or degraded stream, or one whose metadata says\n"
+	  "the origin is stale, is refused (exit 7), saying how many regions may\n"
+	  "hold writes the origin lacks.\n\n"
+	  "  --force             abort anyway, losing those writes\n" },
 	{ "pause", "NAME", "Stop starting background copies.", 0, 1, 1, true, cmd_message, NULL },
 	{ "continue", "NAME",
 	  "Resume background copies; after a stall, retry the failed regions.",
@@ -264,7 +295,8 @@ static void usage_all(FILE *f)
 		"  -h, --help      this text; '%s COMMAND --help' for a command\n"
 		"  -V, --version   the version\n\n"
 		"Exit codes: 0 success, 1 usage error, 2 failure, 3 metadata damaged or\n"
-		"foreign, 4 copy failed, 5 timeout or interrupted, 6 copy not complete.\n"
+		"foreign, 4 copy failed, 5 timeout or interrupted, 6 copy not complete,\n"
+		"7 abort refused: the origin may lack writes.\n"
 		"See dmstream(8).\n", progname);
 }
 
@@ -301,7 +333,8 @@ static bool *flag_of(struct opts *o, int id)
 		[OPT_PAUSED] = &o->paused, [OPT_FORCE] = &o->force, [OPT_FINISH] = &o->finish,
 		[OPT_WATCH] = &o->watch, [OPT_JSON] = &o->json, [OPT_PROGRESS] = &o->progress,
 		[OPT_QUIET] = &o->quiet, [OPT_SB_ONLY] = &o->sb_only,
-		[OPT_IGNORE_NONFATAL] = &o->ignore_nonfatal,
+		[OPT_IGNORE_NONFATAL] = &o->ignore_nonfatal, [OPT_MIRROR] = &o->mirror,
+		[OPT_NO_MIRROR] = &o->no_mirror,
 	};
 
 	return id > 0 && id < OPT_MAX ? flags[id] : NULL;

@@ -422,7 +422,7 @@ static bool check_geometry(struct scan *s, const struct meta_sb *sb, uint64_t de
 const char *meta_identity_problem(const struct meta_sb *sb, uint64_t origin_size)
 {
 	const struct stream_identity_disk *id = (const void *)sb->identity;
-	uint32_t checked = le32toh(id->sample_checked);
+	uint32_t checked = le32toh(id->sample_checked) | le32toh(id->sample_wanted);
 	unsigned int i;
 
 	if (le32toh(id->magic) != STREAM_IDENTITY_MAGIC)

@@ -97,6 +97,10 @@ static void table_opts(const struct opts *o, char *buf, size_t len)
 			 " " STREAM_OPT_MAX_INFLIGHT " %" PRIu64, o->max_inflight);
 		n += 2;
 	}
+	if (o->mirror) {
+		strcat(words, " " STREAM_OPT_MIRROR);
+		n++;
+	}
 	snprintf(buf, len, "%u%s", n, words);
 }
 

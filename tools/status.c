@@ -35,6 +35,8 @@ static int parse_opt_args(const char *s, struct stream_status *st)
 			st->paused = true;
 		} else if (!strcasecmp(w, STREAM_OPT_NO_DISCARD_PASSDOWN)) {
 			st->no_discard_passdown = true;
+		} else if (!strcasecmp(w, STREAM_OPT_MIRROR)) {
+			st->mirror_opt = true;
 		} else if (!strcasecmp(w, STREAM_OPT_RATE) ||
 			   !strcasecmp(w, STREAM_OPT_MAX_INFLIGHT)) {
 			const char *key = w;
@@ -102,11 +104,15 @@ int stream_status_parse(const char *params, uint64_t len, struct stream_status *
 	    parse_u64(w[STREAM_STATUS_COPYING], 0, UINT64_MAX, &st->copying) ||
 	    strlen(w[STREAM_STATUS_STATE]) >= sizeof(st->state) ||
 	    strlen(w[STREAM_STATUS_MODE]) >= sizeof(st->mode) ||
-	    parse_u64(w[STREAM_STATUS_COPY_ERRORS], 0, UINT64_MAX, &st->errors))
+	    parse_u64(w[STREAM_STATUS_COPY_ERRORS], 0, UINT64_MAX, &st->errors) ||
+	    (strcmp(w[STREAM_STATUS_MIRROR], STREAM_MIRROR_ON) &&
+	     strcmp(w[STREAM_STATUS_MIRROR], STREAM_MIRROR_OFF) &&
+	     strcmp(w[STREAM_STATUS_MIRROR], STREAM_MIRROR_DEGRADED)))
 		return -1;
 	st->md_block_sectors = v;
 	snprintf(st->state, sizeof(st->state), "%s", w[STREAM_STATUS_STATE]);
 	snprintf(st->mode, sizeof(st->mode), "%s", w[STREAM_STATUS_MODE]);
+	snprintf(st->mirror, sizeof(st->mirror), "%s", w[STREAM_STATUS_MIRROR]);
 	if (!st->total || st->copied > st->total)
 		return -1;
 	/* The optional arguments start at their count. */
@@ -278,6 +284,7 @@ static void show_json(struct progress *p, const struct stream_status *st)
 	json_object_object_add(o, "state", json_object_new_string(st->state));
 	json_object_object_add(o, "mode", json_object_new_string(st->mode));
 	if (!st->fail) {
+		json_object_object_add(o, "mirror", json_object_new_string(st->mirror));
 		json_object_object_add(o, "copied", json_object_new_int64(st->copied));
 		json_object_object_add(o, "total", json_object_new_int64(st->total));
 		json_object_object_add(o, "percent",
@@ -325,13 +332,13 @@ static void show_line(struct progress *p, const struct stream_status *st)
 			p->name);
 		return;
 	}
-	fprintf(p->out, "%s: %.1f%% copied (%" PRIu64 "/%" PRIu64 " regions, %s of %s), %s, ETA %s, %s, %s, %" PRIu64 " errors",
+	fprintf(p->out, "%s: %.1f%% copied (%" PRIu64 "/%" PRIu64 " regions, %s of %s), %s, ETA %s, %s, %s, %" PRIu64 " errors, %s",
 		p->name, stream_percent(st), st->copied, st->total,
 		fmt_bytes(stream_copied_bytes(st), a, sizeof(a)),
 		fmt_bytes(stream_total_bytes(st), b, sizeof(b)),
 		fmt_rate(progress_rate(p, st), r, sizeof(r)),
 		fmt_duration(progress_eta(p, st), e, sizeof(e)),
-		st->state, st->mode, st->errors);
+		st->state, st->mode, st->errors, st->mirror);
 	if (st->rate)
 		fprintf(p->out, ", limit %s/s", fmt_bytes(st->rate * 1024, l, sizeof(l)));
 	fputc('\n', p->out);
@@ -351,15 +358,15 @@ static void show_bar(struct progress *p, const struct stream_status *st)
 	if (st->fail)
 		snprintf(tail, sizeof(tail), "  Fail: the metadata device failed (see dmesg)");
 	else
-		snprintf(tail, sizeof(tail), " %5.1f%% %10s/%-10s %12s  ETA %7s  %s%s",
+		snprintf(tail, sizeof(tail), " %5.1f%% %10s/%-10s %12s  ETA %7s  %s, %s%s",
 			 stream_percent(st),
 			 fmt_bytes(stream_copied_bytes(st), a, sizeof(a)),
 			 fmt_bytes(stream_total_bytes(st), b, sizeof(b)),
 			 fmt_rate(progress_rate(p, st), r, sizeof(r)),
 			 fmt_duration(progress_eta(p, st), e, sizeof(e)),
-			 st->state, st->errors ? " (copy errors)" : "");
-	/* The bar takes what a 66-column text leaves, 10 to 40 columns. */
-	n = (int)p->width - 1 - 2 - 66;
+			 st->state, st->mirror, st->errors ? " (copy errors)" : "");
+	/* The bar takes what a 76-column text leaves, 10 to 40 columns. */
+	n = (int)p->width - 1 - 2 - 76;
 	cols = n < 10 ? 10 : n > 40 ? 40 : n;
 	fill = st->fail ? 0 : (unsigned int)(cols * stream_percent(st) / 100.0);
 	n = 0;

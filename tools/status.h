@@ -23,7 +23,9 @@ struct stream_status {
 	char state[16];			/* streaming, paused, complete */
 	char mode[8];			/* rw, ro, fail */
 	uint64_t errors;		/* copy errors */
+	char mirror[16];		/* mirror, one-way, degraded (STREAM_MIRROR_*) */
 	bool paused;
+	bool mirror_opt;		/* the table has the mirror option */
 	uint64_t rate;			/* KiB/s, 0 = no limit */
 	unsigned int max_inflight;
 	bool no_discard_passdown;

@@ -21,6 +21,7 @@ enum {
 	EXIT_COPY_FAILED = 4,	/* the copy cannot complete: ro/fail mode, stalled */
 	EXIT_TIMEOUT = 5,	/* timed out or interrupted */
 	EXIT_INCOMPLETE = 6,	/* finish: the copy is not complete */
+	EXIT_ORIGIN_STALE = 7,	/* abort: the origin may lack writes (one-way, degraded) */
 };
 
 extern const char *progname;

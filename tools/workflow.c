@@ -5,9 +5,11 @@
  *
  * create and copy take their devices from plan.c and make the stream:
  * create a new device, copy a switch of a live one (with a helper origin
- * when its table is not one plain linear segment). finish switches a
- * complete stream to `linear` on its destination. Table switches go
- * through switch_table(): load, suspend, resume, or back to the old table.
+ * when its table is not one plain linear segment). copy mirrors unless
+ * --no-mirror, create only with --mirror. finish switches a complete
+ * stream to `linear` on its destination. Table switches go through
+ * switch_table(): load, suspend, resume, or back to the old table; abort.c
+ * uses it too (workflow.h).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 #include "plan.h"
 #include "status.h"
 #include "util.h"
+#include "workflow.h"
 
 /*---------------------------------------------------------------------------*/
 /* create */
@@ -58,9 +61,7 @@ out:
 /*---------------------------------------------------------------------------*/
 /* finish */
 
-/* The helper origin that `copy` made for @t, if that is what it uses. */
-static bool helper_origin(const char *name, const struct stream_table *t, char *helper,
-			  size_t len)
+bool helper_origin(const char *name, const struct stream_table *t, char *helper, size_t len)
 {
 	struct dmx_info hi;
 
@@ -76,23 +77,11 @@ static bool helper_origin(const char *name, const struct stream_table *t, char *
 }
 
 /*
- * A check made while the device is suspended, between the old table's
- * postsuspend and the resume (see switch_table()). Returns 0 to go on, or
- * non-zero with a reason in @why, to go back to the old table. It must not
- * print: stdout or stderr may be on the suspended device.
+ * Nothing is printed while @name is suspended, since the terminal or log
+ * file may be on it: the messages wait for the resume.
  */
-typedef int (*suspended_check_fn)(const char *name, void *arg, char *why, size_t len);
-
-/*
- * Swaps @tbl in for @name's live table: load, suspend, @check (when not
- * NULL), resume. On failure the inactive table is cleared and @name resumed
- * on its old table. Nothing is printed while @name is suspended, since the
- * terminal or log file may be on it: the messages wait for the resume.
- * Returns 0, -1 when the switch failed, 1 when @check refused (its reason
- * printed).
- */
-static int switch_table(const char *name, const struct dmx_table *tbl, const char *what,
-			suspended_check_fn check, void *arg)
+int switch_table(const char *name, const struct dmx_table *tbl, const char *what,
+		 suspended_check_fn check, void *arg)
 {
 	struct dmx_info info;
 	const char *failed;
@@ -134,6 +123,15 @@ rollback:
 	return r;
 }
 
+const char *stream_left(const char *name)
+{
+	struct dmx_info info;
+
+	if (!dmx_info(name, &info) && info.exists && info.suspended)
+		return "it is still a stream, and suspended";
+	return "it is resumed on its stream table, still a stream";
+}
+
 /*
  * Before the switch to linear: what keeps @st's stream from being finished
  * (metadata or destination failure, an incomplete copy), in @why; 0 when
@@ -162,6 +160,25 @@ static int unfinishable(const char *name, const struct stream_status *st, char *
 	return 0;
 }
 
+int suspended_status(const char *name, struct stream_status *st, char *why, size_t len)
+{
+	struct dmx_table tbl;
+	int r = -1;
+
+	/* stream_get() would print its errors; this may not. */
+	if (dmx_status(name, &tbl)) {
+		snprintf(why, len, "%s: cannot read its status after the suspend", name);
+		return -1;
+	}
+	if (tbl.nr != 1 || strcmp(tbl.t[0].type, STREAM_TARGET_NAME) ||
+	    stream_status_parse(tbl.t[0].params, tbl.t[0].len, st))
+		snprintf(why, len, "%s: unexpected status after the suspend", name);
+	else
+		r = 0;
+	dmx_table_free(&tbl);
+	return r;
+}
+
 /*
  * Run while suspended, after the stream's postsuspend made its final
  * commit: a commit or destination flush that failed there shows as ro or
@@ -170,26 +187,17 @@ static int unfinishable(const char *name, const struct stream_status *st, char *
 static int finish_check(const char *name, void *arg, char *why, size_t len)
 {
 	struct stream_status st;
-	struct dmx_table tbl;
 	char reason[384];
-	int r = -1;
 
 	(void)arg;
-	/* stream_get() would print its errors; this may not. */
-	if (dmx_status(name, &tbl)) {
-		snprintf(why, len, "%s: cannot read its status after the suspend", name);
+	if (suspended_status(name, &st, why, len))
 		return -1;
-	}
-	if (tbl.nr != 1 || strcmp(tbl.t[0].type, STREAM_TARGET_NAME) ||
-	    stream_status_parse(tbl.t[0].params, tbl.t[0].len, &st))
-		snprintf(why, len, "%s: unexpected status after the suspend", name);
-	else if (unfinishable(name, &st, reason, sizeof(reason)))
+	if (unfinishable(name, &st, reason, sizeof(reason))) {
 		snprintf(why, len, "%s: the final commit at the suspend failed: %s", name,
 			 reason);
-	else
-		r = 0;
-	dmx_table_free(&tbl);
-	return r;
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -225,6 +233,26 @@ static int finish_ready(const char *name, struct stream_table *t, uint64_t *len)
 	return r;
 }
 
+/* LVM's logical volumes have dm uuids starting so. */
+#define LVM_UUID_PREFIX		"LVM-"
+
+/*
+ * After the finish of an LVM logical volume: LVM's metadata still names
+ * the old physical volume, which no longer receives writes.
+ */
+static void finish_lvm_warning(const char *name)
+{
+	struct dmx_info info;
+
+	if (dmx_info(name, &info) || !info.exists ||
+	    strncmp(info.uuid, LVM_UUID_PREFIX, strlen(LVM_UUID_PREFIX)))
+		return;
+	warn("%s is an LVM logical volume, and LVM's metadata still names its old physical "
+	     "volume: a reactivation (vgchange -ay, lvchange --refresh, a reboot) maps it back "
+	     "there, without the writes made from now on, until LVM's metadata is changed to "
+	     "match", name);
+}
+
 static int finish(const char *name)
 {
 	struct stream_table t;
@@ -245,7 +273,7 @@ static int finish(const char *name)
 	r = switch_table(name, &tbl, name, finish_check, NULL);
 	dmx_table_free(&tbl);
 	if (r > 0) {
-		err("%s: not finished: it is resumed on its stream table, still a stream", name);
+		err("%s: not finished: %s", name, stream_left(name));
 		return EXIT_COPY_FAILED;
 	}
 	if (r) {
@@ -255,6 +283,7 @@ static int finish(const char *name)
 	printf("%s: finished: linear on %s; metadata device %s is free\n", name,
 	       devt_str(t.dest_major, t.dest_minor, d, sizeof(d)),
 	       devt_str(t.meta_major, t.meta_minor, m, sizeof(m)));
+	finish_lvm_warning(name);
 	if (has_helper) {
 		if (dmx_remove(helper)) {
 			err("%s: finished, but its helper origin %s could not be removed: "
@@ -315,7 +344,8 @@ static void copy_rollback(const struct plan *p, bool made_helper)
 
 /*
  * NAME becomes a stream: first the helper origin with NAME's table, when
- * the plan has one (read-only, kept from udev's rules), then the switch.
+ * the plan has one (kept from udev's rules; read-only unless the stream
+ * mirrors, which writes it), then the switch.
  */
 static int copy_switch(struct plan *p)
 {
@@ -326,7 +356,7 @@ static int copy_switch(struct plan *p)
 
 	if (p->helper[0]) {
 		random_uuid(uuid, sizeof(uuid));
-		if (dmx_create(p->helper, uuid, &p->old, true, true)) {
+		if (dmx_create(p->helper, uuid, &p->old, !p->o->mirror, true)) {
 			err("%s: cannot create the helper origin %s", p->name, p->helper);
 			return EXIT_FAIL;
 		}
@@ -344,6 +374,9 @@ static int copy_switch(struct plan *p)
 		return EXIT_OK;
 rollback:
 	copy_rollback(p, p->helper[0]);
+	if (p->o->mirror)
+		err("%s: a mirrored copy writes its origin too: if that cannot be written "
+		    "(a read-only device), copy with --no-mirror", p->name);
 	return EXIT_FAIL;
 }
 
@@ -367,12 +400,41 @@ static void copy_started(const struct plan *p)
 {
 	char a[32], b[32];
 
-	printf("%s: copying %s onto %s in %s regions (origin %s%s%u:%u%s)\n", p->name,
+	printf("%s: copying %s onto %s in %s regions (origin %s%s%u:%u%s), %s\n", p->name,
 	       fmt_bytes(p->len * 512, a, sizeof(a)), p->dest.path,
 	       fmt_bytes(p->region * 512, b, sizeof(b)), p->helper, p->helper[0] ? ", " : "",
 	       p->origin_major, p->origin_minor,
-	       p->o->rate_set && p->o->rate_kib ? ", rate limited" : "");
+	       p->o->rate_set && p->o->rate_kib ? ", rate limited" : "",
+	       p->o->mirror ? "mirrored: writes reach the origin too" :
+	       "one-way: the origin no longer sees writes");
 	fflush(stdout);
+}
+
+/*
+ * A one-way copy of an LVM logical volume loses data at its next
+ * activation: LVM's metadata still maps the LV onto the old PV. Refused
+ * unless --force; mirror mode keeps that PV current.
+ */
+static int copy_lvm_check(const char *name, const struct opts *o)
+{
+	struct dmx_info info;
+
+	if (o->mirror || dmx_info(name, &info) || !info.exists ||
+	    strncmp(info.uuid, LVM_UUID_PREFIX, strlen(LVM_UUID_PREFIX)))
+		return 0;
+	if (o->force) {
+		warn("%s is an LVM logical volume copied one-way (--force): any reactivation "
+		     "(vgchange -ay, lvchange --refresh, a reboot) maps it back to its old "
+		     "physical volume, losing every write made from now on", name);
+		return 0;
+	}
+	err("%s is an LVM logical volume: refusing a one-way copy (--no-mirror). LVM's "
+	    "metadata still names the old physical volume, so any reactivation "
+	    "(vgchange -ay, lvchange --refresh, a reboot) maps %s back to it and loses "
+	    "every write made since the copy started. Copy it in mirror mode (without "
+	    "--no-mirror), which keeps that volume current, or add --force to accept the "
+	    "risk", name, name);
+	return EXIT_FAIL;
 }
 
 int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **argv)
@@ -381,6 +443,11 @@ int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **argv)
 	int r;
 
 	(void)argc;
+	/* Mirror unless told otherwise: the origin stays current for abort. */
+	o->mirror = !o->no_mirror;
+	r = copy_lvm_check(argv[0], o);
+	if (r)
+		return r;
 	r = plan_stream(&p, cmd, o, argv[0], true);
 	if (!r)
 		r = copy_switch(&p);

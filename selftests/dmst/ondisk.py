@@ -42,7 +42,7 @@ IDENTITY_MAGIC = 0x4E444953             # "SIDN"
 NR_SAMPLES = 8
 SAMPLE_SECTORS = 8
 # Offsets in the record: magic, options, created, name[128], uuid[136],
-# rate_kib, max_inflight, sample_checked, reserved0, sample_sector[8],
+# rate_kib, max_inflight, sample_checked, sample_wanted, sample_sector[8],
 # sample_csum[8], then the two device identities and the origin's table.
 ID_SAMPLE_CHECKED = 4 + 4 + 8 + 128 + 136 + 4 + 4
 ID_SAMPLE_SECTOR = ID_SAMPLE_CHECKED + 8
@@ -462,7 +462,8 @@ def identity_problem(sb_block, origin_size):
     magic = struct.unpack_from("<I", rec, 0)[0]
     if magic != IDENTITY_MAGIC:
         return "Metadata identity record is corrupt (bad magic)" if any(rec) else None
-    checked = struct.unpack_from("<I", rec, ID_SAMPLE_CHECKED)[0]
+    checked, wanted = struct.unpack_from("<II", rec, ID_SAMPLE_CHECKED)
+    checked |= wanted
     if checked >> NR_SAMPLES:
         return "Metadata identity record names samples that do not exist"
     for i in range(NR_SAMPLES):
