@@ -1668,7 +1668,10 @@ static void stream_postsuspend(struct dm_target *ti)
  * nothing has written the origin through this one yet. One commit makes it
  * all durable (without a destination flush unless copied regions wait for
  * one); it runs on this table's ordered workqueue, so that the metadata
- * keeps one committer. If anything fails, the resume fails.
+ * keeps one committer. If anything fails, the resume fails. Changes that
+ * were pending already (a bitmap slot to rewrite, say) are left to the
+ * worker's next commit when nothing here needs one: samples taken then
+ * ride on that commit too, as their change cannot be told apart.
  */
 static void do_preresume(struct work_struct *ws)
 {
@@ -1706,7 +1709,7 @@ static void do_preresume(struct work_struct *ws)
 		set_stale = true;
 	}
 
-	if (stream_md_changed(md)) {
+	if (set_stale || cleared || (!pending && stream_md_changed(md))) {
 		r = get_mode(sc) == STREAM_MODE_RW ? commit_origin_flags(sc, pending) : -EIO;
 		if (r) {
 			DMERR("%s: recording the origin's state failed (%d): not resuming",
