@@ -11,6 +11,14 @@
  *
  * All state changes happen in one worker (an ordered workqueue): map()
  * either remaps a bio at once or defers it there.
+ *
+ * Mirror mode (the "mirror" table option): every write and discard also
+ * goes to the origin, so that the origin stays a complete copy of the
+ * device and the stream can be abandoned with no loss. The worker clones
+ * such a bio to the origin (the origin leg) before the bio itself takes
+ * its usual way to the destination (the destination leg, unchanged: a
+ * copy first, a commit first...); the bio completes when both legs have.
+ * See "Mirror mode" below.
  */
 #include <linux/blkdev.h>
 #include <linux/ctype.h>
@@ -49,6 +57,14 @@ enum {
 	STREAM_REQUEUE,		/* noflush suspend: push parked bios back to dm */
 	STREAM_DYING,		/* the destructor runs: do not arm the waker */
 	STREAM_FROZEN,		/* suspended: the worker does nothing */
+	STREAM_MIRROR_OFF_REQ,	/* the "mirror off" message asks the worker */
+};
+
+/* sc->mirror: whether writes reach the origin too (STREAM_STATUS_MIRROR). */
+enum stream_mirror {
+	MIRROR_NONE,		/* one-way: the origin is stale (or will be at resume) */
+	MIRROR_ON,		/* every write goes to both legs */
+	MIRROR_DEGRADED,	/* an origin-leg write failed: one-way from then on */
 };
 
 struct stream_c {
@@ -69,14 +85,26 @@ struct stream_c {
 	unsigned int max_inflight;	/* background regions */
 	enum stream_mode announced;	/* the last mode logged and evented */
 	unsigned long copy_errors;	/* regions given up after retries */
+	/*
+	 * enum stream_mirror. Written by the worker (and the preresume work,
+	 * on the same ordered workqueue) only after the superblock says what
+	 * it implies, read locklessly by map() and status.
+	 */
+	int mirror;
+	bool mirror_table;		/* the table line has "mirror" */
+	bool stale_durable;		/* the superblock on disk says ORIGIN_STALE */
+	const char *origin_path;	/* the table's word, during the constructor */
+	struct bio_set mirror_bs;	/* origin-leg clones (mirror tables only) */
 
-	spinlock_t lock;		/* protects deferred */
+	spinlock_t lock;		/* protects deferred and origin_failed */
 	struct bio_list deferred;
+	struct bio_list origin_failed;	/* both legs done, the origin's failed */
 
 	/* Worker only. */
 	struct bio_list flushes;	/* complete after a commit */
 	struct bio_list commit_then_submit;
 	struct bio_list commit_then_end;
+	struct bio_list commit_then_mirror;	/* a checked sample is unchecked first */
 	struct bio_list nomem;		/* retry when a job can be allocated */
 	unsigned long last_commit;
 	unsigned long next_wake;	/* 0 or the jiffies the worker wants to run at */
@@ -84,13 +112,25 @@ struct stream_c {
 
 	struct workqueue_struct *wq;
 	struct work_struct worker;
+	struct work_struct preresume_work;
+	int preresume_error;
 	struct delayed_work waker;
 	wait_queue_head_t drain;	/* postsuspend waits here for jobs to end */
 };
 
-/* Per-bio data: the overwrite job a bio carries, if any. */
+/*
+ * Per-bio data: the overwrite job a bio carries, if any, and its origin
+ * leg in mirror mode: @legs counts the legs not yet done (the origin's and
+ * the destination's), @mirror says the bio has an origin leg that is not
+ * accounted for yet (end_io then counts the destination leg down).
+ */
 struct stream_bio {
 	struct stream_job *job;
+	struct stream_c *sc;
+	bool mirror;
+	atomic_t legs;
+	blk_status_t dest_status;
+	blk_status_t origin_status;
 };
 
 /*---------------------------------------------------------------------------*/
@@ -202,6 +242,21 @@ static void set_mode(struct stream_c *sc, enum stream_mode mode)
 	dm_table_event(sc->ti->table);
 }
 
+/* The metadata part of a commit (below), on its own. */
+static int commit_metadata(struct stream_c *sc)
+{
+	int r;
+
+	r = stream_md_commit(sc->md);
+	if (r) {
+		DMERR_LIMIT("%s: writing metadata failed (%d)", sc_name(sc), r);
+		set_mode(sc, STREAM_MODE_RO);
+		return r;
+	}
+	sc->last_commit = jiffies;
+	return 0;
+}
+
 /*
  * Makes every region copied in core durable: flush the destination, then
  * write the bitmap and the superblock. Any failure leaves rw for good (see
@@ -226,14 +281,98 @@ static int commit(struct stream_c *sc)
 		set_mode(sc, STREAM_MODE_RO);
 		return r;
 	}
+	return commit_metadata(sc);
+}
 
-	r = stream_md_commit(sc->md);
+/*
+ * Commits a change of the origin's flags (rw mode only). When nothing else
+ * changed, no copied region waits to be made durable, so the destination
+ * need not be flushed: only the superblock is written.
+ */
+static int commit_origin_flags(struct stream_c *sc, bool other_changes)
+{
+	return other_changes ? commit(sc) : commit_metadata(sc);
+}
+
+/*---------------------------------------------------------------------------*/
+/* Mirror mode: the state */
+static bool mirroring(struct stream_c *sc)
+{
+	return READ_ONCE(sc->mirror) == MIRROR_ON;
+}
+
+static const char *mirror_name(struct stream_c *sc)
+{
+	switch (READ_ONCE(sc->mirror)) {
+	case MIRROR_ON:
+		return STREAM_MIRROR_ON;
+	case MIRROR_DEGRADED:
+		return STREAM_MIRROR_DEGRADED;
+	default:
+		return STREAM_MIRROR_OFF;
+	}
+}
+
+/*
+ * Makes ORIGIN_STALE (with ORIGIN_FAILED when @failed) durable: worker or
+ * preresume work only. Returns 0 once the superblock on disk says so. In
+ * any mode but rw nothing can be committed: this fails then without
+ * touching the mode, and whoever asked stays mirrored or fails its bio.
+ */
+static int commit_origin_stale(struct stream_c *sc, bool failed)
+{
+	bool other;
+	int r;
+
+	if (sc->stale_durable && !failed)
+		return 0;
+	if (get_mode(sc) != STREAM_MODE_RW)
+		return -EIO;
+	other = stream_md_changed(sc->md);
+	stream_md_set_origin_stale(sc->md, failed);
+	r = commit_origin_flags(sc, other);
+	if (!r)
+		sc->stale_durable = true;
+	return r;
+}
+
+/*
+ * Stops mirroring for good (worker only), once the superblock says the
+ * origin is stale: from then on map() sends writes one-way. The origin's
+ * cache no longer matters.
+ */
+static void stop_mirroring(struct stream_c *sc, enum stream_mirror state)
+{
+	/* Pairs with READ_ONCE() in mirroring(): the commit is complete. */
+	WRITE_ONCE(sc->mirror, state);
+	clear_bit(STREAM_FLUSH_ORIGIN, &sc->flags);
+	dm_table_event(sc->ti->table);
+}
+
+/*
+ * An origin-leg write or flush failed (worker only). The policy of md
+ * raid1 and dm-raid1: the write stands on the destination, the other
+ * copy is written off. The origin is recorded stale and failed, and that
+ * commit completes before any bio that saw the failure does, so that no
+ * acknowledged write is ever missing from an origin the metadata calls
+ * current. Returns 0 when the origin is recorded stale (or mirroring had
+ * already stopped), else an error for the bios: they fail.
+ */
+static int origin_leg_failed(struct stream_c *sc, int error)
+{
+	int r;
+
+	if (!mirroring(sc))
+		return 0;
+	r = commit_origin_stale(sc, true);
 	if (r) {
-		DMERR_LIMIT("%s: writing metadata failed (%d)", sc_name(sc), r);
-		set_mode(sc, STREAM_MODE_RO);
+		DMERR_LIMIT("%s: origin write failed (%d), and recording the stale origin failed (%d): failing the write",
+			    sc_name(sc), error, r);
 		return r;
 	}
-	sc->last_commit = jiffies;
+	DMERR("%s: origin write failed (%d): mirroring stopped, the origin is stale",
+	      sc_name(sc), error);
+	stop_mirroring(sc, MIRROR_DEGRADED);
 	return 0;
 }
 
@@ -242,15 +381,20 @@ static int commit(struct stream_c *sc)
  * still sit in its volatile cache (a live copy starts from a plain mapping
  * of the origin). A completed flush covers every write completed before
  * it, whichever table completed it: so the first flush through this table
- * flushes the origin too. Nothing else writes the origin.
+ * flushes the origin too. In mirror mode, every flush does (a completed
+ * mirrored write is on both legs, so the flush covers it); an origin
+ * flush that fails there is an origin-leg failure.
  */
 static int flush_origin(struct stream_c *sc)
 {
+	bool mirror = mirroring(sc);
 	int r;
 
-	if (!test_bit(STREAM_FLUSH_ORIGIN, &sc->flags))
+	if (!mirror && !test_bit(STREAM_FLUSH_ORIGIN, &sc->flags))
 		return 0;
 	r = blkdev_issue_flush(sc->origin_dev->bdev);
+	if (r && mirror)
+		return origin_leg_failed(sc, r);
 	if (r) {
 		DMERR_LIMIT("%s: origin flush failed (%d)", sc_name(sc), r);
 		return r;
@@ -275,7 +419,8 @@ static void maybe_commit(struct stream_c *sc)
 	bool changed = stream_md_changed(sc->md);
 	bool waiting = !bio_list_empty(&sc->flushes) ||
 		       !bio_list_empty(&sc->commit_then_submit) ||
-		       !bio_list_empty(&sc->commit_then_end);
+		       !bio_list_empty(&sc->commit_then_end) ||
+		       !bio_list_empty(&sc->commit_then_mirror);
 	bool committed = false;
 	blk_status_t status, flush_status;
 	struct bio *bio;
@@ -326,6 +471,148 @@ static void maybe_commit(struct stream_c *sc)
 			bio->bi_status = status;
 		bio_endio(bio);
 	}
+	/* Their samples are unchecked on disk now: they go their way again. */
+	if (r) {
+		end_bios(&sc->commit_then_mirror, status);
+	} else if (!bio_list_empty(&sc->commit_then_mirror)) {
+		spin_lock_irq(&sc->lock);
+		bio_list_merge(&sc->deferred, &sc->commit_then_mirror);
+		spin_unlock_irq(&sc->lock);
+		bio_list_init(&sc->commit_then_mirror);
+		wake_worker(sc);
+	}
+}
+
+/*---------------------------------------------------------------------------*/
+/*
+ * Mirror mode: the origin leg.
+ *
+ * The worker clones a write (or a discard the origin supports) to the
+ * origin, at the same sector, before the bio takes its usual way to the
+ * destination; its per-bio data counts the two legs. Whichever leg ends
+ * last completes the bio: end_io for the destination leg returns
+ * DM_ENDIO_INCOMPLETE while the origin leg runs, and the origin leg's
+ * end_io then ends the bio again (end_io sees no leg left and lets it go).
+ * A bio clone rather than dm-io: the destination leg keeps every rule of
+ * the one-way target (copy first, commit first, requeue on a noflush
+ * suspend), which live on the original bio.
+ */
+
+/*
+ * Both legs of @bio are done, in any context. Returns true when the bio
+ * may complete now, with the destination leg's status; otherwise the
+ * origin leg failed, and the worker completes the bio once the stale
+ * origin is recorded (process_origin_failed()).
+ */
+static bool legs_done(struct stream_c *sc, struct bio *bio)
+{
+	struct stream_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	unsigned long flags;
+
+	if (!pb->origin_status) {
+		pb->mirror = false;
+		return true;
+	}
+	spin_lock_irqsave(&sc->lock, flags);
+	bio_list_add(&sc->origin_failed, bio);
+	spin_unlock_irqrestore(&sc->lock, flags);
+	wake_worker(sc);
+	return false;
+}
+
+static void origin_leg_endio(struct bio *clone)
+{
+	struct bio *bio = clone->bi_private;
+	struct stream_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+
+	pb->origin_status = clone->bi_status;
+	bio_put(clone);
+	/* Pairs with the atomic_dec_and_test() in stream_end_io(). */
+	if (atomic_dec_and_test(&pb->legs) && legs_done(pb->sc, bio)) {
+		bio->bi_status = pb->dest_status;
+		bio_endio(bio);
+	}
+}
+
+/*
+ * Issues @bio's origin leg while mirroring, unless it has one. Returns
+ * false when the bio must wait for a commit first: it overlaps an origin
+ * sample that the identity record has checked, which is unchecked on disk
+ * before the origin changes there (stream-format.h).
+ */
+static bool start_origin_leg(struct stream_c *sc, struct bio *bio)
+{
+	struct stream_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	sector_t sector = dm_target_offset(sc->ti, bio->bi_iter.bi_sector);
+	struct bio *clone;
+
+	if (pb->mirror || !mirroring(sc))
+		return true;
+	if (bio_op(bio) == REQ_OP_DISCARD && !bdev_max_discard_sectors(sc->origin_dev->bdev))
+		return true;
+	if (stream_md_sample_hit(sc->md, sector, bio_sectors(bio))) {
+		stream_md_uncheck_samples(sc->md, sector, bio_sectors(bio));
+		bio_list_add(&sc->commit_then_mirror, bio);
+		return false;
+	}
+
+	pb->mirror = true;
+	pb->origin_status = BLK_STS_OK;
+	/* Never NULL with GFP_NOIO from a bioset, but for integrity data. */
+	clone = bio_alloc_clone(sc->origin_dev->bdev, bio, GFP_NOIO, &sc->mirror_bs);
+	if (!clone) {
+		pb->origin_status = BLK_STS_RESOURCE;
+		atomic_set(&pb->legs, 1);
+		return true;
+	}
+	atomic_set(&pb->legs, 2);
+	clone->bi_iter.bi_sector = sector;
+	clone->bi_end_io = origin_leg_endio;
+	clone->bi_private = bio;
+	submit_bio_noacct(clone);
+	return true;
+}
+
+/* Bios whose origin leg failed: see origin_leg_failed(). */
+static void process_origin_failed(struct stream_c *sc)
+{
+	struct bio_list bios;
+	struct stream_bio *pb;
+	struct bio *bio;
+	int r;
+
+	spin_lock_irq(&sc->lock);
+	bios = sc->origin_failed;
+	bio_list_init(&sc->origin_failed);
+	spin_unlock_irq(&sc->lock);
+	if (bio_list_empty(&bios))
+		return;
+
+	pb = dm_per_bio_data(bio_list_peek(&bios), sizeof(*pb));
+	r = origin_leg_failed(sc, blk_status_to_errno(pb->origin_status));
+	while ((bio = bio_list_pop(&bios))) {
+		pb = dm_per_bio_data(bio, sizeof(*pb));
+		pb->mirror = false;
+		bio->bi_status = r ? BLK_STS_IOERR : pb->dest_status;
+		bio_endio(bio);
+	}
+}
+
+/* The "mirror off" message, in the worker: stale on disk first. */
+static void process_mirror_off(struct stream_c *sc)
+{
+	int r;
+
+	if (!test_and_clear_bit(STREAM_MIRROR_OFF_REQ, &sc->flags) || !mirroring(sc))
+		return;
+	r = commit_origin_stale(sc, false);
+	if (r) {
+		DMERR("%s: mirror off: recording the stale origin failed (%d): still mirroring",
+		      sc_name(sc), r);
+		return;
+	}
+	DMINFO("%s: mirroring stopped: the origin is stale", sc_name(sc));
+	stop_mirroring(sc, MIRROR_NONE);
 }
 
 /*---------------------------------------------------------------------------*/
@@ -447,6 +734,8 @@ static void process_bio(struct stream_c *sc, struct bio *bio)
 		bio_io_error(bio);
 	else if (is_flush(bio))
 		bio_list_add(&sc->flushes, bio);
+	else if (!start_origin_leg(sc, bio))
+		return;		/* on commit_then_mirror */
 	else if (bio_op(bio) == REQ_OP_DISCARD)
 		process_discard(sc, bio);
 	else
@@ -731,6 +1020,8 @@ static void do_worker(struct work_struct *ws)
 	}
 	sc->next_wake = 0;
 
+	process_origin_failed(sc);
+	process_mirror_off(sc);
 	process_completed(sc);
 	process_retries(sc);
 	process_deferred(sc);
@@ -762,6 +1053,8 @@ static int stream_map(struct dm_target *ti, struct bio *bio)
 	unsigned long region;
 
 	pb->job = NULL;
+	pb->sc = sc;
+	pb->mirror = false;
 
 	/* The mode is read locklessly: see stream_md_mode(). */
 	if (get_mode(sc) == STREAM_MODE_FAIL)
@@ -785,6 +1078,12 @@ static int stream_map(struct dm_target *ti, struct bio *bio)
 		return DM_MAPIO_REMAPPED;
 	}
 
+	/* The worker issues both legs of a mirrored write. */
+	if (mirroring(sc)) {
+		defer_bio(sc, bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+
 	/* A FUA write needs a commit first while its region's bit is not on disk. */
 	if ((bio->bi_opf & REQ_FUA) ? stream_md_is_committed(sc->md, region) :
 				      stream_md_is_copied(sc->md, region)) {
@@ -801,13 +1100,20 @@ static int stream_end_io(struct dm_target *ti, struct bio *bio, blk_status_t *er
 	struct stream_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
 	struct stream_job *job = pb->job;
 
-	if (!job)
-		return DM_ENDIO_DONE;
+	if (job) {
+		/* An overwrite: the worker marks the region, then ends the bio. */
+		pb->job = NULL;
+		stream_copier_job_done(job, blk_status_to_errno(*error));
+		return DM_ENDIO_INCOMPLETE;
+	}
 
-	/* An overwrite: the worker marks the region, then ends the bio. */
-	pb->job = NULL;
-	stream_copier_job_done(job, blk_status_to_errno(*error));
-	return DM_ENDIO_INCOMPLETE;
+	/* The destination leg of a mirrored bio: the last leg ends it. */
+	if (pb->mirror) {
+		pb->dest_status = *error;
+		if (!atomic_dec_and_test(&pb->legs) || !legs_done(pb->sc, bio))
+			return DM_ENDIO_INCOMPLETE;
+	}
+	return DM_ENDIO_DONE;
 }
 
 static void emit_opt_args(struct stream_c *sc, char *result, unsigned int maxlen,
@@ -818,7 +1124,8 @@ static void emit_opt_args(struct stream_c *sc, char *result, unsigned int maxlen
 	bool no_passdown = !test_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
 	unsigned int rate = READ_ONCE(sc->rate);
 	unsigned int max_inflight = READ_ONCE(sc->max_inflight);
-	unsigned int count = paused + no_passdown + (rate ? 2 : 0) +
+	bool mirror = mirroring(sc);
+	unsigned int count = paused + no_passdown + mirror + (rate ? 2 : 0) +
 			     (max_inflight != STREAM_DEFAULT_MAX_INFLIGHT ? 2 : 0);
 
 	DMEMIT("%u", count);
@@ -830,6 +1137,8 @@ static void emit_opt_args(struct stream_c *sc, char *result, unsigned int maxlen
 		DMEMIT(" " STREAM_OPT_MAX_INFLIGHT " %u", max_inflight);
 	if (no_passdown)
 		DMEMIT(" " STREAM_OPT_NO_DISCARD_PASSDOWN);
+	if (mirror)
+		DMEMIT(" " STREAM_OPT_MIRROR);
 	*sz_out = sz;
 }
 
@@ -848,14 +1157,17 @@ static const char *state_name(struct stream_c *sc)
  * INFO (the order of enum stream_status_field, stream-interface.h):
  *   <metadata block size> <used>/<total metadata blocks> <region size>
  *   <copied>/<total regions> <regions copying> <state> <mode> <copy errors>
- *   <#opt args> <opt args>*
+ *   <mirror> <#opt args> <opt args>*
  *
  *   metadata block size: in sectors (8).
  *   regions copying: regions with a kcopyd copy in flight.
  *   state: streaming, paused or complete.
  *   mode: rw, ro (metadata cannot be written) or fail.
  *   copy errors: regions whose copy failed every retry and were left uncopied.
- *   opt args: the optional arguments in force, as in the table line.
+ *   mirror: mirror (writes reach the origin too), one-way, or degraded (an
+ *   origin-leg write failed).
+ *   opt args: the optional arguments in force, as in the table line
+ *   ("mirror" while mirroring).
  *   "Fail" alone when the target has failed.
  *
  * TABLE: the constructor line, with the optional arguments in force.
@@ -875,13 +1187,14 @@ static void stream_status(struct dm_target *ti, status_type_t type, unsigned int
 			DMEMIT(STREAM_STATUS_FAILED);
 			break;
 		}
-		DMEMIT("%u %llu/%llu %llu %lu/%lu %lu %s %s %lu ",
+		DMEMIT("%u %llu/%llu %llu %lu/%lu %lu %s %s %lu %s ",
 		       STREAM_BLOCK_SECTORS,
 		       stream_md_used_blocks(sc->md), stream_md_total_blocks(sc->md),
 		       (unsigned long long)sc->region_size,
 		       stream_md_nr_copied(sc->md), sc->nr_regions,
 		       stream_copier_copying(sc->copier),
-		       state_name(sc), mode_name(mode), READ_ONCE(sc->copy_errors));
+		       state_name(sc), mode_name(mode), READ_ONCE(sc->copy_errors),
+		       mirror_name(sc));
 		emit_opt_args(sc, result, maxlen, &sz);
 		break;
 
@@ -899,9 +1212,9 @@ static void stream_status(struct dm_target *ti, status_type_t type, unsigned int
 		       (unsigned long long)sc->region_size,
 		       test_bit(STREAM_PAUSED, &sc->flags) ? 'y' : 'n',
 		       READ_ONCE(sc->rate), READ_ONCE(sc->max_inflight));
-		DMEMIT(",discard_passdown=%c,mode=%s;",
+		DMEMIT(",discard_passdown=%c,mode=%s,mirror=%s;",
 		       test_bit(STREAM_DISCARD_PASSDOWN, &sc->flags) ? 'y' : 'n',
-		       mode_name(mode));
+		       mode_name(mode), mirror_name(sc));
 		break;
 	}
 }
@@ -961,6 +1274,8 @@ static int parse_opt_args(struct dm_arg_set *as, struct stream_c *sc, char **err
 			set_bit(STREAM_PAUSED, &sc->flags);
 		} else if (!strcasecmp(arg, STREAM_OPT_NO_DISCARD_PASSDOWN)) {
 			clear_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
+		} else if (!strcasecmp(arg, STREAM_OPT_MIRROR)) {
+			sc->mirror_table = true;
 		} else if (!strcasecmp(arg, STREAM_OPT_RATE)) {
 			if (!argc || parse_rate_kib(dm_shift_arg(as), &sc->rate)) {
 				*error = "Invalid rate: expected KiB/s as an unsigned 32-bit number";
@@ -1015,7 +1330,8 @@ static int get_devices(struct stream_c *sc, struct dm_arg_set *as, char **error)
 		*error = "Error opening destination device";
 		return r;
 	}
-	r = dm_get_device(ti, dm_shift_arg(as), FMODE_READ, &sc->origin_dev);
+	sc->origin_path = dm_shift_arg(as);
+	r = dm_get_device(ti, sc->origin_path, FMODE_READ, &sc->origin_dev);
 	if (r) {
 		*error = "Error opening origin device";
 		return r;
@@ -1072,6 +1388,48 @@ static int check_geometry(struct stream_c *sc, char **error)
 
 /*---------------------------------------------------------------------------*/
 /* Constructor and destructor */
+static void do_preresume(struct work_struct *ws);
+
+/*
+ * A mirror table writes the origin: once the optional arguments are
+ * parsed, the origin is opened again read-write. dm upgrades the device
+ * the table already holds: it replaces (and may free) the dm_dev the first
+ * dm_get_device() returned and counts a second reference on the new one,
+ * which is dropped through the new pointer.
+ */
+static int open_origin_rw(struct stream_c *sc, char **error)
+{
+	struct dm_dev *rw;
+	int r;
+
+	r = dm_get_device(sc->ti, sc->origin_path, FMODE_READ | FMODE_WRITE, &rw);
+	if (r) {
+		*error = "Error opening origin device read-write (mirror)";
+		return r;
+	}
+	sc->origin_dev = rw;
+	dm_put_device(sc->ti, rw);
+	return 0;
+}
+
+/*
+ * Mirror mode and the origin's state on disk (the constructor): a mirror
+ * table needs an origin that holds every acknowledged write. A stale one
+ * is refused while any region is copied (the destination holds writes the
+ * origin missed); with nothing copied, preresume makes it current again.
+ */
+static int check_mirror(struct stream_c *sc, char **error)
+{
+	if (!sc->mirror_table)
+		return 0;
+	if (stream_md_origin_stale(sc->md) && stream_md_nr_copied(sc->md)) {
+		*error = "Cannot mirror: the origin misses writes made one-way (metadata says it is stale) and regions are copied";
+		return -EINVAL;
+	}
+	sc->mirror = MIRROR_ON;
+	return 0;
+}
+
 static void put_devices(struct stream_c *sc)
 {
 	if (sc->origin_dev)
@@ -1136,6 +1494,11 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	r = parse_opt_args(&as, sc, &ti->error);
 	if (r)
 		goto bad_devices;
+	if (sc->mirror_table) {
+		r = open_origin_rw(sc, &ti->error);
+		if (r)
+			goto bad_devices;
+	}
 	r = check_geometry(sc, &ti->error);
 	if (r)
 		goto bad_devices;
@@ -1151,15 +1514,29 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = PTR_ERR(sc->md);
 		goto bad_devices;
 	}
+	r = stream_md_check_origin(sc->md, sc->origin_dev->bdev, &ti->error);
+	if (r)
+		goto bad_copier;
+	r = check_mirror(sc, &ti->error);
+	if (r)
+		goto bad_copier;
 	/* A reload keeps the mode of the metadata it shares; it was announced. */
 	sc->announced = stream_md_mode(sc->md);
 	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
 		set_bit(STREAM_COMPLETE, &sc->flags);
 
+	if (sc->mirror_table) {
+		r = bioset_init(&sc->mirror_bs, BIO_POOL_SIZE, 0, 0);
+		if (r) {
+			ti->error = "Cannot allocate the origin-leg bioset";
+			goto bad_copier;
+		}
+	}
+
 	r = create_copier(sc);
 	if (r) {
 		ti->error = "Cannot set up the copier";
-		goto bad_copier;
+		goto bad_bioset;
 	}
 
 	sc->wq = alloc_ordered_workqueue("dm-" DM_MSG_PREFIX, WQ_MEM_RECLAIM);
@@ -1169,6 +1546,7 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad_wq;
 	}
 	INIT_WORK(&sc->worker, do_worker);
+	INIT_WORK(&sc->preresume_work, do_preresume);
 	INIT_DELAYED_WORK(&sc->waker, do_waker);
 	init_waitqueue_head(&sc->drain);
 	spin_lock_init(&sc->lock);
@@ -1176,6 +1554,8 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	bio_list_init(&sc->flushes);
 	bio_list_init(&sc->commit_then_submit);
 	bio_list_init(&sc->commit_then_end);
+	bio_list_init(&sc->commit_then_mirror);
+	bio_list_init(&sc->origin_failed);
 	bio_list_init(&sc->nomem);
 	sc->last_commit = jiffies;
 
@@ -1196,6 +1576,8 @@ bad_io_len:
 	destroy_workqueue(sc->wq);
 bad_wq:
 	stream_copier_destroy(sc->copier);
+bad_bioset:
+	bioset_exit(&sc->mirror_bs);
 bad_copier:
 	stream_md_close(sc->md, ti->table);
 bad_devices:
@@ -1226,6 +1608,7 @@ static void stream_dtr(struct dm_target *ti)
 	cancel_delayed_work_sync(&sc->waker);
 	destroy_workqueue(sc->wq);
 	stream_copier_destroy(sc->copier);
+	bioset_exit(&sc->mirror_bs);
 	stream_md_close(sc->md, ti->table);
 	put_devices(sc);
 	kfree(sc);
@@ -1274,6 +1657,81 @@ static void stream_postsuspend(struct dm_target *ti)
 	set_bit(STREAM_FROZEN, &sc->flags);
 	cancel_delayed_work_sync(&sc->waker);
 	flush_workqueue(sc->wq);
+}
+
+/*
+ * Before the first write through this table is acknowledged, the
+ * superblock must say what the table does to the origin: a one-way table
+ * records it stale, a mirror table on a stale origin with nothing copied
+ * records it current (check_mirror() refused the rest). The origin samples
+ * dmstream asked for are taken now too: the old table is suspended and
+ * nothing has written the origin through this one yet. One commit makes it
+ * all durable (without a destination flush unless copied regions wait for
+ * one); it runs on this table's ordered workqueue, so that the metadata
+ * keeps one committer. If anything fails, the resume fails. Changes that
+ * were pending already (a bitmap slot to rewrite, say) are left to the
+ * worker's next commit when nothing here needs one: samples taken then
+ * ride on that commit too, as their change cannot be told apart.
+ */
+static void do_preresume(struct work_struct *ws)
+{
+	struct stream_c *sc = container_of(ws, struct stream_c, preresume_work);
+	struct stream_metadata *md = sc->md;
+	bool pending = stream_md_changed(md);
+	bool set_stale = false, cleared = false;
+	int r;
+
+	/*
+	 * Stale in core is on disk too unless a commit failed, which left rw
+	 * for good: then the superblock may say either.
+	 */
+	if (!sc->stale_durable)
+		sc->stale_durable = stream_md_origin_stale(md) &&
+				    get_mode(sc) == STREAM_MODE_RW;
+
+	r = stream_md_take_samples(md, sc->origin_dev->bdev);
+	if (r) {
+		DMERR("%s: reading the origin's samples failed (%d): not resuming",
+		      sc_name(sc), r);
+		goto out;
+	}
+
+	if (mirroring(sc) && stream_md_origin_stale(md)) {
+		r = stream_md_clear_origin_stale(md);
+		if (r) {
+			DMERR("%s: cannot mirror: the origin is stale and regions were copied since the table was loaded",
+			      sc_name(sc));
+			goto out;
+		}
+		cleared = true;
+	} else if (!mirroring(sc) && !sc->stale_durable) {
+		stream_md_set_origin_stale(md, false);
+		set_stale = true;
+	}
+
+	if (set_stale || cleared || (!pending && stream_md_changed(md))) {
+		r = get_mode(sc) == STREAM_MODE_RW ? commit_origin_flags(sc, pending) : -EIO;
+		if (r) {
+			DMERR("%s: recording the origin's state failed (%d): not resuming",
+			      sc_name(sc), r);
+			goto out;
+		}
+	}
+	if (set_stale)
+		sc->stale_durable = true;
+	if (cleared)
+		sc->stale_durable = false;
+out:
+	sc->preresume_error = r;
+}
+
+static int stream_preresume(struct dm_target *ti)
+{
+	struct stream_c *sc = ti->private;
+
+	queue_work(sc->wq, &sc->preresume_work);
+	flush_work(&sc->preresume_work);
+	return sc->preresume_error;
 }
 
 static void stream_resume(struct dm_target *ti)
@@ -1342,8 +1800,16 @@ static int stream_message(struct dm_target *ti, unsigned int argc, char **argv,
 			return -EINVAL;
 		}
 		WRITE_ONCE(sc->max_inflight, value);
+	} else if (argc == 2 && !strcasecmp(argv[0], STREAM_MSG_MIRROR)) {
+		if (strcasecmp(argv[1], STREAM_MSG_MIRROR_OFF)) {
+			DMWARN("invalid 'mirror %s': only 'mirror off' is a message; mirroring starts from a table line with 'mirror', on a stream whose origin is current",
+			       argv[1]);
+			return -EINVAL;
+		}
+		/* The worker records the stale origin, then stops mirroring. */
+		set_bit(STREAM_MIRROR_OFF_REQ, &sc->flags);
 	} else {
-		DMERR("unsupported message '%s' with %u argument(s): expected pause, continue, rate <KiB/s> or max_inflight <N>",
+		DMERR("unsupported message '%s' with %u argument(s): expected pause, continue, rate <KiB/s>, max_inflight <N> or mirror off",
 		      argc ? argv[0] : "", argc ? argc - 1 : 0);
 		return -EINVAL;
 	}
@@ -1366,6 +1832,7 @@ static struct target_type stream_target = {
 	.presuspend = stream_presuspend,
 	.presuspend_undo = stream_presuspend_undo,
 	.postsuspend = stream_postsuspend,
+	.preresume = stream_preresume,
 	.resume = stream_resume,
 	.status = stream_status,
 	.message = stream_message,

@@ -122,6 +122,7 @@ STATUS_WORDS = {
     "STREAM_STATUS_STATE": "<state>",
     "STREAM_STATUS_MODE": "<mode>",
     "STREAM_STATUS_COPY_ERRORS": "<#copy errors>",
+    "STREAM_STATUS_MIRROR": "<mirror>",
     "STREAM_STATUS_NR_OPT_ARGS": "<#opt args>",
 }
 

@@ -35,7 +35,8 @@
 # Status fields (Documentation, "Status"; sh_field NAME N):
 #   1 <md block size> 2 <used>/<total md blocks> 3 <region size>
 #   4 <copied>/<total regions> 5 <regions copying> 6 <state> 7 <mode>
-#   8 <copy errors> 9 <#opt args> 10.. <opt args>; or the single word "Fail".
+#   8 <copy errors> 9 <mirror> 10 <#opt args> 11.. <opt args>; or the single
+#   word "Fail".
 # Data is read and written with O_DIRECT on block devices, so that no page
 # cache of a loop device (written behind its back by the target) or of the
 # dm device can hide what is really on the disk.
@@ -180,7 +181,13 @@ sh_opt_args()
 	local words
 
 	read -r -a words <<<"$(dm_status "$1")"
-	echo "${words[*]:8}"
+	echo "${words[*]:9}"
+}
+
+# sh_mirror NAME: mirror, one-way or degraded.
+sh_mirror()
+{
+	sh_field "$1" 9
 }
 
 # sh_opt_ok "COUNT WORD...": the opt-arg group is well formed (count equals

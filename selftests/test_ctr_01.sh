@@ -235,11 +235,11 @@ if dm_create ctr01-fmt "$T $GOOD $RS 1 paused"; then
 		if [ "${w[0]}" = 8 ] && [ "${w[1]}" = 3/1024 ] &&
 			[ "${w[2]}" = "$RS" ] && [ "${w[3]}" = "1/$((LEN / RS))" ] &&
 			[ "${w[4]}" = 0 ] && [ "${w[5]}" = paused ] &&
-			[ "${w[6]}" = rw ] && [ "${w[7]}" = 0 ] &&
-			{ [ "${w[*]:8}" = "1 paused" ] || [ "${w[*]:8}" = 0 ]; }; then
-			ktap_ok "status fields: 8 3/1024 $RS 1/$((LEN / RS)) . paused rw 0"
+			[ "${w[6]}" = rw ] && [ "${w[7]}" = 0 ] && [ "${w[8]}" = one-way ] &&
+			{ [ "${w[*]:9}" = "1 paused" ] || [ "${w[*]:9}" = 0 ]; }; then
+			ktap_ok "status fields: 8 3/1024 $RS 1/$((LEN / RS)) . paused rw 0 one-way"
 		else
-			ktap_fail "status fields: 8 3/1024 $RS 1/$((LEN / RS)) . paused rw 0" \
+			ktap_fail "status fields: 8 3/1024 $RS 1/$((LEN / RS)) . paused rw 0 one-way" \
 				"got '$S'"
 		fi
 		dm_remove ctr01-fmt

@@ -186,12 +186,13 @@ sh_setup dm_create s3 "0 $len stream $meta3 $dest3 $origin3 8 1 paused"
 dd if=/dev/urandom of="$(dm_dev s3)" bs=4096 count=1 oflag=direct conv=fsync status=none
 dm_remove s3
 
-# Block 0's free slot: the current one with bit 1 set too, transaction 2.
+# Block 0's free slot: the current one with bit 1 set too, in the transaction
+# after the superblock's.
 slot=$(dmst_py uncommitted "$meta3")
 if [[ $slot == [01] ]]; then
-	ktap_ok "bitmap block 0, slot $slot: an uncommitted transaction 2 with regions 0 and 1"
+	ktap_ok "bitmap block 0, slot $slot: an uncommitted transaction with regions 0 and 1"
 else
-	ktap_fail "bitmap block 0: an uncommitted transaction 2 with regions 0 and 1" "$slot"
+	ktap_fail "bitmap block 0: an uncommitted transaction with regions 0 and 1" "$slot"
 fi
 b=$((8 * (1 + slot)))
 sh_setup dm_create mbad3 "0 $b linear $meta3 0

@@ -78,6 +78,10 @@ def predict(words, sector, length, st):
         if v is None or v > U32_MAX:
             return "refuse", "invalid rate '%s': expected KiB/s" % args[1], st
         new["rate"] = v
+    elif argc == 2 and a0 == "mirror":
+        # "mirror off" stops mirroring; the fuzzed tables are one-way.
+        if ascii_lower(args[1]) != "off":
+            return "refuse", "invalid 'mirror %s'" % args[1], st
     elif argc == 2 and a0 == "max_inflight":
         v = decimal(args[1])
         if v is None or not 1 <= v <= 1024:
@@ -153,8 +157,8 @@ def judge_main(args):
         else:
             st = guess_state(status, st)
         f = status.split()[3:]
-        if not problem and status and f[8:] != opt_words(st):
-            problem = "status opt args '%s', model: '%s'" % (" ".join(f[8:]),
+        if not problem and status and f[9:] != opt_words(st):
+            problem = "status opt args '%s', model: '%s'" % (" ".join(f[9:]),
                                                              " ".join(opt_words(st)))
             st = guess_state(status, st)
         if not problem and status:
@@ -182,13 +186,13 @@ def guess_state(status, st):
     """The state the status shows (to go on after a surprise)."""
     f = status.split()[3:]
     try:
-        return initial_state(f[9:]) if len(f) > 8 else st
+        return initial_state(f[10:]) if len(f) > 9 else st
     except (ValueError, IndexError):
         return st
 
 
 def check_state_field(f, st):
-    if len(f) < 9:
+    if len(f) < 10:
         return "status too short: %r" % " ".join(f)
     copied, nr = (int(x) for x in f[3].split("/"))
     want = "complete" if copied == nr else "paused" if st["paused"] else "streaming"

@@ -20,7 +20,7 @@ from .util import (U32_MAX, U64_MAX, KernelLog, Totals, case_rng, core_table_err
 MIN_RS, MAX_RS = 8, 2097152
 MAX_REGIONS = 1 << 31
 BITS_PER_BLOCK = 32576
-MAX_OPT_WORDS = 6
+MAX_OPT_WORDS = 7
 DEFAULT_MAX_INFLIGHT = 256
 LLONG_MAX = (1 << 63) - 1
 
@@ -70,7 +70,7 @@ class Outcome:
 def parse_opts(words):
     """The optional argument group, as the rst says. Returns (error, opts)."""
     opts = {"paused": False, "rate": 0, "max_inflight": DEFAULT_MAX_INFLIGHT,
-            "no_discard_passdown": False}
+            "no_discard_passdown": False, "mirror": False}
     if not words:
         return None, opts
     cnt = decimal(words[0])
@@ -86,6 +86,10 @@ def parse_opts(words):
             opts["paused"] = True
         elif w == "no_discard_passdown":
             opts["no_discard_passdown"] = True
+        elif w == "mirror":
+            # Not generated: whether a mirror table loads depends on the
+            # metadata's stale flag, which the model does not follow.
+            opts["mirror"] = True
         elif w in ("rate", "max_inflight"):
             lo, hi, err = (0, U32_MAX, E_RATE) if w == "rate" else (1, 1024, E_MAXIF)
             v = decimal(group[i]) if i < len(group) else None
@@ -115,6 +119,8 @@ def opt_words(opts):
         w += ["max_inflight", str(opts["max_inflight"])]
     if opts["no_discard_passdown"]:
         w.append("no_discard_passdown")
+    if opts.get("mirror"):
+        w.append("mirror")
     return [str(len(w))] + w
 
 
@@ -348,7 +354,7 @@ def check_status(o, status):
     """Problems with an accepted line's status, as a list of strings."""
     s = o.status
     f = status.split()[3:]
-    if len(f) < 9:
+    if len(f) < 10:
         return ["status too short: %r" % status]
     bad = []
     if f[0] != "8":
@@ -377,8 +383,10 @@ def check_status(o, status):
         bad.append("state %s, expected %s" % (f[5], "/".join(sorted(want))))
     if f[6] != "rw":
         bad.append("mode %s, expected rw" % f[6])
-    if f[8:] != s["opts"]:
-        bad.append("opt args '%s', expected '%s'" % (" ".join(f[8:]), " ".join(s["opts"])))
+    if f[8] != ("mirror" if "mirror" in s["opts"] else "one-way"):
+        bad.append("mirror field %s" % f[8])
+    if f[9:] != s["opts"]:
+        bad.append("opt args '%s', expected '%s'" % (" ".join(f[9:]), " ".join(s["opts"])))
     return bad
 
 
