@@ -72,6 +72,7 @@ struct stream_metadata {
 	 * stream_md_take_samples() writes sb_tail (sample_csum).
 	 */
 	u32 sb_flags;
+	u32 committed_flags;	/* sb_flags as on disk (worker only) */
 	u32 sample_checked;
 	u32 sample_wanted;
 	/*
@@ -398,6 +399,7 @@ static int load(struct stream_metadata *md, struct stream_superblock_disk *sb,
 		return -EINVAL;
 	md->transaction_id = le64_to_cpu(sb->transaction_id);
 	md->sb_flags = le32_to_cpu(sb->flags);
+	md->committed_flags = md->sb_flags;
 	memcpy(md->sb_tail, (u8 *)sb + STREAM_IDENTITY_OFFSET, SB_TAIL_SIZE);
 	if (le32_to_cpu(identity(md)->magic) == STREAM_IDENTITY_MAGIC) {
 		md->sample_checked = le32_to_cpu(identity(md)->sample_checked);
@@ -741,6 +743,11 @@ bool stream_md_origin_stale(struct stream_metadata *md)
 	return READ_ONCE(md->sb_flags) & STREAM_SB_FLAG_ORIGIN_STALE;
 }
 
+bool stream_md_origin_stale_committed(struct stream_metadata *md)
+{
+	return md->committed_flags & STREAM_SB_FLAG_ORIGIN_STALE;
+}
+
 bool stream_md_origin_failed(struct stream_metadata *md)
 {
 	return READ_ONCE(md->sb_flags) & STREAM_SB_FLAG_ORIGIN_FAILED;
@@ -960,6 +967,7 @@ static void commit_done(struct stream_metadata *md)
 	md->sb_dirty = false;
 	/* Pairs with READ_ONCE() in stream_md_sample_hit(): this is on disk now. */
 	WRITE_ONCE(md->committed_checked, md->sample_checked);
+	md->committed_flags = md->sb_flags;
 	md->transaction_id++;
 }
 

@@ -119,6 +119,8 @@ bool stream_md_degrade(struct stream_metadata *md, enum stream_mode mode);
  * write the origin missed.
  */
 bool stream_md_origin_stale(struct stream_metadata *md);
+/* Stale as the last commit (or the load) left the disk: worker or preresume only. */
+bool stream_md_origin_stale_committed(struct stream_metadata *md);
 bool stream_md_origin_failed(struct stream_metadata *md);
 bool stream_md_set_origin_stale(struct stream_metadata *md, bool failed);
 int stream_md_clear_origin_stale(struct stream_metadata *md);

@@ -526,6 +526,15 @@ static void origin_leg_endio(struct bio *clone)
 	struct stream_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
 
 	pb->origin_status = clone->bi_status;
+	/*
+	 * A discard carries no data: the origin misses no write when it
+	 * fails one (md raid1 ignores them too), so mirroring goes on.
+	 */
+	if (pb->origin_status && bio_op(clone) == REQ_OP_DISCARD) {
+		DMWARN_LIMIT("%s: origin discard failed (%d): ignored",
+			     sc_name(pb->sc), blk_status_to_errno(pb->origin_status));
+		pb->origin_status = BLK_STS_OK;
+	}
 	bio_put(clone);
 	/* Pairs with the atomic_dec_and_test() in stream_end_io(). */
 	if (atomic_dec_and_test(&pb->legs) && legs_done(pb->sc, bio)) {
@@ -551,6 +560,11 @@ static bool start_origin_leg(struct stream_c *sc, struct bio *bio)
 	if (bio_op(bio) == REQ_OP_DISCARD && !bdev_max_discard_sectors(sc->origin_dev->bdev))
 		return true;
 	if (stream_md_sample_hit(sc->md, sector, bio_sectors(bio))) {
+		/* ro mode cannot commit the uncheck: fail this bio, not the target. */
+		if (get_mode(sc) != STREAM_MODE_RW) {
+			bio_io_error(bio);
+			return false;
+		}
 		stream_md_uncheck_samples(sc->md, sector, bio_sectors(bio));
 		bio_list_add(&sc->commit_then_mirror, bio);
 		return false;
@@ -728,12 +742,37 @@ static void process_write(struct stream_c *sc, struct bio *bio)
 	want_wake(sc, jiffies + NOMEM_DELAY);
 }
 
+/*
+ * A write into an uncopied region that process_write() would fail (ro
+ * mode) or requeue (noflush suspend) is failed or requeued before its
+ * origin leg goes out: a failed write must not land on the origin alone,
+ * and a requeue must not wait for the origin. Returns true when it did.
+ */
+static bool write_refused(struct stream_c *sc, struct bio *bio)
+{
+	struct stream_bio *pb = dm_per_bio_data(bio, sizeof(*pb));
+	unsigned long region = bio_region(sc, bio);
+
+	if (pb->mirror || !mirroring(sc) || bio_op(bio) == REQ_OP_DISCARD ||
+	    stream_md_is_copied(sc->md, region) || stream_copier_find(sc->copier, region))
+		return false;
+	if (get_mode(sc) != STREAM_MODE_RW)
+		bio_io_error(bio);
+	else if (requeueing(sc))
+		requeue_bio(bio);
+	else
+		return false;
+	return true;
+}
+
 static void process_bio(struct stream_c *sc, struct bio *bio)
 {
 	if (get_mode(sc) == STREAM_MODE_FAIL)
 		bio_io_error(bio);
 	else if (is_flush(bio))
 		bio_list_add(&sc->flushes, bio);
+	else if (write_refused(sc, bio))
+		return;
 	else if (!start_origin_leg(sc, bio))
 		return;		/* on commit_then_mirror */
 	else if (bio_op(bio) == REQ_OP_DISCARD)
@@ -1072,7 +1111,10 @@ static int stream_map(struct dm_target *ti, struct bio *bio)
 	 */
 	region = bio_region(sc, bio);
 	if (bio_data_dir(bio) == READ) {
-		/* The origin is immutable: read it even while a copy runs. */
+		/*
+		 * Only this target writes the origin (mirror mode), in step
+		 * with the destination: read it even while a copy runs.
+		 */
 		remap(sc, bio, stream_md_is_copied(sc->md, region) ?
 			       sc->dest_dev : sc->origin_dev);
 		return DM_MAPIO_REMAPPED;
@@ -1481,8 +1523,13 @@ static int stream_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	sc->ti = ti;
 	sc->max_inflight = STREAM_DEFAULT_MAX_INFLIGHT;
 	set_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
-	/* No background copies before the first resume. */
+	/*
+	 * No background copies before the first resume, and no worker run:
+	 * a table whose preresume failed stays in place, suspended, beside
+	 * the next one loaded, and the metadata must keep one committer.
+	 */
 	set_bit(STREAM_SUSPENDED, &sc->flags);
+	set_bit(STREAM_FROZEN, &sc->flags);
 	set_bit(STREAM_FLUSH_ORIGIN, &sc->flags);
 
 	r = get_devices(sc, &as, &ti->error);
@@ -1685,9 +1732,11 @@ static void do_preresume(struct work_struct *ws)
 	 * Stale in core is on disk too unless a commit failed, which left rw
 	 * for good: then the superblock may say either.
 	 */
-	if (!sc->stale_durable)
-		sc->stale_durable = stream_md_origin_stale(md) &&
-				    get_mode(sc) == STREAM_MODE_RW;
+	/*
+	 * What the disk says, whatever the mode: a one-way table resumed in
+	 * ro mode needs no commit when the flag is on disk already.
+	 */
+	sc->stale_durable = stream_md_origin_stale_committed(md);
 
 	r = stream_md_take_samples(md, sc->origin_dev->bdev);
 	if (r) {
