@@ -894,10 +894,17 @@ int stream_md_check_origin(struct stream_metadata *md, struct block_device *orig
 		u64 sector = le64_to_cpu(id->sample_sector[i]);
 		u32 csum;
 
+		/*
+		 * An unreadable sample cannot serve wrong data either: the
+		 * check is about content, so it is skipped, not fatal (a
+		 * failing origin must not keep its copied regions hostage).
+		 */
 		r = sample_csum(md, origin, page, i, &csum);
 		if (r) {
-			*error = "Cannot read the origin to check that it is the one recorded";
-			break;
+			DMWARN("origin sample %u at sector %llu cannot be read (%d): not checked",
+			       i, sector, r);
+			r = 0;
+			continue;
 		}
 		/*
 		 * A table reload shares the metadata with a live mirror table,

@@ -135,7 +135,7 @@ int stream_md_clear_origin_stale(struct stream_metadata *md);
  * I/O; where no worker runs and nothing writes the origin (preresume), the
  * caller commits afterwards. check_origin: read every checked sample of
  * @origin and compare; blocks on I/O (constructor only), sets *@error on a
- * mismatch. Metadata without an identity record has no samples.
+ * mismatch (a sample that cannot be read is skipped, with a warning). Metadata without an identity record has no samples.
  */
 bool stream_md_sample_hit(struct stream_metadata *md, sector_t sector, sector_t nr_sectors);
 void stream_md_uncheck_samples(struct stream_metadata *md, sector_t sector,

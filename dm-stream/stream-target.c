@@ -1738,12 +1738,16 @@ static void do_preresume(struct work_struct *ws)
 	 */
 	sc->stale_durable = stream_md_origin_stale_committed(md);
 
+	/*
+	 * An origin that cannot be read now cannot be checked, but it can be
+	 * streamed from once it reads again: the samples it could not give
+	 * stay wanted, for the next resume.
+	 */
 	r = stream_md_take_samples(md, sc->origin_dev->bdev);
-	if (r) {
-		DMERR("%s: reading the origin's samples failed (%d): not resuming",
-		      sc_name(sc), r);
-		goto out;
-	}
+	if (r)
+		DMWARN("%s: reading the origin's samples failed (%d): they are taken at a later resume",
+		       sc_name(sc), r);
+	r = 0;
 
 	if (mirroring(sc) && stream_md_origin_stale(md)) {
 		r = stream_md_clear_origin_stale(md);
