@@ -26,8 +26,8 @@ DESCR = {
 
 FG_DESCR = {
     "fg-linear": "`linear` over the destination (the ceiling)",
-    "fg-oneway": "dm-stream, one-way, streaming throughout",
-    "fg-mirror": "dm-stream, mirror mode, streaming throughout",
+    "fg-oneway": "dm-stream, one-way, copying (background rate-limited)",
+    "fg-mirror": "dm-stream, mirror mode, copying (background rate-limited)",
 }
 
 
@@ -43,8 +43,14 @@ def read_env(path):
     return env
 
 
+def sweep_point(cfg):
+    """The max_inflight of a stream-mi<N> configuration, or None."""
+    n = cfg[len("stream-mi"):] if cfg.startswith("stream-mi") else ""
+    return int(n) if n.isdigit() else None
+
+
 def describe(cfg, env):
-    if cfg.startswith("stream-mi"):
+    if sweep_point(cfg) is not None:
         return "dm-stream, max_inflight %s" % cfg[len("stream-mi"):]
     if cfg == "stream":
         return DESCR[cfg].format(d=env.get("stream_default_inflight", "?"))
@@ -132,7 +138,7 @@ def main():
     rank = ["dd", "linear", "clone", "clone-tuned", "stream", "stream-mirror", "stream-event",
             "stream-dmsetup"]
     order.sort(key=lambda c: (rank.index(c) if c in rank else len(rank),
-                              int(c[9:]) if c.startswith("stream-mi") and c[9:].isdigit() else 0))
+                              sweep_point(c) or 0))
 
     # Runs disturbed by other guests on the host count only when a
     # configuration has no undisturbed run.
@@ -246,7 +252,7 @@ def main():
         w = csv.writer(f)
         w.writerow(["ratio", "of_medians", "median_of_per_rep_ratios"])
         w.writerows(ratio_rows)
-    sweep = [c for c in order if c.startswith("stream-mi")]
+    sweep = [c for c in order if sweep_point(c) is not None]
     if sweep:
         md.append("")
         md.append("## dm-stream max_inflight sweep\n")
