@@ -119,7 +119,7 @@ bool stream_md_degrade(struct stream_metadata *md, enum stream_mode mode);
  * write the origin missed.
  */
 bool stream_md_origin_stale(struct stream_metadata *md);
-/* Stale as the last commit (or the load) left the disk: worker or preresume only. */
+/* Stale as the last commit (or the load) left it on disk: worker or preresume. */
 bool stream_md_origin_stale_committed(struct stream_metadata *md);
 bool stream_md_origin_failed(struct stream_metadata *md);
 bool stream_md_set_origin_stale(struct stream_metadata *md, bool failed);
@@ -135,7 +135,8 @@ int stream_md_clear_origin_stale(struct stream_metadata *md);
  * I/O; where no worker runs and nothing writes the origin (preresume), the
  * caller commits afterwards. check_origin: read every checked sample of
  * @origin and compare; blocks on I/O (constructor only), sets *@error on a
- * mismatch (a sample that cannot be read is skipped, with a warning). Metadata without an identity record has no samples.
+ * mismatch (a sample that cannot be read is skipped, with a warning).
+ * Metadata without an identity record has no samples.
  */
 bool stream_md_sample_hit(struct stream_metadata *md, sector_t sector, sector_t nr_sectors);
 void stream_md_uncheck_samples(struct stream_metadata *md, sector_t sector,
