@@ -133,30 +133,6 @@ static int origin_table(const char *name, const struct stream_table *t, uint64_t
 	return 0;
 }
 
-/* @name is an active stream with no inactive table. */
-static int abort_ready(const char *name, struct stream_table *t, uint64_t *len,
-		       struct stream_status *st)
-{
-	struct dmx_info info;
-
-	if (dmx_info(name, &info))
-		return EXIT_FAIL;
-	if (!info.exists) {
-		err("%s: no such device", name);
-		return EXIT_FAIL;
-	}
-	if (info.inactive_table) {
-		err("%s has an inactive table loaded: clear it first (dmsetup clear %s)", name, name);
-		return EXIT_FAIL;
-	}
-	if (info.suspended) {
-		err("%s is suspended: resume it first", name);
-		return EXIT_FAIL;
-	}
-	if (stream_get_table(name, t, len) || stream_get(name, st, &info))
-		return EXIT_FAIL;
-	return EXIT_OK;
-}
 
 static void say_aborted(const char *name, const struct stream_table *t, const char *helper,
 		    bool lost)
@@ -193,7 +169,7 @@ int cmd_abort(const struct command *cmd, struct opts *o, int argc, char **argv)
 
 	(void)cmd;
 	(void)argc;
-	r = abort_ready(name, &t, &len, &st);
+	r = active_stream(name, &t, &len, &st);
 	if (r)
 		return r;
 	flags = st.fail || strcmp(st.mirror, STREAM_MIRROR_ON) ? 0 : sb_flags(&t);

@@ -158,29 +158,13 @@ static bool probe(const char *path, struct meta_sb *sb)
 	return r;
 }
 
-static json_object *dev_json(const struct stream_device_identity_disk *d)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "size", json_object_new_uint64(le64toh(d->size)));
-	json_object_object_add(o, "major", json_object_new_int64(le32toh(d->major)));
-	json_object_object_add(o, "minor", json_object_new_int64(le32toh(d->minor)));
-	json_object_object_add(o, "dm_name", json_object_new_string(d->dm_name));
-	json_object_object_add(o, "dm_uuid", json_object_new_string(d->dm_uuid));
-	json_object_object_add(o, "wwn", json_object_new_string(d->wwn));
-	json_object_object_add(o, "serial", json_object_new_string(d->serial));
-	json_object_object_add(o, "part_uuid", json_object_new_string(d->part_uuid));
-	json_object_object_add(o, "fs_uuid", json_object_new_string(d->fs_uuid));
-	return o;
-}
-
 static json_object *found_json(const struct stream_device_identity_disk *d,
 			       const struct found *f, const struct ident_dev *devs)
 {
 	json_object *o = json_object_new_object(), *a = json_object_new_array();
 	int i;
 
-	json_object_object_add(o, "recorded", dev_json(d));
+	json_object_object_add(o, "recorded", identity_dev_json(d));
 	json_object_object_add(o, "looked_for", json_object_new_string(f->what));
 	for (i = 0; i < f->nr && i < MAX_MATCH; i++)
 		json_object_array_add(a, json_object_new_string(devs[f->match[i]].path));

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,4 +329,20 @@ int ident_match(const struct ident_dev *devs, int nr, const struct stream_device
 		n += ok;
 	}
 	return n;
+}
+
+json_object *identity_dev_json(const struct stream_device_identity_disk *d)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "size", json_object_new_uint64(le64toh(d->size)));
+	json_object_object_add(o, "major", json_object_new_uint64(le32toh(d->major)));
+	json_object_object_add(o, "minor", json_object_new_uint64(le32toh(d->minor)));
+	json_object_object_add(o, "dm_name", json_object_new_string(d->dm_name));
+	json_object_object_add(o, "dm_uuid", json_object_new_string(d->dm_uuid));
+	json_object_object_add(o, "wwn", json_object_new_string(d->wwn));
+	json_object_object_add(o, "serial", json_object_new_string(d->serial));
+	json_object_object_add(o, "part_uuid", json_object_new_string(d->part_uuid));
+	json_object_object_add(o, "fs_uuid", json_object_new_string(d->fs_uuid));
+	return o;
 }

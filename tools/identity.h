@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
 #include "stream-format.h"
 
 /* A block device of this machine, as a scan finds it. */
@@ -76,5 +78,8 @@ int ident_scan(struct ident_dev **devs);
 int ident_match(const struct ident_dev *devs, int nr, const struct stream_device_identity_disk *want,
 		unsigned int skip_major, unsigned int skip_minor, int *match, int max,
 		char *what, size_t what_len, bool *weak);
+
+/* A recorded device identity as `dump --json` and `list --json` print it. */
+json_object *identity_dev_json(const struct stream_device_identity_disk *d);
 
 #endif /* DMSTREAM_IDENTITY_H */

@@ -17,6 +17,7 @@
 
 #include "stream-format.h"
 #include "cli.h"
+#include "identity.h"
 #include "meta.h"
 #include "util.h"
 
@@ -303,22 +304,6 @@ static void sb_print(const struct meta_sb *sb)
 	printf("  nr_copied         %" PRIu64 "\n", sb->nr_copied);
 }
 
-static json_object *dev_identity_json(const struct stream_device_identity_disk *d)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "size", json_object_new_uint64(le64toh(d->size)));
-	json_object_object_add(o, "major", json_object_new_uint64(le32toh(d->major)));
-	json_object_object_add(o, "minor", json_object_new_uint64(le32toh(d->minor)));
-	json_object_object_add(o, "dm_name", json_object_new_string(d->dm_name));
-	json_object_object_add(o, "dm_uuid", json_object_new_string(d->dm_uuid));
-	json_object_object_add(o, "wwn", json_object_new_string(d->wwn));
-	json_object_object_add(o, "serial", json_object_new_string(d->serial));
-	json_object_object_add(o, "part_uuid", json_object_new_string(d->part_uuid));
-	json_object_object_add(o, "fs_uuid", json_object_new_string(d->fs_uuid));
-	return o;
-}
-
 /*
  * The identity record: null when there is none, {"valid": false} when it
  * is unsound (the problem is among the problems), else its fields.
@@ -358,8 +343,8 @@ static json_object *identity_json(const struct meta_sb *sb)
 		json_object_array_add(samples, s);
 	}
 	json_object_object_add(o, "samples", samples);
-	json_object_object_add(o, "origin", dev_identity_json(&id->origin));
-	json_object_object_add(o, "dest", dev_identity_json(&id->dest));
+	json_object_object_add(o, "origin", identity_dev_json(&id->origin));
+	json_object_object_add(o, "dest", identity_dev_json(&id->dest));
 	json_object_object_add(o, "origin_table", json_object_new_string(id->origin_table));
 	return o;
 }

@@ -206,12 +206,10 @@ static int finish_check(const char *name, void *arg, char *why, size_t len)
  * Before the switch: @name is an active stream with no inactive table,
  * healthy and complete; its table in @t and @len. Returns an exit code.
  */
-static int finish_ready(const char *name, struct stream_table *t, uint64_t *len)
+int active_stream(const char *name, struct stream_table *t, uint64_t *len,
+		  struct stream_status *st)
 {
-	struct stream_status st;
 	struct dmx_info info;
-	char why[512];
-	int r;
 
 	if (dmx_info(name, &info))
 		return EXIT_FAIL;
@@ -227,8 +225,20 @@ static int finish_ready(const char *name, struct stream_table *t, uint64_t *len)
 		err("%s is suspended: resume it first", name);
 		return EXIT_FAIL;
 	}
-	if (stream_get_table(name, t, len) || stream_get(name, &st, &info))
+	if (stream_get_table(name, t, len) || stream_get(name, st, &info))
 		return EXIT_FAIL;
+	return EXIT_OK;
+}
+
+static int finish_ready(const char *name, struct stream_table *t, uint64_t *len)
+{
+	struct stream_status st;
+	char why[512];
+	int r;
+
+	r = active_stream(name, t, len, &st);
+	if (r)
+		return r;
 	r = unfinishable(name, &st, why, sizeof(why));
 	if (r)
 		err("%s; not finished, it is still a stream", why);

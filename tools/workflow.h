@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "status.h"
 
@@ -27,6 +28,13 @@ typedef int (*suspended_check_fn)(const char *name, void *arg, char *why, size_t
  */
 int switch_table(const char *name, const struct dmx_table *tbl, const char *what,
 		 suspended_check_fn check, void *arg);
+
+/*
+ * @name is an active stream with no inactive table: its table in @t and
+ * @len, its status in @st. Returns an exit code, the reason printed.
+ */
+int active_stream(const char *name, struct stream_table *t, uint64_t *len,
+		  struct stream_status *st);
 
 /*
  * The helper origin NAME-origin that `copy` made for stream @name with
