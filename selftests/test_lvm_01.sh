@@ -22,18 +22,18 @@
 #   the LV maps the old PV, which lacks that write. This is the loss the
 #   refusal prevents, asserted as its documentation.
 #
-# LVM runs with its own lvm.conf (LVM_SYSTEM_DIR under $TEST_TMP: the
-# guest's /etc is read-only): no udev, no devices file, no metadata
-# backups, only the test's loop devices.
+# LVM runs with its own lvm.conf (lvm_helpers.sh: LVM_SYSTEM_DIR under
+# $TEST_TMP, the guest's /etc being read-only): no udev, no devices file, no
+# metadata backups, only the test's loop devices.
 
 DIR=$(cd "$(dirname "$0")" && pwd)
 . "$DIR/common.sh"
 . "$DIR/stream_helpers.sh"
 . "$DIR/tool_helpers.sh"
+. "$DIR/lvm_helpers.sh"
 
 require_cmd dmsetup blockdev dd python3 md5sum cmp
-command -v lvm >/dev/null 2>&1 ||
-	ktap_skip_all "lvm2 is not installed (scripts/deps.sh installs it)"
+lh_require
 sh_start 17
 
 VG=dmstvg$$
@@ -46,45 +46,14 @@ make_loop -v PV 32 pv || ktap_skip_all "cannot set up loop devices"
 make_loop -v META 4 meta || ktap_skip_all "cannot set up loop devices"
 make_loop -v NEW $LV_MB new || ktap_skip_all "cannot set up loop devices"
 
-export LVM_SYSTEM_DIR=$TEST_TMP/lvm LVM_SUPPRESS_FD_WARNINGS=1
-mkdir -p "$LVM_SYSTEM_DIR"
-cat >"$LVM_SYSTEM_DIR/lvm.conf" <<EOF
-devices {
-	obtain_device_list_from_udev = 0
-	use_devicesfile = 0
-	external_device_info_source = "none"
-	filter = [ "a|^$PV\$|", "r|.*|" ]
-}
-activation {
-	udev_sync = 0
-	udev_rules = 0
-	monitoring = 0
-}
-global {
-	use_lvmpolld = 0
-}
-backup {
-	backup = 0
-	archive = 0
-}
-EOF
+lh_conf "$PV" || ktap_skip_all "cannot write an lvm.conf"
 
-# lvmc ARGS: an lvm command, its output appended to lvm.log (shown on failure).
-lvmc()
-{
-	if ! lvm "$@" >>"$TEST_TMP/lvm.log" 2>&1; then
-		ktap_diag "lvm $* failed: $(tail -n 3 "$TEST_TMP/lvm.log")"
-		return 1
-	fi
-}
-
-lvmc pvcreate -q "$PV" || ktap_skip_all "lvm pvcreate does not work here: $(tail -n 2 "$TEST_TMP/lvm.log")"
+lh_lvm pvcreate -q "$PV" || ktap_skip_all "lvm pvcreate does not work here: $(tail -n 2 "$TEST_TMP/lvm.log")"
 # At exit: the LV goes (vgchange -an), the VG, then a helper left over.
 cleanup_add "_dm_remove_hard $LV-origin"
-cleanup_add "lvm vgremove -q -f $VG >/dev/null 2>&1"
-cleanup_add "lvm vgchange -q -an $VG >/dev/null 2>&1"
-sh_setup lvmc vgcreate -q "$VG" "$PV"
-sh_setup lvmc lvcreate -q -y -L ${LV_MB}M -n lv "$VG"
+lh_vg_cleanup "$VG"
+sh_setup lh_lvm vgcreate -q "$VG" "$PV"
+sh_setup lh_lvm lvcreate -q -y -L ${LV_MB}M -n lv "$VG"
 DEV=$(dm_dev "$LV")
 _dm_node "$LV" || ktap_bail "no node for $LV: $DM_ERR"
 LVM_TABLE=$(sh_table "$LV")
@@ -135,7 +104,7 @@ lv_holds_img()
 # reactivate: vgchange -an, -ay; the LV's node again.
 reactivate()
 {
-	lvmc vgchange -q -an "$VG" && lvmc vgchange -q -ay "$VG" && _dm_node "$LV"
+	lh_lvm vgchange -q -an "$VG" && lh_lvm vgchange -q -ay "$VG" && _dm_node "$LV"
 }
 
 # --- one-way refused -------------------------------------------------------------------
@@ -184,7 +153,7 @@ tt_expect "copy of the LV in use (mirror) again: exit 0" 0 "mirrored" \
 tt_run pause "$LV"
 writer_more 50
 n_before=$(writes)
-lvmc lvchange -q --refresh "$VG/lv"
+lh_lvm lvchange -q --refresh "$VG/lv"
 ktap_check "lvchange --refresh while writing: LVM puts its own table back (no stream)" \
 	test "$(sh_table "$LV")" = "$LVM_TABLE"
 writer_more 50
