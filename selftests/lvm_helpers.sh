@@ -33,6 +33,8 @@
 #                              images of what each must read; sets
 #                              LH_CHUNKS (how many chunks now have an
 #                              exception) and LH_WRITES (a description)
+#   lh_write DEV IMG OFFSET LEN   LEN random bytes to DEV at OFFSET
+#                              (O_DIRECT), patched into IMG
 #   lh_merged_checks VG LV SNAPLV IMG
 #                              six results: after a merge of VG/SNAPLV
 #                              into VG/LV was finished, LVM's view is
@@ -119,10 +121,10 @@ lh_devt()
 		tr -d ' '
 }
 
-# _lh_write DEV IMG OFFSET_BYTES LEN_BYTES: LEN random bytes written to DEV
+# lh_write DEV IMG OFFSET_BYTES LEN_BYTES: LEN random bytes written to DEV
 # at OFFSET with O_DIRECT (in 512-byte blocks unless both are multiples of
 # 4 KiB), then patched into IMG.
-_lh_write()
+lh_write()
 {
 	local dev=$1 img=$2 off=$3 len=$4 bs=4096 f
 
@@ -143,24 +145,24 @@ lh_snap_changes()
 	local odev=$1 sdev=$2 oimg=$3 simg=$4 i c
 	local -A chunks=()
 
-	_lh_write "$odev" "$oimg" $((3900 * LH_CHUNK)) $((40 * LH_CHUNK)) || return 1
+	lh_write "$odev" "$oimg" $((3900 * LH_CHUNK)) $((40 * LH_CHUNK)) || return 1
 	for ((c = 3900; c < 3940; c++)); do chunks[$c]=1; done
 	for ((i = 0; i < 20; i++)); do
 		c=$((5 + 97 * i))
-		_lh_write "$odev" "$oimg" $((c * LH_CHUNK)) $LH_CHUNK || return 1
+		lh_write "$odev" "$oimg" $((c * LH_CHUNK)) $LH_CHUNK || return 1
 		chunks[$c]=1
 	done
-	_lh_write "$sdev" "$simg" $((3920 * LH_CHUNK)) $((40 * LH_CHUNK)) || return 1
+	lh_write "$sdev" "$simg" $((3920 * LH_CHUNK)) $((40 * LH_CHUNK)) || return 1
 	for ((c = 3920; c < 3960; c++)); do chunks[$c]=1; done
 	for ((i = 0; i < 20; i++)); do
 		c=$((7 + 89 * i))
-		_lh_write "$sdev" "$simg" $((c * LH_CHUNK)) $LH_CHUNK || return 1
+		lh_write "$sdev" "$simg" $((c * LH_CHUNK)) $LH_CHUNK || return 1
 		chunks[$c]=1
 	done
-	_lh_write "$sdev" "$simg" $((2500 * LH_CHUNK + 1536)) 1024 || return 1
+	lh_write "$sdev" "$simg" $((2500 * LH_CHUNK + 1536)) 1024 || return 1
 	chunks[2500]=1
 	# Chunk 102 is 5 + 97: changed through the origin above.
-	_lh_write "$sdev" "$simg" $((102 * LH_CHUNK + 2048)) 512 || return 1
+	lh_write "$sdev" "$simg" $((102 * LH_CHUNK + 2048)) 512 || return 1
 	chunks[102]=1
 	# shellcheck disable=SC2034 # for the caller
 	LH_CHUNKS=${#chunks[@]}

@@ -137,8 +137,8 @@ fi
 # Partial writes to exception chunks copied last (3945, 3957), then the writer.
 WIMG=$(sh_tmpfile)
 cp "$SIMG" "$WIMG"
-if ! _lh_write "$DEV" "$WIMG" $((3945 * 4096 + 512)) 1024 ||
-   ! _lh_write "$DEV" "$WIMG" $((3957 * 4096 + 3584)) 512; then
+if ! lh_write "$DEV" "$WIMG" $((3945 * 4096 + 512)) 1024 ||
+   ! lh_write "$DEV" "$WIMG" $((3957 * 4096 + 3584)) 512; then
 	ktap_diag "partial writes to $ORIGIN failed"
 fi
 lh_writer_start "$DEV" "$WIMG" "$W_OFF" "$W_LEN"

@@ -121,8 +121,8 @@ boot1()
 
 	wimg=$(sh_tmpfile)
 	cp "$simg" "$wimg"
-	if ! _lh_write "$DEV" "$wimg" $((3945 * 4096 + 512)) 1024 ||
-	   ! _lh_write "$DEV" "$wimg" $((3957 * 4096 + 3584)) 512; then
+	if ! lh_write "$DEV" "$wimg" $((3945 * 4096 + 512)) 1024 ||
+	   ! lh_write "$DEV" "$wimg" $((3957 * 4096 + 3584)) 512; then
 		ktap_diag "partial writes to $ORIGIN failed"
 	fi
 	lh_writer_start "$DEV" "$wimg" "$W_OFF" "$W_LEN"
