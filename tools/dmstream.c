@@ -3,15 +3,16 @@
  * dmstream - create, follow and finish dm-stream devices.
  *
  * One command per workflow: `create` a stream device, `copy` a dm device in
- * use onto new storage, `finish` a complete stream by switching it to
- * `linear` on its destination, or `abort` it back to its origin; `status`,
+ * use onto new storage, `merge` a dm-snapshot into its origin, `finish` a
+ * complete stream by switching it to `linear` on its destination, or
+ * `abort` it back to its origin; `status`,
  * `wait`, the messages, and offline `check` and `dump` of a metadata device. See dmstream(8)
  * (Documentation/dmstream.8.rst) and the exit codes in util.h.
  *
  * This file is the command line: the command table and its --help texts,
  * option parsing into struct opts, the NAME check, and main(). The
  * commands themselves are in workflow.c (create, copy, finish, messages),
- * abort.c (abort), follow.c (status, wait) and offline.c (check, dump);
+ * merge.c (merge), abort.c (abort), follow.c (status, wait) and offline.c (check, dump);
  * cli.h is between.
  */
 #include <ctype.h>
