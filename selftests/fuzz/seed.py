@@ -7,8 +7,8 @@ The model is dmstream(8)'s description of --copied: byte ranges START-END
 separated by commas; in a file one per line, blank lines and '#' comments
 allowed. A range that does not parse, is empty or reversed, or ends past the
 device refuses the whole option (exit 1) and nothing changes. Otherwise each
-region the ranges cover whole is seeded (the last, short region is covered
-when a range reaches the device's end).
+region that the ranges together cover whole is seeded (the last region may
+be short).
 
 seed-gen writes DIR/N.arg (the --copied argument) or DIR/N.txt (the
 --copied-from file, bytes as they are), and the list "N kind" to --out. The
@@ -87,10 +87,15 @@ def model(kind, text, dev_bytes, region_bytes):
         return None
     nr = (dev_bytes + region_bytes - 1) // region_bytes
     seeded = set()
-    for start, end in ranges:
-        first = (start + region_bytes - 1) // region_bytes
-        last = nr if end == dev_bytes else end // region_bytes
-        seeded.update(range(first, last))
+    for r in range(nr):
+        lo, hi = r * region_bytes, min((r + 1) * region_bytes, dev_bytes)
+        # Covered whole by the union of the ranges: walk them in order.
+        pos = lo
+        for start, end in sorted(ranges):
+            if start <= pos < end:
+                pos = end
+        if pos >= hi:
+            seeded.add(r)
     runs = []
     for r in sorted(seeded):
         if runs and runs[-1][1] == r - 1:
@@ -138,6 +143,13 @@ def gen_case(seed, n, dev_bytes, region_bytes):
     rng = case_rng(seed, "seed", n)
     kind = "file" if rng.random() < 0.35 else "ranges"
     parts = [one_range(rng, dev_bytes, region_bytes) for _ in range(rng.randint(1, 6))]
+    if rng.random() < 0.3:
+        # A region covered only by two ranges that touch or overlap.
+        r = rng.randrange(dev_bytes // region_bytes)
+        cut = r * region_bytes + rng.randrange(1, region_bytes)
+        parts.append("%d-%d" % (r * region_bytes, cut))
+        parts.append("%d-%d" % (cut - rng.choice([0, 0, 512]), (r + 1) * region_bytes))
+        rng.shuffle(parts)
     if kind == "ranges":
         sep = "," if rng.random() < 0.9 else rng.choice([",,", ";", " , ", ", "])
         text = sep.join(parts)
