@@ -53,14 +53,26 @@ mh_stack()
 }
 
 # mh_snapshot NAME PREFIX COW_DEV [P|N [CHUNK_SECTORS]]: one more snapshot
-# of stack PREFIX's REAL.
+# of stack PREFIX's REAL. ORIGIN is suspended and resumed afterwards, as
+# LVM does: snapshot-origin learns the smallest chunk size of the origin's
+# snapshots at its resume, and splits writes at that boundary; without it
+# a write of many chunks would give its first chunk alone an exception.
 mh_snapshot()
 {
 	local name=$1 p=$2 cow=$3 kind=${4:-P} chunk=${5:-8}
 
 	cleanup_add "mh_teardown $name"
 	dm_create "$name" \
-		"0 $(sectors "$(dm_dev "$p-real")") snapshot $(dm_dev "$p-real") $cow $kind $chunk"
+		"0 $(sectors "$(dm_dev "$p-real")") snapshot $(dm_dev "$p-real") $cow $kind $chunk" &&
+		mh_origin_resplit "$p"
+}
+
+# mh_origin_resplit P: suspend and resume ORIGIN P (see mh_snapshot).
+mh_origin_resplit()
+{
+	DM_ERR=$(dmsetup suspend "$1" 2>&1 >/dev/null) || return 1
+	# shellcheck disable=SC2034 # DM_ERR is read by the callers
+	DM_ERR=$(dmsetup resume "$1" 2>&1 >/dev/null)
 }
 
 # mh_exceptions SNAP: the exceptions of a persistent snapshot, from its
@@ -93,17 +105,13 @@ mh_open_count()
 	dmsetup info -c --noheadings -o open "$1" 2>/dev/null | tr -d ' '
 }
 
-# mh_state PREFIX: name, attr and table of every dm device whose name
-# starts with PREFIX, sorted: what "nothing changed" compares.
+# mh_state PREFIX: name and attr, then the table, of every dm device whose
+# name starts with PREFIX, sorted: what "nothing changed" compares.
 mh_state()
 {
-	local n
-
-	for n in $(dmsetup ls 2>/dev/null | awk '{ print $1 }' | grep "^$1" | sort); do
-		printf '%s %s | %s\n' "$n" \
-			"$(dmsetup info -c --noheadings -o attr "$n" 2>/dev/null)" \
-			"$(dmsetup table "$n" 2>/dev/null | tr '\n' ';')"
-	done
+	dmsetup info -c --noheadings -o name,attr --separator ' ' 2>/dev/null |
+		grep "^$1" | sort
+	dmsetup table 2>/dev/null | grep "^$1" | sort
 }
 
 # mh_rsect DEV: sectors read from a block device so far (its stat field 3).

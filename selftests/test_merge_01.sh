@@ -113,7 +113,8 @@ remake()
 {
 	gone "$1-snap" && gone "$1-snap-origin" && gone "$1" &&
 		dm_create "$1" "0 $LEN snapshot-origin $(dm_dev "$1-real")" &&
-		dm_create "$1-snap" "0 $LEN snapshot $(dm_dev "$1-real") $COW P $CH"
+		dm_create "$1-snap" "0 $LEN snapshot $(dm_dev "$1-real") $COW P $CH" &&
+		mh_origin_resplit "$1"
 }
 
 is_stream()
