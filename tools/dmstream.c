@@ -328,7 +328,7 @@ static void usage_all(FILE *f)
 	fprintf(f, "usage: %s [-v] COMMAND [ARGS]\n\n"
 		"Create, follow and finish dm-stream devices.\n\nCommands:\n", progname);
 	for (i = 0; i < NR_COMMANDS; i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nOptions:\n"
 		"  -v, --verbose   more messages (twice: libdevmapper's too)\n"
 		"  -h, --help      this text; '%s COMMAND --help' for a command\n"
