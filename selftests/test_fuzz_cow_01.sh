@@ -89,12 +89,13 @@ else
 	ktap_fail "fuzz: the tool exits 0 or 3 only, never crashes" \
 		"$(fz_total "$W/fuzz.out" bad-exit) other exits"
 fi
-if [[ $(fz_total "$W/fuzz.out" verdict-mismatches) == 0 &&
-	$(fz_total "$W/fuzz.out" output-mismatches) == 0 ]]; then
+vm=$(fz_total "$W/fuzz.out" verdict-mismatches)
+om=$(fz_total "$W/fuzz.out" output-mismatches)
+if [[ $vm == 0 && $om == 0 ]]; then
 	ktap_ok "fuzz: verdicts, and on exit 0 the output, equal the model's"
 else
 	ktap_fail "fuzz: verdicts, and on exit 0 the output, equal the model's" \
-		"$(fz_total "$W/fuzz.out" verdict-mismatches) verdicts, $(fz_total "$W/fuzz.out" output-mismatches) outputs differ"
+		"${vm:-?} verdicts, ${om:-?} outputs differ"
 fi
 
 # --- the kernel's stores --------------------------------------------------------------
@@ -144,13 +145,15 @@ kernel_done()
 	dm_remove fzc-origin
 }
 
+short="kernel store: an old chunk past --origin is refused (exit 3)"
 for spec in "8|0+1 10+300|5+1 7+1 1023+1" "64|0+1 3+2|10+1 127+1"; do
 	IFS='|' read -r chunk owrites swrites <<<"$spec"
-	what="kernel store, chunk $chunk: exceptions lists exactly the chunks written, as many as dmsetup status"
+	what="kernel store, chunk $chunk: exceptions lists exactly the chunks written"
+	what+=", as many as dmsetup status"
 	if ! kernel "$chunk" "$owrites" "$swrites"; then
 		ktap_fail "$what" "setup failed${DM_ERR:+: $DM_ERR}"
 		kernel_done >/dev/null 2>&1
-		[[ $chunk == 8 ]] && ktap_fail "kernel store: an old chunk past --origin is refused (exit 3)" "not run"
+		[[ $chunk == 8 ]] && ktap_fail "$short" "not run"
 		continue
 	fi
 	rc=0
@@ -171,10 +174,9 @@ for spec in "8|0+1 10+300|5+1 7+1 1023+1" "64|0+1 3+2|10+1 127+1"; do
 		"$DMSTREAM" exceptions "$KCOW" --origin "$(dm_dev fzc-short)" >"$W/short.out" \
 			2>&1 || rc=$?
 		if [[ $rc -eq 3 ]] && grep -q 'beyond the origin' "$W/short.out"; then
-			ktap_ok "kernel store: an old chunk past --origin is refused (exit 3)"
+			ktap_ok "$short"
 		else
-			ktap_fail "kernel store: an old chunk past --origin is refused (exit 3)" \
-				"exit $rc: $(head -c 300 "$W/short.out")"
+			ktap_fail "$short" "exit $rc: $(head -c 300 "$W/short.out")"
 		fi
 		dm_remove fzc-short
 	fi
