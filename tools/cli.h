@@ -61,6 +61,7 @@ int cmd_wait(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* offline.c */
 int cmd_check(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **argv);
+int cmd_exceptions(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* merge.c */
 int cmd_merge(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* assemble.c */

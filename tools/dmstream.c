@@ -3,16 +3,18 @@
  * dmstream - create, follow and finish dm-stream devices.
  *
  * One command per workflow: `create` a stream device, `copy` a dm device in
- * use onto new storage, `finish` a complete stream by switching it to
- * `linear` on its destination, or `abort` it back to its origin; `status`,
- * `wait`, the messages, and offline `check` and `dump` of a metadata device. See dmstream(8)
+ * use onto new storage, `merge` a dm-snapshot into its origin, `finish` a
+ * complete stream by switching it to `linear` on its destination, or
+ * `abort` it back to its origin; `status`, `wait`, the messages, offline
+ * `check` and `dump` of a metadata device, and `exceptions` of a dm-snapshot
+ * store. See dmstream(8)
  * (Documentation/dmstream.8.rst) and the exit codes in util.h.
  *
  * This file is the command line: the command table and its --help texts,
  * option parsing into struct opts, the NAME check, and main(). The
  * commands themselves are in workflow.c (create, copy, finish, messages),
- * abort.c (abort), follow.c (status, wait) and offline.c (check, dump);
- * cli.h is between.
+ * merge.c (merge), abort.c (abort), follow.c (status, wait) and offline.c
+ * (check, dump, exceptions); cli.h is between.
  */
 #include <ctype.h>
 #include <getopt.h>
@@ -313,6 +315,18 @@ static const struct command commands[] = {
 	  O(OPT_JSON), 1, 1, false, cmd_dump,
 	  "\n  --json              one JSON object (see dmstream(8) for its keys)\n\n"
 	  "The region ranges go through temporary files in $TMPDIR (/tmp), not memory.\n" },
+	{ "exceptions", "COW [--origin DEV] [--region-size SIZE] [--json]",
+	  "Read a dm-snapshot exception store offline: chunk size, exceptions, changes.",
+	  O(OPT_ORIGIN) | O(OPT_REGION_SIZE) | O(OPT_JSON), 1, 1, false, cmd_exceptions,
+	  "\n  --origin DEV        the snapshot's origin: old chunks past its end are\n"
+	  "                      refused, and changed bytes stop at its end\n"
+	  "  --region-size SIZE  count the regions of SIZE a merge copies (default:\n"
+	  "                      the chunk size)\n"
+	  "  --json              one JSON object (see dmstream(8) for its keys)\n\n"
+	  "COW is the snapshot's exception store (a block device or an image), in\n"
+	  "the kernel's persistent format. Suspend the snapshot and its origin first,\n"
+	  "so that every exception is on disk. Exits 0, 3 when the store is refused\n"
+	  "(the reason on stderr), 2 when it cannot be read.\n" },
 	{ "list", "[DEV...] [--json]",
 	  "Find dm-stream metadata: each stream's name, devices, progress and mode.",
 	  O(OPT_JSON), 0, 1024, false, cmd_list,
@@ -362,7 +376,7 @@ static void usage_all(FILE *f)
 	fprintf(f, "usage: %s [-v] COMMAND [ARGS]\n\n"
 		"Create, follow and finish dm-stream devices.\n\nCommands:\n", progname);
 	for (i = 0; i < NR_COMMANDS; i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nOptions:\n"
 		"  -v, --verbose   more messages (twice: libdevmapper's too)\n"
 		"  -h, --help      this text; '%s COMMAND --help' for a command\n"

@@ -546,12 +546,18 @@ static int make_ro(const char *name, const struct dmx_table *tbl)
 }
 
 /*
- * The live merge. The helper exists first with an `error` table of the
- * right size, so that SNAP's stream table can be loaded (and refused)
- * before the snapshot's exceptions move: then the helper takes the
- * snapshot table and, at its resume, SNAP's exceptions (SNAP suspended);
- * SNAP resumes as the stream. Until that handover, going back is only
- * dropping the helper; after it, the exceptions are handed back to SNAP.
+ * The live merge. The helper exists first, so that SNAP's stream table can
+ * be loaded (and refused) before the snapshot's exceptions move: then the
+ * helper takes the snapshot table and, at its resume, SNAP's exceptions
+ * (SNAP suspended); SNAP resumes as the stream. Until that handover, going
+ * back is only dropping the helper; after it, the exceptions are handed
+ * back to SNAP.
+ *
+ * A new merge loads the stream table once SNAP is suspended and the store
+ * read; the helper's first table is then `error` (the constructor reads no
+ * origin sample: they are only wanted). A continued merge's constructor
+ * compares the samples it took, so the helper's first table is `linear`
+ * on SNAP, and the stream table is loaded while SNAP still runs.
  */
 static int switch_live(struct merge *m)
 {
@@ -563,7 +569,11 @@ static int switch_live(struct merge *m)
 	if (m->origin[0] && make_ro(m->origin, &m->origin_tbl))
 		return EXIT_FAIL;
 	helper_uuid(uuid, sizeof(uuid));
-	dmx_table_one(&tbl, m->st.len, "error", "%s", "");
+	if (m->cont)
+		dmx_table_one(&tbl, m->st.len, "linear", "%u:%u 0", m->snap_info.major,
+			      m->snap_info.minor);
+	else
+		dmx_table_one(&tbl, m->st.len, "error", "%s", "");
 	if (dmx_create(helper, uuid, &tbl, true, true)) {
 		dmx_table_free(&tbl);
 		err("%s: cannot create the helper origin %s", m->snap, helper);
@@ -578,21 +588,34 @@ static int switch_live(struct merge *m)
 	m->p.origin_minor = hi.minor;
 
 	dmx_kmsg_mark();
+	if (m->cont) {
+		plan_table(&m->p, &tbl);
+		if (dmx_load(m->snap, &tbl)) {
+			dmx_table_free(&tbl);
+			err("the kernel refused the stream table for %s", m->snap);
+			explain_refusal(m->snap);
+			goto undo_helper;
+		}
+		dmx_table_free(&tbl);
+	}
+	dmx_kmsg_mark();
 	if (dmx_suspend(m->snap)) {
 		snprintf(m->why, sizeof(m->why), "cannot suspend %s", m->snap);
 		goto undo_suspended;
 	}
 	/* Suspended: nothing printed from here until a resume. */
-	if (make_meta(m))
-		goto undo_suspended;
-	plan_table(&m->p, &tbl);
-	if (dmx_load(m->snap, &tbl)) {
+	if (!m->cont) {
+		if (make_meta(m))
+			goto undo_suspended;
+		plan_table(&m->p, &tbl);
+		if (dmx_load(m->snap, &tbl)) {
+			dmx_table_free(&tbl);
+			snprintf(m->why, sizeof(m->why),
+				 "the kernel refused the stream table for %s", m->snap);
+			goto undo_suspended;
+		}
 		dmx_table_free(&tbl);
-		snprintf(m->why, sizeof(m->why), "the kernel refused the stream table for %s",
-			 m->snap);
-		goto undo_suspended;
 	}
-	dmx_table_free(&tbl);
 	if (dmx_load_ro(helper, &m->snap_tbl, true)) {
 		snprintf(m->why, sizeof(m->why), "the kernel refused the snapshot table for the "
 			 "helper %s", helper);
@@ -638,6 +661,7 @@ undo_helper_report:
 	err("%s", m->why);
 	explain_refusal(m->snap);
 undo_helper:
+	dmx_clear(m->snap);
 	if (dmx_remove(helper))
 		err("%s: the helper %s could not be removed", m->snap, helper);
 undo_origin:

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * dmstream: the offline metadata commands, `check` and `dump`.
+ * dmstream: the offline metadata commands, `check` and `dump`, and
+ * `exceptions`, which reads a dm-snapshot exception store (snapstore.c).
  *
  * Both read a metadata device (or an image of one) through meta.c's scan
  * and say what it finds: check as a verdict and an exit code, dump as the
@@ -12,6 +13,7 @@
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include "cli.h"
 #include "identity.h"
 #include "meta.h"
+#include "snapstore.h"
 #include "util.h"
 
 /*---------------------------------------------------------------------------*/
@@ -516,4 +519,196 @@ out:
 	if (r)
 		return EXIT_FAIL;
 	return res.fatal ? EXIT_METADATA : EXIT_OK;
+}
+
+/*---------------------------------------------------------------------------*/
+/* exceptions */
+
+/*
+ * The origin chunks a dm-snapshot store holds, gathered from snapstore_read()
+ * then sorted: a store can list a chunk twice (the kernel never does; a
+ * merge copies it once).
+ */
+struct chunk_list {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int chunk_add(void *ctx, uint64_t old_chunk)
+{
+	struct chunk_list *l = ctx;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 4096;
+		uint64_t *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v) {
+			err("out of memory for %zu chunks", cap);
+			return -2;
+		}
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = old_chunk;
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct exc_summary {
+	uint64_t chunks, runs;	/* distinct changed chunks, runs of them */
+	uint64_t bytes;		/* changed bytes, within the origin when known */
+	uint64_t regions;	/* regions of region_bytes a merge copies */
+};
+
+/*
+ * Sorts and deduplicates @l, then counts. Byte offsets are 128-bit: without
+ * --origin an old chunk is unchecked and its offset may pass 2^64.
+ */
+static void exc_summarize(struct chunk_list *l, uint64_t chunk_bytes, uint64_t origin_bytes,
+			  uint64_t region_bytes, struct exc_summary *s)
+{
+	unsigned __int128 start, end, first, last, prev = 0;
+	bool any = false;
+	size_t i, n = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (l->n)
+		qsort(l->v, l->n, sizeof(*l->v), cmp_u64);
+	for (i = 0; i < l->n; i++)
+		if (!n || l->v[n - 1] != l->v[i])
+			l->v[n++] = l->v[i];
+	l->n = n;
+	for (i = 0; i < n; i++) {
+		if (!i || l->v[i - 1] + 1 != l->v[i])
+			s->runs++;
+		start = (unsigned __int128)l->v[i] * chunk_bytes;
+		end = start + chunk_bytes;
+		if (origin_bytes && end > origin_bytes)
+			end = origin_bytes;
+		if (end <= start)
+			continue;
+		s->chunks++;
+		s->bytes += (uint64_t)(end - start);
+		first = start / region_bytes;
+		last = (end - 1) / region_bytes;
+		if (any && first <= prev)
+			first = prev + 1;
+		if (first <= last)
+			s->regions += (uint64_t)(last - first + 1);
+		prev = last;
+		any = true;
+	}
+}
+
+static void exc_json(const char *dev, const struct snapstore *ss, const struct chunk_list *l,
+		     const struct exc_summary *s, uint64_t origin_bytes, uint64_t region_bytes)
+{
+	size_t i, j;
+
+	printf("{\"device\":");
+	print_json(json_object_new_string(dev));
+	printf(",\"fresh\":%s,\"chunk_sectors\":%" PRIu32 ",\"areas\":%" PRIu64
+	       ",\"exceptions\":%" PRIu64 ",\"changed_chunks\":%" PRIu64
+	       ",\"changed_bytes\":%" PRIu64 ",\"region_bytes\":%" PRIu64 ",\"regions\":%" PRIu64,
+	       ss->fresh ? "true" : "false", ss->chunk_sectors, ss->nr_areas, ss->nr_exceptions,
+	       s->chunks, s->bytes, region_bytes, s->regions);
+	if (origin_bytes)
+		printf(",\"origin_bytes\":%" PRIu64 ",\"total_regions\":%" PRIu64, origin_bytes,
+		       (origin_bytes - 1) / region_bytes + 1);
+	else
+		printf(",\"origin_bytes\":null,\"total_regions\":null");
+	if (ss->nr_exceptions)
+		printf(",\"max_old_chunk\":%" PRIu64, ss->max_old_chunk);
+	else
+		printf(",\"max_old_chunk\":null");
+	/* The changed chunks as runs: [first, count]. */
+	printf(",\"changed\":[");
+	for (i = 0; i < l->n; i = j) {
+		for (j = i + 1; j < l->n && l->v[j - 1] + 1 == l->v[j]; j++)
+			;
+		printf("%s[%" PRIu64 ",%zu]", i ? "," : "", l->v[i], j - i);
+	}
+	printf("]}\n");
+}
+
+int cmd_exceptions(const struct command *cmd, struct opts *o, int argc, char **argv)
+{
+	struct chunk_list l = { 0 };
+	uint64_t size, origin_bytes = 0, chunk_bytes, region_bytes;
+	struct exc_summary s;
+	struct blockdev obd;
+	struct snapstore ss;
+	char why[256], b1[32], b2[32];
+	bool in_use;
+	int fd, r;
+
+	(void)argc;
+	if (o->region_bytes && o->region_bytes % 512)
+		return usage_error(cmd, "--region-size must be a multiple of 512 bytes");
+	if (o->origin) {
+		if (blockdev_get(o->origin, &obd))
+			return EXIT_FAIL;
+		origin_bytes = obd.size;
+		if (!origin_bytes || origin_bytes % 512) {
+			err("%s: size %" PRIu64 " bytes: not whole sectors", o->origin,
+			    origin_bytes);
+			return EXIT_FAIL;
+		}
+	}
+	fd = meta_open(argv[0], false, &in_use, &size);
+	if (fd < 0)
+		return EXIT_FAIL;
+	if (in_use && !o->json)
+		warn("%s is in use: suspend the snapshot and its origin, or what is read may be changing",
+		     argv[0]);
+	r = snapstore_read(fd, size, 0, origin_bytes / 512, chunk_add, &l, &ss, why, sizeof(why));
+	close(fd);
+	if (r == -2 || (r && errno != EUCLEAN)) {
+		if (r != -2)
+			err("%s: %s", argv[0], why);
+		free(l.v);
+		return EXIT_FAIL;
+	}
+	if (r) {
+		err("%s: refused: %s", argv[0], why);
+		free(l.v);
+		return EXIT_METADATA;
+	}
+
+	chunk_bytes = (uint64_t)ss.chunk_sectors << 9;
+	region_bytes = o->region_bytes ? o->region_bytes : chunk_bytes;
+	if (!region_bytes)	/* a fresh store, its chunk size unknown */
+		region_bytes = 4096;
+	exc_summarize(&l, chunk_bytes ? chunk_bytes : 512, origin_bytes, region_bytes, &s);
+
+	if (o->json) {
+		exc_json(argv[0], &ss, &l, &s, origin_bytes, region_bytes);
+	} else if (ss.fresh) {
+		printf("%s: fresh: no exception written yet (no snapshot has used it)\n", argv[0]);
+		printf("%s: 0 exceptions, 0 bytes changed; a merge copies 0 regions\n", argv[0]);
+	} else {
+		printf("%s: chunk size %" PRIu32 " sectors (%s), %" PRIu64 " metadata area%s\n",
+		       argv[0], ss.chunk_sectors, fmt_bytes(chunk_bytes, b1, sizeof(b1)),
+		       ss.nr_areas, ss.nr_areas == 1 ? "" : "s");
+		printf("%s: %" PRIu64 " exception%s, %" PRIu64 " chunk%s changed (%s)\n", argv[0],
+		       ss.nr_exceptions, ss.nr_exceptions == 1 ? "" : "s", s.chunks,
+		       s.chunks == 1 ? "" : "s", fmt_bytes(s.bytes, b2, sizeof(b2)));
+		printf("%s: a merge copies %" PRIu64 " region%s of %s", argv[0], s.regions,
+		       s.regions == 1 ? "" : "s", fmt_bytes(region_bytes, b1, sizeof(b1)));
+		if (origin_bytes)
+			printf(" (of %" PRIu64 ")", (origin_bytes - 1) / region_bytes + 1);
+		printf("\n");
+	}
+	free(l.v);
+	if (fflush(stdout) || ferror(stdout)) {
+		err("cannot write the output: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
 }

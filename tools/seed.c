@@ -121,6 +121,13 @@ static int parse_range(const char *w, uint64_t dev_bytes, uint64_t *start, uint6
 	return 0;
 }
 
+static int range_cmp(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
 static char *trim(char *w)
 {
 	char *e;
@@ -137,7 +144,7 @@ int seed_parse(struct seed *s, const char *text, bool file, char *why, size_t le
 {
 	char *copy = xstrdup(text), *rest = copy, *w, *hash;
 	uint64_t (*r)[2] = NULL, start, end;
-	size_t n = 0, cap = 0, i, line = 0;
+	size_t n = 0, cap = 0, i, j, line = 0;
 	int ret = -1;
 
 	while ((w = strsep(&rest, file ? "\n" : ",")) != NULL) {
@@ -179,9 +186,18 @@ int seed_parse(struct seed *s, const char *text, bool file, char *why, size_t le
 		snprintf(why, len, "no range given");
 		goto out;
 	}
-	/* All parsed: only now is the seed changed. */
-	for (i = 0; i < n; i++)
-		seed_bytes(s, r[i][0], r[i][1]);
+	/*
+	 * All parsed: only now is the seed changed, by the union of the
+	 * ranges, so that a region covered by two touching ranges is seeded.
+	 */
+	qsort(r, n, sizeof(*r), range_cmp);
+	for (i = 0; i < n; i = j) {
+		end = r[i][1];
+		for (j = i + 1; j < n && r[j][0] <= end; j++)
+			if (r[j][1] > end)
+				end = r[j][1];
+		seed_bytes(s, r[i][0], end);
+	}
 	ret = 0;
 out:
 	free(r);

@@ -5,8 +5,8 @@
  * A seed is a bitmap of the stream's regions in the on-disk order of
  * stream-format.h. meta_format() writes it into fresh metadata, before any
  * table exists, so a seeded region is never read from the origin. A region
- * is seeded only when what the user named covers it whole: a partly covered
- * region is copied, which is always safe.
+ * is seeded only when what the user named (the union of the ranges) covers
+ * it whole: a partly covered region is copied, which is always safe.
  */
 #ifndef DMSTREAM_SEED_H
 #define DMSTREAM_SEED_H
@@ -35,7 +35,8 @@ void seed_set_all(struct seed *s);
 void seed_clear_sectors(struct seed *s, uint64_t start, uint64_t end);
 
 /*
- * Seeds the regions that the byte ranges in @text cover whole. @text holds
+ * Seeds the regions that the byte ranges in @text, together, cover whole.
+ * @text holds
  * ranges "START-END" (END excluded) or "START+LEN", sizes as parse_size()
  * takes them, separated by commas, or (@file) by newlines, where blank
  * lines and '#' comments are allowed. Returns 0, or -1 with the reason in

@@ -261,7 +261,17 @@ int snapstore_read(int fd, uint64_t cow_bytes, uint32_t table_chunk, uint64_t or
 	if (origin_sectors)
 		w.origin_chunks = (origin_sectors - 1) / ss->chunk_sectors + 1;
 	w.seen = xcalloc(w.nr_chunks / 8 + 1, 1);
-	for (area_chunk = 1; !r && !end && area_chunk < w.nr_chunks; area_chunk += w.stride) {
+	/*
+	 * The kernel never leaves the list without its end: it zeroes the next
+	 * area before it commits a full one, and fails the snapshot when it
+	 * cannot. A device that ends first was cut short.
+	 */
+	for (area_chunk = 1; !r && !end; area_chunk += w.stride) {
+		if (area_chunk >= w.nr_chunks) {
+			r = refuse(&rd, "the device (%" PRIu64 " chunks) ends before metadata area %" PRIu64 " at chunk %" PRIu64 ": cut short?",
+				   w.nr_chunks, ss->nr_areas, area_chunk);
+			break;
+		}
 		ss->nr_areas++;
 		r = ss_area(&w, area_chunk, &end);
 	}

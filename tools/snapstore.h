@@ -8,7 +8,8 @@
  * new_chunk) pairs of __le64 followed by the data chunks it describes.
  * Area i's metadata chunk is chunk 1 + i * (exceptions_per_area + 1),
  * exceptions_per_area = chunk bytes / 16. The list ends at the first pair
- * whose new_chunk is 0 (or at the end of the device).
+ * whose new_chunk is 0; a device that ends before it is refused (the
+ * kernel zeroes the next area before it commits a full one).
  *
  * The store is hostile input: every field is checked before it is used,
  * and a store that breaks a rule is refused as a whole, with the reason.
@@ -48,8 +49,10 @@ typedef int (*snapstore_fn)(void *ctx, uint64_t old_chunk);
  * reason in @why when the store is refused (no dm-snapshot store, invalid
  * snapshot, unknown version, a chunk size that is no power of two or is not
  * the table's, an old chunk outside the origin, a new chunk outside the COW
- * device or on a header or metadata chunk, or used twice) or cannot be read;
- * @fn's value when it stopped the read.
+ * device or on a header or metadata chunk, or used twice, a device that
+ * ends before the list) or cannot be read: errno is then EUCLEAN when it is
+ * refused, else the read's error. @fn's value when it stopped the read (@fn
+ * may have been called for earlier exceptions of a store then refused).
  */
 int snapstore_read(int fd, uint64_t cow_bytes, uint32_t table_chunk, uint64_t origin_sectors,
 		   snapstore_fn fn, void *ctx, struct snapstore *ss, char *why, size_t len);
