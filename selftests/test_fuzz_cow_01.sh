@@ -27,7 +27,7 @@
 #   refused (exit 3); a snapshot that overflowed its COW (marked invalid by
 #   the kernel) is refused (exit 3).
 #
-# Counts: 300 mutations, 3000 with DMSTREAM_FUZZ=full.
+# Counts: 100 mutations, 3000 with DMSTREAM_FUZZ=full.
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
@@ -40,7 +40,7 @@ require_module loop dm-mod dm-snapshot
 ktap_plan 8
 
 fz_init
-N=$(fz_count 300 3000)
+N=$(fz_count 100 3000)
 W=$TEST_TMP/cow
 mkdir -p "$W"
 cleanup_add "fz_remove_prefix fzc-"
