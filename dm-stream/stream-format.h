@@ -142,9 +142,15 @@ struct stream_bitmap_disk {
 #define STREAM_NR_SAMPLES		8
 #define STREAM_SAMPLE_SECTORS		8
 
-/* Options recorded for dmstream assemble, as in the table line. */
+/*
+ * Options recorded for dmstream assemble, as in the table line; and what
+ * made the stream: dmstream merge (of a dm-snapshot; ROLLBACK: onto the
+ * snapshot's origin device). The kernel ignores them.
+ */
 #define STREAM_ID_OPT_MIRROR		0x1U
 #define STREAM_ID_OPT_NO_DISCARD_PASSDOWN 0x2U
+#define STREAM_ID_OPT_MERGE		0x4U
+#define STREAM_ID_OPT_ROLLBACK		0x8U
 
 struct stream_device_identity_disk {
 	__le64 size;				/* sectors */

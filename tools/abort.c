@@ -25,6 +25,7 @@
 #include "stream-interface.h"
 #include "cli.h"
 #include "dm.h"
+#include "merge.h"
 #include "meta.h"
 #include "plan.h"
 #include "status.h"
@@ -172,6 +173,13 @@ int cmd_abort(const struct command *cmd, struct opts *o, int argc, char **argv)
 	r = active_stream(name, &t, &len, &st);
 	if (r)
 		return r;
+	if (merge_is_merge(&t)) {
+		err("%s is a merge of a dm-snapshot: it writes the snapshot's origin device, "
+		    "so the snapshot it came from no longer exists as it was; it cannot be "
+		    "aborted, only finished ('%s wait %s', '%s finish %s')", name, progname, name,
+		    progname, name);
+		return EXIT_FAIL;
+	}
 	flags = st.fail || strcmp(st.mirror, STREAM_MIRROR_ON) ? 0 : sb_flags(&t);
 	if (lossy(name, &st, flags, why, sizeof(why))) {
 		if (!o->force) {

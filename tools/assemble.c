@@ -536,6 +536,13 @@ static int assemble(struct assembly *a, double timeout)
 		return EXIT_FAIL;
 	if (info.exists)
 		return already(a);
+	if (le32toh(id->options) & STREAM_ID_OPT_MERGE) {
+		/* Its origin is a snapshot that only merge knows how to set up. */
+		err("%s: %s holds the metadata of a merge of a dm-snapshot: set the snapshot up "
+		    "again (LVM: lvm lvchange -ay -K VG/LV) and run the same '%s merge' "
+		    "command, which continues it", a->name, a->meta_path, progname);
+		return EXIT_FAIL;
+	}
 	a->mirror = (le32toh(id->options) & STREAM_ID_OPT_MIRROR) &&
 		    !(a->sb.flags & STREAM_SB_FLAG_ORIGIN_STALE);
 	if (id->origin_table[0] && id->origin.dm_name[0])

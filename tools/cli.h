@@ -17,12 +17,14 @@
 struct opts {
 	const char *origin, *dest, *meta;
 	const char *name;	/* assemble --name */
+	const char *copied, *copied_from;	/* create, copy: seeding */
 	uint64_t region_bytes;
 	bool rate_set;
 	uint64_t rate_kib;	/* KiB/s, as the kernel takes it; 0: no limit */
 	uint64_t max_inflight;
 	bool paused, force, finish, watch, json, progress, quiet, sb_only, ignore_nonfatal;
 	bool mirror, no_mirror;	/* create --mirror; copy --no-mirror */
+	bool rollback;		/* merge --rollback */
 	double interval;	/* -1: not given */
 	double timeout;		/* 0: none */
 };
@@ -59,6 +61,8 @@ int cmd_wait(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* offline.c */
 int cmd_check(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_dump(const struct command *cmd, struct opts *o, int argc, char **argv);
+/* merge.c */
+int cmd_merge(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* assemble.c */
 int cmd_list(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_assemble(const struct command *cmd, struct opts *o, int argc, char **argv);

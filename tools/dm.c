@@ -279,17 +279,22 @@ out:
 	return r;
 }
 
-int dmx_load(const char *name, const struct dmx_table *tbl)
+int dmx_load_ro(const char *name, const struct dmx_table *tbl, bool ro)
 {
 	struct dm_task *dmt = task(DM_DEVICE_RELOAD, name);
 	int r = -1;
 
 	if (!dmt)
 		return -1;
-	if (!add_targets(dmt, tbl) && dm_task_run(dmt))
+	if ((!ro || dm_task_set_ro(dmt)) && !add_targets(dmt, tbl) && dm_task_run(dmt))
 		r = 0;
 	dm_task_destroy(dmt);
 	return r;
+}
+
+int dmx_load(const char *name, const struct dmx_table *tbl)
+{
+	return dmx_load_ro(name, tbl, false);
 }
 
 /*

@@ -63,6 +63,8 @@ uint64_t dmx_table_len(const struct dmx_table *tbl);
 int dmx_create(const char *name, const char *uuid, const struct dmx_table *tbl, bool ro,
 	       bool hidden);
 int dmx_load(const char *name, const struct dmx_table *tbl);
+/* The same, the table read-only when @ro (writes to the device then fail). */
+int dmx_load_ro(const char *name, const struct dmx_table *tbl, bool ro);
 int dmx_suspend(const char *name);
 int dmx_resume(const char *name);
 int dmx_clear(const char *name);

@@ -3,15 +3,16 @@
  * dmstream - create, follow and finish dm-stream devices.
  *
  * One command per workflow: `create` a stream device, `copy` a dm device in
- * use onto new storage, `finish` a complete stream by switching it to
- * `linear` on its destination, or `abort` it back to its origin; `status`,
+ * use onto new storage, `merge` a dm-snapshot into its origin, `finish` a
+ * complete stream by switching it to `linear` on its destination, or
+ * `abort` it back to its origin; `status`,
  * `wait`, the messages, and offline `check` and `dump` of a metadata device. See dmstream(8)
  * (Documentation/dmstream.8.rst) and the exit codes in util.h.
  *
  * This file is the command line: the command table and its --help texts,
  * option parsing into struct opts, the NAME check, and main(). The
  * commands themselves are in workflow.c (create, copy, finish, messages),
- * abort.c (abort), follow.c (status, wait) and offline.c (check, dump);
+ * merge.c (merge), abort.c (abort), follow.c (status, wait) and offline.c (check, dump);
  * cli.h is between.
  */
 #include <ctype.h>
@@ -38,7 +39,7 @@ enum opt_id {
 	OPT_ORIGIN = 1, OPT_DEST, OPT_META, OPT_REGION_SIZE, OPT_RATE, OPT_MAX_INFLIGHT,
 	OPT_PAUSED, OPT_FORCE, OPT_FINISH, OPT_WATCH, OPT_JSON, OPT_INTERVAL, OPT_TIMEOUT,
 	OPT_PROGRESS, OPT_QUIET, OPT_SB_ONLY, OPT_IGNORE_NONFATAL, OPT_MIRROR, OPT_NO_MIRROR,
-	OPT_HELP, OPT_NAME,
+	OPT_HELP, OPT_NAME, OPT_COPIED, OPT_COPIED_FROM, OPT_ROLLBACK,
 	OPT_MAX
 };
 
@@ -66,6 +67,9 @@ static const struct option all_options[] = {
 	{ "no-mirror", no_argument, NULL, OPT_NO_MIRROR },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "name", required_argument, NULL, OPT_NAME },
+	{ "copied", required_argument, NULL, OPT_COPIED },
+	{ "copied-from", required_argument, NULL, OPT_COPIED_FROM },
+	{ "rollback", no_argument, NULL, OPT_ROLLBACK },
 };
 
 static const struct command *find_command(const char *name);
@@ -156,11 +160,20 @@ static int cmd_version(const struct command *cmd, struct opts *o, int argc, char
 	"no limit. The kernel takes KiB/s: a rate is rounded up to whole KiB/s, and\n" \
 	"at most 4294967295k (just under 4T/s) is accepted.\n"
 
+#define COPIED_HELP \
+	"  --copied RANGES     DEST already holds these byte ranges of the origin:\n" \
+	"                      START-END (END excluded) or START+LEN, comma-separated\n" \
+	"                      (0-1G,2G+512M). The regions they cover whole start as\n" \
+	"                      copied and are never read from the origin. Needs blank\n" \
+	"                      metadata\n" \
+	"  --copied-from FILE  the same, one range per line ('#' comments; - is stdin)\n"
+
 static const struct command commands[] = {
-	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--paused] [--mirror] [--force]",
+	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--paused] [--mirror] [--copied RANGES | --copied-from FILE] [--force]",
 	  "Create stream device NAME over ORIGIN, copying it into DEST in the background.",
 	  O(OPT_ORIGIN) | O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) |
-	  O(OPT_MAX_INFLIGHT) | O(OPT_PAUSED) | O(OPT_MIRROR) | O(OPT_FORCE), 1, 1, true,
+	  O(OPT_MAX_INFLIGHT) | O(OPT_PAUSED) | O(OPT_MIRROR) | O(OPT_FORCE) | O(OPT_COPIED) |
+	  O(OPT_COPIED_FROM), 1, 1, true,
 	  cmd_create,
 	  "\n  --origin DEV        the read-only source; the device is as long as it\n"
 	  "  --dest DEV          receives the copy and every write; at least as long\n"
@@ -175,6 +188,7 @@ static const struct command commands[] = {
 	  "  --mirror            every write also goes to the origin (opened\n"
 	  "                      read-write), so that 'abort' loses nothing; off by\n"
 	  "                      default, since an origin is often a read-only image\n"
+	  COPIED_HELP
 	  "  --force             overwrite a metadata device holding anything else\n\n"
 	  SIZES_HELP },
 	{ "status", "NAME [--watch] [--json] [--interval SEC]",
@@ -205,11 +219,12 @@ static const struct command commands[] = {
 	  "and NAME resumed as a stream (exit 4); else NAME is resumed on the linear\n"
 	  "table. On any failure NAME stays a stream. Removes the helper origin that\n"
 	  "'copy' made. The metadata device is free afterwards.\n" },
-	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--no-mirror] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
+	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--no-mirror] [--copied RANGES | --copied-from FILE] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
 	  "Live copy of dm device NAME, in use, onto DEST: NAME becomes a stream.",
 	  O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) | O(OPT_MAX_INFLIGHT) |
 	  O(OPT_NO_MIRROR) | O(OPT_FORCE) | O(OPT_FINISH) | O(OPT_TIMEOUT) | O(OPT_QUIET) |
-	  O(OPT_INTERVAL) | O(OPT_JSON), 1, 1, true, cmd_copy,
+	  O(OPT_INTERVAL) | O(OPT_JSON) | O(OPT_COPIED) | O(OPT_COPIED_FROM), 1, 1, true,
+	  cmd_copy,
 	  "\nNAME's table becomes the origin: the device under it when it is one linear\n"
 	  "segment at offset 0, else a read-only helper device NAME-origin with the\n"
 	  "same table. NAME is reloaded as a stream over DEST and that origin; its\n"
@@ -230,7 +245,39 @@ static const struct command commands[] = {
 	  "  --finish            wait with progress, then 'finish' (--timeout as for\n"
 	  "                      'wait'; --json, --interval as for 'status --watch';\n"
 	  "                      --quiet hides the progress)\n"
-	  "  --region-size, --rate, --max-inflight, --force: as for 'create'\n\n"
+	  "  --region-size, --rate, --max-inflight, --copied, --copied-from, --force:\n"
+	  "                      as for 'create'\n\n"
+	  SIZES_HELP },
+	{ "merge", "SNAP --meta DEV [--rollback] [--region-size SIZE] [--rate RATE] [--max-inflight N] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
+	  "Merge dm-snapshot SNAP into its origin live, copying only the changed chunks.",
+	  O(OPT_META) | O(OPT_ROLLBACK) | O(OPT_REGION_SIZE) | O(OPT_RATE) |
+	  O(OPT_MAX_INFLIGHT) | O(OPT_FORCE) | O(OPT_FINISH) | O(OPT_TIMEOUT) | O(OPT_QUIET) |
+	  O(OPT_INTERVAL) | O(OPT_JSON), 1, 1, true, cmd_merge,
+	  "\nSNAP is a 'snapshot' device with a persistent exception store (P or PO).\n"
+	  "Its store is read while SNAP and its origin are suspended; the regions it\n"
+	  "holds no exception for start as copied, so only the changed chunks are\n"
+	  "copied. The stream writes the snapshot's origin device (REAL) directly and\n"
+	  "is one-way.\n\n"
+	  "Without --rollback (the live merge): SNAP, in use, becomes the stream, over\n"
+	  "a read-only helper SNAP-origin with the snapshot's table; the snapshot-origin\n"
+	  "device of REAL, if any, is made read-only (its content is mixed until the\n"
+	  "end). 'finish SNAP' leaves SNAP linear on REAL.\n\n"
+	  "--rollback (as lvconvert --merge): the snapshot-origin device ORIGIN becomes\n"
+	  "the stream and shows the snapshot's content at once; SNAP, which must not be\n"
+	  "open, is made read-only. 'finish ORIGIN' leaves ORIGIN linear on REAL and\n"
+	  "removes SNAP. For an LVM volume, merge sets LVM's activation skip flag on\n"
+	  "the origin LV first, so that no activation after a crash shows the mixed\n"
+	  "content, and finish puts LVM's snapshot-origin table back, removes the\n"
+	  "snapshot with 'lvm lvremove' and clears the flag.\n\n"
+	  "After a crash: set the snapshot up again (LVM: lvm lvchange -ay -K VG/LV)\n"
+	  "and run the same merge command: it continues from META, never seeding again.\n\n"
+	  "  --meta DEV          a blank metadata device, or this merge's own\n"
+	  "  --rollback          the origin's device shows the snapshot (see above)\n"
+	  "  --region-size SIZE  unit of copying (default: the snapshot's chunk size,\n"
+	  "                      at least 4k); a region holding any exception is copied\n"
+	  "                      whole\n"
+	  "  --rate, --max-inflight, --force, --finish, --timeout, --quiet, --json,\n"
+	  "  --interval: as for 'copy'\n\n"
 	  SIZES_HELP },
 	{ "abort", "NAME [--force]",
 	  "Give up a stream: NAME maps its origin again, as before the copy.",
@@ -361,7 +408,7 @@ static bool *flag_of(struct opts *o, int id)
 		[OPT_WATCH] = &o->watch, [OPT_JSON] = &o->json, [OPT_PROGRESS] = &o->progress,
 		[OPT_QUIET] = &o->quiet, [OPT_SB_ONLY] = &o->sb_only,
 		[OPT_IGNORE_NONFATAL] = &o->ignore_nonfatal, [OPT_MIRROR] = &o->mirror,
-		[OPT_NO_MIRROR] = &o->no_mirror,
+		[OPT_NO_MIRROR] = &o->no_mirror, [OPT_ROLLBACK] = &o->rollback,
 	};
 
 	return id > 0 && id < OPT_MAX ? flags[id] : NULL;
@@ -384,6 +431,12 @@ static int set_option(const struct command *cmd, struct opts *o, int id, char *a
 		break;
 	case OPT_NAME:
 		o->name = arg;
+		break;
+	case OPT_COPIED:
+		o->copied = arg;
+		break;
+	case OPT_COPIED_FROM:
+		o->copied_from = arg;
 		break;
 	case OPT_REGION_SIZE:
 		if (parse_size(arg, &o->region_bytes) || !o->region_bytes)

@@ -232,21 +232,34 @@ static int sync_dev(int fd)
 	return 0;
 }
 
-/* An empty bitmap slot of transaction 0 at @location: the kernel's bitmap_pack(). */
-static void slot_pack_empty(void *block, uint64_t location)
+/*
+ * Bitmap slot of transaction 0 at @location for bitmap block @index: the
+ * kernel's bitmap_pack(), its bits from @seed (NULL: none copied).
+ */
+static void slot_pack_fresh(void *block, uint64_t location, uint64_t index,
+			    const struct seed *seed)
 {
 	struct stream_bitmap_disk *d = block;
+	const size_t bytes = STREAM_BITS_PER_BLOCK / 8;
+	uint64_t first = index * bytes, total;
 
 	memset(block, 0, STREAM_BLOCK_SIZE);
 	d->magic = htole32(STREAM_BITMAP_MAGIC);
 	d->blocknr = htole64(location);
 	d->transaction_id = htole64(0);
+	if (seed) {
+		/* Bits past nr_regions are zero in the seed too. */
+		total = (seed->nr_regions + 7) / 8;
+		if (first < total)
+			memcpy((char *)block + STREAM_BITMAP_HDR_SIZE, seed->bits + first,
+			       total - first < bytes ? total - first : bytes);
+	}
 	d->csum = htole32(block_csum(block, STREAM_BITMAP_CSUM_XOR));
 }
 
 /* The kernel's sb_pack() for transaction 0, nothing copied, flags 0. */
 static void sb_pack_fresh(void *block, const struct meta_geometry *geo,
-			  const struct stream_identity_disk *id)
+			  const struct stream_identity_disk *id, uint64_t nr_copied)
 {
 	struct stream_superblock_disk *d = block;
 	uint64_t nr_regions = div_round_up(geo->target_size, geo->region_size);
@@ -264,13 +277,14 @@ static void sb_pack_fresh(void *block, const struct meta_geometry *geo,
 	d->dest_size = htole64(geo->dest_size);
 	d->nr_bitmap_blocks = htole64(stream_nr_bitmap_blocks(nr_regions));
 	d->transaction_id = htole64(0);
-	d->nr_copied = htole64(0);
+	d->nr_copied = htole64(nr_copied);
 	if (id)
 		memcpy((char *)block + STREAM_IDENTITY_OFFSET, id, sizeof(*id));
 	d->csum = htole32(block_csum(block, STREAM_SB_CSUM_XOR));
 }
 
-int meta_format(int fd, const struct meta_geometry *geo, const struct stream_identity_disk *id)
+int meta_format(int fd, const struct meta_geometry *geo, const struct stream_identity_disk *id,
+		const struct seed *seed)
 {
 	uint64_t nr_regions, nr_blocks, i;
 	uint8_t *buf = xmalloc_aligned((size_t)SCAN_BATCH * 2 * STREAM_BLOCK_SIZE);
@@ -283,21 +297,27 @@ int meta_format(int fd, const struct meta_geometry *geo, const struct stream_ide
 	}
 	nr_regions = div_round_up(geo->target_size, geo->region_size);
 	nr_blocks = stream_nr_bitmap_blocks(nr_regions);
+	if (seed && seed->nr_regions != nr_regions) {
+		err("internal error: a seed of %" PRIu64 " regions for %" PRIu64, seed->nr_regions,
+		    nr_regions);
+		goto out;
+	}
 	/* No valid superblock while the slots are written. */
 	memset(buf, 0, STREAM_BLOCK_SIZE);
 	if (write_blocks(fd, STREAM_SB_BLOCK, 1, buf) || sync_dev(fd))
 		goto out;
 	for (i = 0; i < nr_blocks; i += batch) {
 		batch = nr_blocks - i < SCAN_BATCH ? nr_blocks - i : SCAN_BATCH;
+		/* Both slots alike: either one the kernel picks holds the seed. */
 		for (k = 0; k < 2 * batch; k++)
-			slot_pack_empty(buf + (size_t)k * STREAM_BLOCK_SIZE,
-					stream_bitmap_location(i, 0) + k);
+			slot_pack_fresh(buf + (size_t)k * STREAM_BLOCK_SIZE,
+					stream_bitmap_location(i, 0) + k, i + k / 2, seed);
 		if (write_blocks(fd, stream_bitmap_location(i, 0), 2 * batch, buf))
 			goto out;
 	}
 	if (sync_dev(fd))
 		goto out;
-	sb_pack_fresh(buf, geo, id);
+	sb_pack_fresh(buf, geo, id, seed ? seed->nr_set : 0);
 	if (write_blocks(fd, STREAM_SB_BLOCK, 1, buf) || sync_dev(fd))
 		goto out;
 	r = 0;
@@ -483,7 +503,8 @@ const char *meta_identity_problem(const struct stream_identity_disk *id,
 			 le32toh(id->magic), STREAM_IDENTITY_MAGIC);
 		return buf;
 	}
-	if (le32toh(id->options) & ~(STREAM_ID_OPT_MIRROR | STREAM_ID_OPT_NO_DISCARD_PASSDOWN)) {
+	if (le32toh(id->options) & ~(STREAM_ID_OPT_MIRROR | STREAM_ID_OPT_NO_DISCARD_PASSDOWN |
+				      STREAM_ID_OPT_MERGE | STREAM_ID_OPT_ROLLBACK)) {
 		snprintf(buf, len, "identity record: unknown options 0x%" PRIx32,
 			 le32toh(id->options));
 		return buf;

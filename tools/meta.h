@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "stream-format.h"
+#include "seed.h"
 
 /* The superblock, decoded to host byte order. */
 struct meta_sb {
@@ -73,12 +74,15 @@ uint32_t meta_crc32c(const void *p, size_t len);
 
 /*
  * Formats a whole metadata device for @geo, as the kernel's format() does
- * (every bitmap slot empty, of transaction 0), then writes the superblock
- * (flags 0, transaction 0) with identity record @id (NULL: none). The
- * bitmap is flushed before the superblock is written, and the superblock
- * after. Returns 0 or -1 (message printed).
+ * (both slots of every bitmap block of transaction 0, empty or, with @seed,
+ * holding its regions as copied), then writes the superblock (flags 0,
+ * transaction 0, the seed's copied count) with identity record @id (NULL:
+ * none). The bitmap is flushed before the superblock is written, and the
+ * superblock after: a crash leaves no superblock or a whole one. Returns 0
+ * or -1 (message printed).
  */
-int meta_format(int fd, const struct meta_geometry *geo, const struct stream_identity_disk *id);
+int meta_format(int fd, const struct meta_geometry *geo, const struct stream_identity_disk *id,
+		const struct seed *seed);
 
 /*
  * Replaces the identity record of the valid superblock on @fd with @id,

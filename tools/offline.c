@@ -389,9 +389,10 @@ static void identity_print(const struct meta_sb *sb)
 	printf("  name              %s\n", id->name);
 	printf("  uuid              %s\n", id->uuid[0] ? id->uuid : "(none)");
 	printf("  created           %" PRIu64 "\n", (uint64_t)le64toh(id->created));
-	printf("  options          %s%s%s\n", opts & STREAM_ID_OPT_MIRROR ? " mirror" : "",
+	printf("  options          %s%s%s%s%s\n", opts & STREAM_ID_OPT_MIRROR ? " mirror" : "",
 	       opts & STREAM_ID_OPT_NO_DISCARD_PASSDOWN ? " no_discard_passdown" : "",
-	       opts ? "" : " (none)");
+	       opts & STREAM_ID_OPT_MERGE ? " merge" : "",
+	       opts & STREAM_ID_OPT_ROLLBACK ? " rollback" : "", opts ? "" : " (none)");
 	printf("  rate_kib          %" PRIu32 "\n", le32toh(id->rate_kib));
 	printf("  max_inflight      %" PRIu32 "\n", le32toh(id->max_inflight));
 	dev_identity_print("origin", &id->origin);

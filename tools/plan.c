@@ -68,9 +68,10 @@ void explain_refusal(const char *what)
 
 /*---------------------------------------------------------------------------*/
 /* The command line */
-static int region_sectors(const struct command *cmd, const struct opts *o, uint64_t *sectors)
+int plan_region(const struct command *cmd, const struct opts *o, uint64_t dflt,
+		uint64_t *sectors)
 {
-	uint64_t b = o->region_bytes ? o->region_bytes : STREAM_DEFAULT_REGION_SECTORS * 512;
+	uint64_t b = o->region_bytes ? o->region_bytes : dflt * 512;
 
 	if (b % 512 || b / 512 < STREAM_MIN_REGION_SECTORS ||
 	    b / 512 > STREAM_MAX_REGION_SECTORS || ((b / 512) & (b / 512 - 1)))
@@ -109,7 +110,7 @@ static void table_opts(const struct opts *o, char *buf, size_t len)
 
 /*---------------------------------------------------------------------------*/
 /* The devices */
-static int check_sizes(const char *what, const struct blockdev *dest, const struct blockdev *meta,
+int plan_check_sizes(const char *what, const struct blockdev *dest, const struct blockdev *meta,
 		       uint64_t len, uint64_t region)
 {
 	uint64_t nr_regions = (len + region - 1) / region, needed;
@@ -215,7 +216,7 @@ static bool is_devt(const struct blockdev *bd, unsigned int major, unsigned int 
 }
 
 /* Nothing named @name exists yet; @hint follows "already exists". */
-static int plan_name_free(const char *name, const char *hint)
+int plan_name_free(const char *name, const char *hint)
 {
 	struct dmx_info info;
 
@@ -228,7 +229,7 @@ static int plan_name_free(const char *name, const char *hint)
 	return 0;
 }
 
-static int check_free(const struct blockdev *bd, const char *role)
+int plan_check_free(const struct blockdev *bd, const char *role)
 {
 	if (blockdev_busy(bd)) {
 		err("%s device %s is in use (mounted, mapped or open exclusively)", role, bd->path);
@@ -290,13 +291,13 @@ static int plan_devices(struct plan *p)
 			return -1;
 		}
 	}
-	if (check_sizes(p->copy ? p->name : "the origin", &p->dest, &p->meta, p->len, p->region))
+	if (plan_check_sizes(p->copy ? p->name : "the origin", &p->dest, &p->meta, p->len, p->region))
 		return -1;
 	if (!p->copy && plan_name_free(p->name, ""))
 		return -1;
 	if (check_target(&present))
 		return -1;
-	if (check_free(&p->dest, "destination") || check_free(&p->meta, "metadata"))
+	if (plan_check_free(&p->dest, "destination") || plan_check_free(&p->meta, "metadata"))
 		return -1;
 	return 0;
 }
@@ -420,6 +421,30 @@ out:
 
 /*---------------------------------------------------------------------------*/
 /* The plan */
+/* --copied RANGES or --copied-from FILE: fresh metadata only. */
+static int plan_seed(struct plan *p, const struct command *cmd)
+{
+	char why[512];
+	int r;
+
+	if (!p->o->copied && !p->o->copied_from)
+		return 0;
+	if (p->o->copied && p->o->copied_from)
+		return usage_error(cmd, "--copied and --copied-from exclude each other");
+	if (!p->format) {
+		err("%s: --copied%s needs blank metadata: %s holds this stream's metadata, which "
+		    "says what is copied", p->name, p->o->copied ? "" : "-from", p->meta.path);
+		return EXIT_FAIL;
+	}
+	seed_init(&p->seed, p->len, p->region);
+	p->seeded = true;
+	r = p->o->copied ? seed_parse(&p->seed, p->o->copied, false, why, sizeof(why)) :
+			   seed_parse_file(&p->seed, p->o->copied_from, why, sizeof(why));
+	if (r)
+		return usage_error(cmd, "%s", why);
+	return 0;
+}
+
 int plan_stream(struct plan *p, const struct command *cmd, const struct opts *o,
 		const char *name, bool copy)
 {
@@ -433,7 +458,7 @@ int plan_stream(struct plan *p, const struct command *cmd, const struct opts *o,
 	if (copy ? !o->dest || !o->meta : !o->origin || !o->dest || !o->meta)
 		return usage_error(cmd, copy ? "--dest and --meta are both needed" :
 				   "--origin, --dest and --meta are all needed");
-	r = region_sectors(cmd, o, &p->region);
+	r = plan_region(cmd, o, STREAM_DEFAULT_REGION_SECTORS, &p->region);
 	if (!r && copy)
 		r = plan_copy_source(p);
 	if (r)
@@ -453,7 +478,15 @@ int plan_stream(struct plan *p, const struct command *cmd, const struct opts *o,
 	r = prepare_meta(&p->meta, &geo, !copy, o->force, &p->format);
 	if (r)
 		return r == -2 ? EXIT_METADATA : EXIT_FAIL;
-	return 0;
+	return plan_seed(p, cmd);
+}
+
+int plan_prepare_meta(struct plan *p, uint64_t origin_size, bool allow_continue, bool force)
+{
+	struct meta_geometry geo = { .region_size = p->region, .target_size = p->len,
+				     .origin_size = origin_size, .dest_size = p->dest.size / 512 };
+
+	return prepare_meta(&p->meta, &geo, allow_continue, force, &p->format);
 }
 
 /* The options of @tbl's stream line, as the identity record keeps them. */
@@ -506,7 +539,7 @@ static void plan_identity(const struct plan *p, const struct blockdev *origin,
 	memset(id, 0, sizeof(*id));
 	id->magic = htole32(STREAM_IDENTITY_MAGIC);
 	plan_table(p, &tbl);
-	id->options = htole32(table_id_options(&tbl));
+	id->options = htole32(table_id_options(&tbl) | p->id_options);
 	dmx_table_free(&tbl);
 	id->created = htole64((uint64_t)time(NULL));
 	IDENT_SET(id->name, p->name);
@@ -522,6 +555,20 @@ static void plan_identity(const struct plan *p, const struct blockdev *origin,
 	id->dest.size = htole64(p->dest.size / 512);
 	if (p->helper[0])
 		origin_table_lines(p, id->origin_table, sizeof(id->origin_table));
+}
+
+/* The plan's own sample positions (merge: where the origin does not change). */
+static void plan_samples(const struct plan *p, struct stream_identity_disk *id)
+{
+	unsigned int i;
+
+	id->sample_wanted = 0;
+	for (i = 0; i < STREAM_NR_SAMPLES; i++) {
+		id->sample_sector[i] = htole64(i < p->nr_samples ? p->samples[i] : 0);
+		if (i < p->nr_samples)
+			id->sample_wanted |= 1U << i;
+	}
+	id->sample_wanted = htole32(id->sample_wanted);
 }
 
 int plan_format_meta(const struct plan *p)
@@ -545,6 +592,8 @@ int plan_format_meta(const struct plan *p)
 	}
 	plan_identity(p, &origin, &id);
 	ident_want_samples(origin.size / 512, &id);
+	if (p->samples_set)
+		plan_samples(p, &id);
 	geo = (struct meta_geometry){ .region_size = p->region, .target_size = p->len,
 				      .origin_size = origin.size / 512,
 				      .dest_size = p->dest.size / 512 };
@@ -554,10 +603,13 @@ int plan_format_meta(const struct plan *p)
 	if (in_use)
 		err("metadata device %s is in use", p->meta.path);
 	else
-		r = meta_format(fd, &geo, &id);
+		r = meta_format(fd, &geo, &id, p->seeded ? &p->seed : NULL);
 	close(fd);
 	if (r)
 		err("%s: cannot format metadata device %s", p->name, p->meta.path);
+	else if (p->seeded && !p->silent)
+		printf("%s: seeded %" PRIu64 " of %" PRIu64 " regions as copied\n", p->name,
+		       p->seed.nr_set, p->seed.nr_regions);
 	return r;
 }
 
@@ -574,4 +626,6 @@ void plan_table(const struct plan *p, struct dmx_table *tbl)
 void plan_free(struct plan *p)
 {
 	dmx_table_free(&p->old);
+	if (p->seeded)
+		seed_free(&p->seed);
 }

@@ -13,8 +13,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "stream-format.h"
 #include "cli.h"
 #include "dm.h"
+#include "seed.h"
 #include "util.h"
 
 /* The helper origin of `copy`: NAME-origin, with a uuid starting so. */
@@ -36,6 +38,14 @@ struct plan {
 	uint64_t region;		/* sectors */
 	uint64_t len;			/* the stream's length, sectors */
 	bool format;			/* the metadata is to be formatted (not continued) */
+	bool seeded;			/* seed holds regions to format as copied */
+	struct seed seed;
+	uint32_t id_options;		/* STREAM_ID_OPT_MERGE...: recorded as well */
+	bool silent;			/* format without printing (a device is suspended) */
+	/* Where the origin samples are (sectors), when not the default spread. */
+	unsigned int nr_samples;
+	bool samples_set;
+	uint64_t samples[STREAM_NR_SAMPLES];
 };
 
 /*
@@ -46,6 +56,22 @@ struct plan {
  */
 int plan_stream(struct plan *p, const struct command *cmd, const struct opts *o,
 		const char *name, bool copy);
+/*
+ * The part of plan_stream() that merge shares: the region size of the
+ * command line, or @dflt sectors when none is given. Returns 0 or a usage
+ * error.
+ */
+int plan_region(const struct command *cmd, const struct opts *o, uint64_t dflt,
+		uint64_t *sectors);
+/* @dest and @meta are large enough for a stream of @len sectors in @region ones. */
+int plan_check_sizes(const char *what, const struct blockdev *dest, const struct blockdev *meta,
+		     uint64_t len, uint64_t region);
+/* Nothing named @name exists; else -1, "NAME already exists@hint" printed. */
+int plan_name_free(const char *name, const char *hint);
+/* -1 (message printed) when someone holds @bd exclusively. */
+int plan_check_free(const struct blockdev *bd, const char *role);
+/* The metadata device: see prepare_meta() in plan.c. 0, -1, -2 when refused. */
+int plan_prepare_meta(struct plan *p, uint64_t origin_size, bool allow_continue, bool force);
 /*
  * Formats the metadata device with the identity record (stream-format.h),
  * unless the plan continues earlier metadata: once the origin the table

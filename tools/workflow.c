@@ -23,6 +23,7 @@
 #include "cli.h"
 #include "dm.h"
 #include "follow.h"
+#include "merge.h"
 #include "plan.h"
 #include "status.h"
 #include "util.h"
@@ -269,8 +270,9 @@ static int finish(const char *name)
 {
 	struct stream_table t;
 	struct dmx_table tbl;
-	char helper[160] = "", d[32], m[32];
-	bool has_helper;
+	char helper[160] = "", d[32], m[32], type[32];
+	struct merge_end me;
+	bool has_helper, rollback;
 	uint64_t len;
 	int r;
 
@@ -278,11 +280,15 @@ static int finish(const char *name)
 	if (r)
 		return r;
 	has_helper = helper_origin(name, &t, helper, sizeof(helper));
+	/* A merge --rollback ends on LVM's table, then its snapshot goes. */
+	rollback = !has_helper && merge_rollback_end(name, &t, len, &tbl, &me);
+	if (!rollback)
+		dmx_table_one(&tbl, len, "linear", "%u:%u 0", t.dest_major, t.dest_minor);
 
 	/* The stream commits at the suspend, so its health is checked again
 	 * between the suspend and the resume. */
-	dmx_table_one(&tbl, len, "linear", "%u:%u 0", t.dest_major, t.dest_minor);
 	r = switch_table(name, &tbl, name, finish_check, NULL);
+	snprintf(type, sizeof(type), "%s", tbl.t[0].type);
 	dmx_table_free(&tbl);
 	if (r > 0) {
 		err("%s: not finished: %s", name, stream_left(name));
@@ -292,9 +298,11 @@ static int finish(const char *name)
 		err("%s: not finished; it is still a stream", name);
 		return EXIT_FAIL;
 	}
-	printf("%s: finished: linear on %s; metadata device %s is free\n", name,
+	printf("%s: finished: %s on %s; metadata device %s is free\n", name, type,
 	       devt_str(t.dest_major, t.dest_minor, d, sizeof(d)),
 	       devt_str(t.meta_major, t.meta_minor, m, sizeof(m)));
+	if (rollback)
+		return merge_rollback_release(name, &me);
 	finish_lvm_warning(name);
 	if (has_helper) {
 		if (dmx_remove(helper)) {
@@ -317,7 +325,7 @@ int cmd_finish(const struct command *cmd, struct opts *o, int argc, char **argv)
 
 /*---------------------------------------------------------------------------*/
 /* copy */
-static void random_uuid(char *buf, size_t len)
+void helper_uuid(char *buf, size_t len)
 {
 	unsigned char rnd[16];
 	size_t i, n;
@@ -367,7 +375,7 @@ static int copy_switch(struct plan *p)
 	int r;
 
 	if (p->helper[0]) {
-		random_uuid(uuid, sizeof(uuid));
+		helper_uuid(uuid, sizeof(uuid));
 		if (dmx_create(p->helper, uuid, &p->old, !p->o->mirror, true)) {
 			err("%s: cannot create the helper origin %s", p->name, p->helper);
 			return EXIT_FAIL;
@@ -394,8 +402,7 @@ rollback:
 	return EXIT_FAIL;
 }
 
-/* copy --finish: wait with progress, then finish. */
-static int copy_finish(const char *name, const char *dest, const struct opts *o)
+int wait_and_finish(const char *name, const char *dest, const struct opts *o)
 {
 	int r = follow_stream(name, o->timeout, !o->quiet, o->json, o->interval);
 
@@ -468,7 +475,7 @@ int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **argv)
 	if (!r) {
 		copy_started(&p);
 		if (o->finish)
-			r = copy_finish(p.name, p.dest.path, o);
+			r = wait_and_finish(p.name, p.dest.path, o);
 	}
 	plan_free(&p);
 	return r;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cli.h"
 #include "status.h"
 
 /*
@@ -53,5 +54,15 @@ int suspended_status(const char *name, struct stream_status *st, char *why, size
  * or, when the resume failed too, that @name is still suspended.
  */
 const char *stream_left(const char *name);
+
+/* A new helper origin's dm uuid: ORIGIN_UUID_PREFIX and 32 random hex digits. */
+void helper_uuid(char *buf, size_t len);
+
+/*
+ * copy --finish, merge --finish: waits with progress (as @o says), then
+ * finishes @name; @dest names the destination in messages. Returns an
+ * exit code.
+ */
+int wait_and_finish(const char *name, const char *dest, const struct opts *o);
 
 #endif /* DMSTREAM_WORKFLOW_H */

@@ -78,6 +78,8 @@ NR_SAMPLES = 8
 SAMPLE_SECTORS = 8
 ID_OPT_MIRROR = 0x1
 ID_OPT_NO_DISCARD_PASSDOWN = 0x2
+ID_OPT_MERGE = 0x4
+ID_OPT_ROLLBACK = 0x8
 MIN_MAX_INFLIGHT = 1
 MAX_MAX_INFLIGHT = 1024
 DEV_ID_LAYOUT = (
@@ -302,7 +304,8 @@ def tool_identity_problem(ident, sb):
     for dmstream (a short phrase), or None."""
     if ident["magic"] != IDENTITY_MAGIC:
         return "bad magic"
-    if ident["options"] & ~(ID_OPT_MIRROR | ID_OPT_NO_DISCARD_PASSDOWN):
+    if ident["options"] & ~(ID_OPT_MIRROR | ID_OPT_NO_DISCARD_PASSDOWN | ID_OPT_MERGE |
+                            ID_OPT_ROLLBACK):
         return "unknown options"
     for f in ("name", "uuid"):
         if _id_string_problem(ident[f]):

@@ -4,7 +4,7 @@
 import argparse
 import sys
 
-from . import message, meta, table
+from . import message, meta, seed, table
 from .devices import Inventory
 
 
@@ -40,6 +40,15 @@ def main(argv):
         if gen:
             sp.add_argument("--bases", required=True)
             sp.add_argument("--dir", required=True)
+        sp = sub.add_parser("seed-gen" if gen else "seed-judge")
+        if gen:
+            common(sp, gen)
+        else:
+            sp.add_argument("--cases", required=True)
+            sp.add_argument("--results", required=True)
+        sp.add_argument("--dir", required=True)
+        sp.add_argument("--dev-bytes", type=int, required=True)
+        sp.add_argument("--region-bytes", type=int, required=True)
     a = p.parse_args(argv)
 
     if a.cmd == "table-gen":
@@ -47,6 +56,11 @@ def main(argv):
         return 0
     if a.cmd == "table-judge":
         return table.judge_main(a, Inventory(a.inventory))
+    if a.cmd == "seed-gen":
+        seed.gen_main(a)
+        return 0
+    if a.cmd == "seed-judge":
+        return seed.judge_main(a)
     if a.cmd == "msg-gen":
         message.gen_main(a)
         return 0
