@@ -114,7 +114,7 @@ cow_mib=$(( nchunks * maxpct * CHUNK * 105 / (100 * 2048 * 100) + 8 ))
 truncate -s "${cow_mib}M" "$WORK/cow.img" || exit 2
 COW=$(losetup -f --show "$WORK/cow.img") || { log "losetup failed"; exit 2; }
 {
-	echo "merge: a $((SECTORS / 2048)) MiB volume, snapshot persistent (P) with $((CHUNK / 2)) KiB chunks (LVM's default); $PCTS % of the chunks changed at random"
+	echo "merge: a $((SECTORS / 2048)) MiB volume, snapshot persistent (P) with $((CHUNK / 2)) KiB chunks (LVM's default); ${PCTS// /, } % of the chunks changed at random"
 	echo "merge_chunk_bytes: $((CHUNK * 512))"
 	echo "merge_devices: REAL $REAL, COW $COW (${cow_mib} MiB), META $META (tmpfs-backed loop)"
 	[ $HAVE_TOOL = 1 ] && echo "merge: dmstream: $("$DMSTREAM" --version 2>&1 | head -n 1)"
