@@ -42,7 +42,9 @@
 #   of dm-clone.ko if the clone target is not loaded yet), DMSTREAM_KO
 #   (dm-stream/dm-stream.ko, insmod'ed only if the stream target is missing),
 #   BENCH_HOST_STATE (file written by run.sh), BENCH_QUIET_BUDGET (300 s in
-#   all of waiting for a quiet host), BENCH_RETRIES (2 reruns of a busy run).
+#   all of waiting for a quiet host), BENCH_RETRIES (2 reruns of a busy run),
+#   BENCH_PARTS ("copy fg": the copy runs above, bench/guest-fg.sh's
+#   foreground runs, and `merge`: bench/guest-merge.sh's snapshot merges).
 # Output: DIR/runs.csv (one line per run; valid = 1, 0 or skip; host_busy = 1
 # when other guests ran on the host meanwhile), DIR/env.txt, DIR/dmesg.txt;
 # every CSV line is also printed on stdout prefixed with "BENCH ".
@@ -61,6 +63,8 @@ while [ $# -gt 0 ]; do
 done
 
 SIZE_MIB=${BENCH_SIZE_MIB:-256}
+PARTS=" ${BENCH_PARTS:-copy fg} "
+has_part() { [[ $PARTS == *" $1 "* ]]; }
 REGION=${BENCH_REGION:-128}
 REPS=${BENCH_REPS:-3}
 INFLIGHT=${BENCH_INFLIGHT-16 64}
@@ -152,6 +156,7 @@ have_target() { dmsetup targets 2>/dev/null | awk '{ print $1 }' | grep -qx "$1"
 	echo "size_mib: $SIZE_MIB"
 	echo "region_sectors: $REGION"
 	echo "reps: $REPS"
+	echo "parts:$PARTS"
 	echo "clone_tuned: $CLONE_TUNED"
 	echo "inflight: $INFLIGHT"
 	echo "stream_default_inflight: ${DEFMI:-?}"
@@ -187,6 +192,8 @@ dmsetup targets | sed 's/^/target: /' >> "$OUT/env.txt"
 
 avail_mib=$(awk '/MemAvailable/ { print int($2 / 1024) }' /proc/meminfo)
 need_mib=$((2 * SIZE_MIB + META_MIB + 128))
+# The merge runs' COW device: up to a third of the volume.
+has_part merge && need_mib=$((need_mib + SIZE_MIB / 3 + 8))
 if [ "$avail_mib" -lt "$need_mib" ]; then
 	log "not enough memory: $avail_mib MiB available, $need_mib MiB needed (use --mem or a smaller BENCH_SIZE_MIB)"
 	exit 2
@@ -376,11 +383,13 @@ if [ $STREAM_OK = 1 ]; then
 fi
 CONFIGS=${BENCH_CONFIGS:-$CONFIGS_ALL}
 for c in $CONFIGS; do echo "config: $c ${KIND[$c]:-} ${ARGS[$c]:-}" >> "$OUT/env.txt"; done
-[ $CLONE_OK = 1 ] || {
+has_part copy && [ $CLONE_OK = 0 ] && {
 	record clone 0 "" skip "clone target unavailable"; emit 0
 	record clone-tuned 0 "" skip "clone target unavailable"; emit 0
 }
-[ $STREAM_OK = 1 ] || { record stream 0 "" skip "stream target unavailable"; emit 0; }
+has_part copy && [ $STREAM_OK = 0 ] && { record stream 0 "" skip "stream target unavailable"; emit 0; }
+copy_reps=$REPS
+has_part copy || copy_reps=0
 
 declare -A BROKEN
 read -r -a list <<<"$CONFIGS"
@@ -388,7 +397,7 @@ n=${#list[@]}
 fail=0
 dmesg_start=$(dmesg | wc -l)
 t_all=$(now)
-for ((rep = 1; rep <= REPS; rep++)); do
+for ((rep = 1; rep <= copy_reps; rep++)); do
 	for ((i = 0; i < n; i++)); do
 		cfg=${list[(i + rep - 1) % n]}
 		if [ -n "${BROKEN[$cfg]:-}" ]; then
@@ -430,10 +439,19 @@ log "all runs: $(elapsed "$t_all" "$(now)") s"
 awk -F, 'NR > 1 && $5 == 0 { bad = 1 } END { exit !bad }' "$CSV" && fail=1
 
 # Foreground I/O while streaming (bench/guest-fg.sh), on the same devices.
-if [ "${BENCH_FG_SECONDS:-20}" -gt 0 ] && [ $STREAM_OK = 1 ] && command -v fio >/dev/null; then
+if has_part fg && [ "${BENCH_FG_SECONDS:-20}" -gt 0 ] && [ $STREAM_OK = 1 ] &&
+   command -v fio >/dev/null; then
 	BENCH_ORIG=$ORIG BENCH_DEST=$DEST BENCH_META=$META BENCH_SECTORS=$SECTORS \
 		BENCH_REGION=$REGION BENCH_PREPARE="$WORK" \
 		bash bench/guest-fg.sh --out "$OUT" || fail=1
+fi
+
+# Merging a snapshot back (bench/guest-merge.sh): the destination serves as
+# the volume, restored from the origin's file before every run.
+if has_part merge; then
+	BENCH_MERGE_REAL=$DEST BENCH_META=$META BENCH_SECTORS=$SECTORS BENCH_PREPARE="$WORK" \
+		BENCH_MERGE_PRISTINE="$WORK/origin.img" \
+		bash bench/guest-merge.sh --out "$OUT" || fail=1
 fi
 
 dmesg > "$OUT/dmesg.txt"

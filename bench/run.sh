@@ -18,6 +18,13 @@
 #                     stream-mi<N>, and stream-poll: dm-stream timed by polling
 #                     its status like dm-clone instead of waiting for its event)
 #   --region SECTORS  region size for both targets (default 128 = 64 KiB)
+#   --parts LIST      what to run (default "copy fg"): copy (the runs above),
+#                     fg (foreground I/O while streaming, bench/guest-fg.sh),
+#                     merge (merging a dm-snapshot back: snapshot-merge
+#                     against `dmstream merge --rollback`, bench/guest-merge.sh;
+#                     builds the tool too)
+#   --merge-pcts LIST percentages of the volume's chunks changed through the
+#                     snapshot before a merge (default "5 30")
 #   --mem SIZE        guest RAM (default 3G)
 #   --timeout SEC     guest timeout (default 1200)
 #   --out DIR         results directory (default bench/out)
@@ -51,6 +58,7 @@ die() { echo "bench: $*" >&2; exit 2; }
 
 size=256 reps=3 inflight="16 64" clone_tuned="256 64" configs="" region=128
 mem=3G timeout=1200 out=$REPO/bench/out build=1 idle_wait=600 ko=
+parts="copy fg" merge_pcts="5 30"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--size) size=${2:?}; shift 2 ;;
@@ -59,6 +67,8 @@ while [ $# -gt 0 ]; do
 	--clone-tuned) clone_tuned=${2:?}; shift 2 ;;
 	--configs) configs=${2:?}; shift 2 ;;
 	--region) region=${2:?}; shift 2 ;;
+	--parts) parts=${2:?}; shift 2 ;;
+	--merge-pcts) merge_pcts=${2:?}; shift 2 ;;
 	--mem) mem=${2:?}; shift 2 ;;
 	--timeout) timeout=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
@@ -72,6 +82,10 @@ done
 [[ $size =~ ^[0-9]+$ && $size -gt 0 ]] || die "bad --size '$size'"
 [[ $reps =~ ^[0-9]+$ && $reps -gt 0 ]] || die "bad --reps '$reps'"
 [[ $region =~ ^[0-9]+$ ]] || die "bad --region '$region'"
+for p in $parts; do
+	case $p in copy|fg|merge) ;; *) die "bad --parts '$parts' (copy, fg, merge)" ;; esac
+done
+[[ $merge_pcts =~ ^[0-9\ ]+$ ]] || die "bad --merge-pcts '$merge_pcts'"
 
 scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh || die "scripts/deps.sh failed"
 abi=$(scripts/deps.sh --abi) || die "cannot derive the kernel ABI"
@@ -79,6 +93,10 @@ abi=$(scripts/deps.sh --abi) || die "cannot derive the kernel ABI"
 if [ $build = 1 ]; then
 	make --no-print-directory modules KDIR="/usr/src/linux-headers-$abi" >&2 ||
 		echo "bench: building dm-stream failed: the dm-stream runs will be skipped" >&2
+	if [[ " $parts " == *" merge "* ]]; then
+		make --no-print-directory tools >&2 ||
+			echo "bench: building the tool failed: the dmstream merge runs will be skipped" >&2
+	fi
 fi
 
 clone_ko=$(KABI=$abi bench/build-dm-clone.sh) ||
@@ -87,6 +105,7 @@ clone_ko=$(KABI=$abi bench/build-dm-clone.sh) ||
 mkdir -p "$out" || die "cannot create $out"
 out=$(cd "$out" && pwd -P)
 rm -f "$out"/{runs.csv,results.md,results.csv,ratios.csv,env.txt,dmesg.txt,dmesg-bad.txt}
+rm -f "$out"/{fg.csv,merge.csv}
 
 # What was measured: the commit (noting local changes to dm-stream/) and a
 # hash of the module; the host and QEMU.
@@ -150,6 +169,7 @@ selftests/run-guest --quiet --timeout "$timeout" --mem "$mem" --out "$out" \
 	-e "BENCH_SIZE_MIB=$size" -e "BENCH_REPS=$reps" -e "BENCH_INFLIGHT=$inflight" \
 	-e "BENCH_CLONE_TUNED=$clone_tuned" -e "BENCH_CONFIGS=$configs" \
 	-e "BENCH_REGION=$region" -e "DMCLONE_KO=$clone_ko" \
+	-e "BENCH_PARTS=$parts" -e "BENCH_MERGE_PCTS=$merge_pcts" \
 	-e "BENCH_REV=$rev" -e "BENCH_HOST=$host" -e "BENCH_HOST_STATE=$out/.host-state" \
 	-e "BENCH_STREAM_DEFAULT_INFLIGHT=$defmi" \
 	-e "DMSTREAM_KO=$ko" \
@@ -163,9 +183,13 @@ if [ -f "$out/env.txt" ]; then
 fi
 echo "bench: guest finished with status $rc after $(( $(date +%s) - t0 )) s" >&2
 # The guest's own log lines (stderr goes to the console).
-grep -E '^(guest-bench|BENCH) ' "$out/console.log" >&2 || true
+grep -E '^(guest-bench|guest-merge|BENCH|BENCH-MERGE) ' "$out/console.log" >&2 || true
 
-if [ ! -s "$out/runs.csv" ] || [ "$(wc -l < "$out/runs.csv")" -lt 2 ]; then
+lines=0
+for f in runs.csv fg.csv merge.csv; do
+	[ -s "$out/$f" ] && lines=$((lines + $(wc -l < "$out/$f") - 1))
+done
+if [ ! -s "$out/runs.csv" ] || [ "$lines" -lt 1 ]; then
 	echo "bench: no results (console: $out/console.log)" >&2
 	exit 2
 fi

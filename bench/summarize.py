@@ -5,7 +5,9 @@
 Usage: bench/summarize.py DIR
 Reads DIR/runs.csv and DIR/env.txt; writes DIR/results.csv (one line per
 configuration), DIR/ratios.csv and DIR/results.md (the tables), and prints
-the markdown.
+the markdown. With DIR/fg.csv (bench/guest-fg.sh) and DIR/merge.csv
+(bench/guest-merge.sh) present, their sections too; the merge medians also
+go to DIR/merge-results.csv.
 """
 
 import csv
@@ -102,6 +104,113 @@ def foreground(out):
     for cfg in order:
         for n in fg[cfg]["notes"]:
             lines.append("- %s: %s" % (cfg, n))
+    return lines
+
+
+MERGE_DESCR = {
+    "snapshot-merge": "kernel `snapshot-merge` (as `lvconvert --merge`)",
+    "dmstream": "`dmstream merge --rollback`",
+}
+MERGE_KEYS = ["switch_s", "merged_s", "complete_s", "real_read_b", "real_write_b",
+              "cow_read_b", "cow_write_b", "meta_write_b", "write_ratio"]
+
+
+def merge_section(out):
+    """The table of bench/guest-merge.sh's merge.csv, as markdown lines, or [];
+    writes DIR/merge-results.csv (medians of the valid runs)."""
+    path = os.path.join(out, "merge.csv")
+    if not os.path.exists(path):
+        return []
+    res, notes, byrep = {}, [], {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            if r["valid"] == "skip":
+                notes.append("%s: %s" % (r["method"], r["note"]))
+                continue
+            e = res.setdefault((r["pct"], r["method"]),
+                               {"runs": 0, "chunks": [], **{k: [] for k in MERGE_KEYS}})
+            e["runs"] += 1
+            if r["note"]:
+                notes.append("%s, %s%%, rep %s: %s" % (r["method"], r["pct"], r["rep"], r["note"]))
+            if r["valid"] != "1":
+                continue
+            e["chunks"].append(int(r["changed_chunks"]))
+            for k in MERGE_KEYS:
+                e[k].append(float(r[k]))
+            byrep.setdefault((r["pct"], r["rep"]), {})[r["method"]] = r
+
+    def m(e, k):
+        return statistics.median(e[k]) if e[k] else None
+
+    def mib(x):
+        return fmt(x / 1048576 if x is not None else None, ".1f")
+
+    env = read_env(os.path.join(out, "env.txt"))
+    keys = sorted(res, key=lambda k: (float(k[0] or 0), list(MERGE_DESCR).index(k[1])
+                                      if k[1] in MERGE_DESCR else 9))
+    rows = []
+    for pct, meth in keys:
+        e = res[(pct, meth)]
+        row = {"method": meth, "pct": pct, "valid_runs": len(e["switch_s"]),
+               "runs": e["runs"], "changed_chunks": m(e, "chunks")}
+        row.update({k: m(e, k) for k in MERGE_KEYS})
+        rows.append(row)
+    with open(os.path.join(out, "merge-results.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["method", "pct", "valid_runs", "runs", "changed_chunks"]
+                           + ["median_" + k for k in MERGE_KEYS])
+        w.writeheader()
+        for r in rows:
+            w.writerow({**{k: r[k] for k in ("method", "pct", "valid_runs", "runs")},
+                        "changed_chunks": "" if r["changed_chunks"] is None
+                        else "%d" % r["changed_chunks"],
+                        **{"median_" + k: "" if r[k] is None else
+                           ("%.0f" if k.endswith("_b") else "%.3f") % r[k]
+                           for k in MERGE_KEYS}})
+
+    lines = ["", "## Merging a snapshot back into its origin\n",
+             "Setup: %s. Times from the first command: *switch* until the volume shows the "
+             "snapshot's content, *merged* until the status says the merge is done, "
+             "*complete* until the volume is `linear` on REAL again. MiB read/written are "
+             "`/sys/block/loopN/stat` deltas over that time; the last column is REAL's "
+             "bytes written over the changed chunks' bytes (goal <= 1.1). A run is valid "
+             "when the volume's checksum then equals the snapshot's. Medians of valid runs.\n"
+             % env.get("merge", "?"),
+             "| changed | method | valid/runs | switch s | merged s | complete s "
+             "| REAL read MiB | REAL written MiB | COW read MiB | COW written MiB "
+             "| META written MiB | REAL written / changed |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ch = r["changed_chunks"]
+        size = float(env.get("merge_chunk_bytes", "4096"))
+        lines.append("| %s%% (%s chunks, %s MiB) | %s | %d/%d | %s | %s | %s | %s | %s | %s | %s "
+                     "| %s | %s |" % (
+                         r["pct"], fmt(ch, ".0f"), mib(ch * size if ch else None),
+                         MERGE_DESCR.get(r["method"], r["method"]), r["valid_runs"], r["runs"],
+                         fmt(r["switch_s"], ".3f"), fmt(r["merged_s"], ".3f"),
+                         fmt(r["complete_s"], ".3f"), mib(r["real_read_b"]),
+                         mib(r["real_write_b"]), mib(r["cow_read_b"]), mib(r["cow_write_b"]),
+                         mib(r["meta_write_b"]), fmt(r["write_ratio"], ".3f")))
+    pcts = sorted({k[0] for k in keys}, key=lambda p: float(p or 0))
+    ratios = []
+    for pct in pcts:
+        a, b = res.get((pct, "dmstream")), res.get((pct, "snapshot-merge"))
+        if not a or not b:
+            continue
+        for k, label in (("switch_s", "switch"), ("complete_s", "complete")):
+            per = [float(t["dmstream"][k]) / float(t["snapshot-merge"][k])
+                   for (p, _), t in byrep.items()
+                   if p == pct and "dmstream" in t and "snapshot-merge" in t
+                   and t["dmstream"]["valid"] == "1" and t["snapshot-merge"]["valid"] == "1"
+                   and float(t["snapshot-merge"][k]) > 0]
+            ma, mb = m(a, k), m(b, k)
+            ratios.append("| %s%% | %s | %s | %s |" % (
+                pct, label, fmt(ma / mb if ma and mb else None),
+                fmt(statistics.median(per) if per else None)))
+    if ratios:
+        lines += ["", "| changed | dmstream time / snapshot-merge time | of medians "
+                  "| median of per-repetition ratios |", "|---|---|---|---|"] + ratios
+    for n in notes:
+        lines.append("- %s" % n)
     return lines
 
 
@@ -218,6 +327,7 @@ def main():
     if "dmesg" in env:
         md.append("- **dmesg: %s**" % env["dmesg"])
     md.append("")
+    head = len(md)
     md.append("| config | what | valid/runs | host busy | median s | min s | max s | MiB/s | vs raw dd |")
     md.append("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -267,7 +377,10 @@ def main():
                 label, len(e["all"]), len(e["all"]) + e["bad"], fmt(med.get(c), ".3f"),
                 fmt(mibs(c), ".1f"), fmt(ratio(med.get(c), med.get("stream"))),
                 fmt(paired(c, "stream"))))
+    if not rows:    # no copy runs (run.sh --parts without copy)
+        del md[head:]
     md.extend(foreground(out))
+    md.extend(merge_section(out))
     notes = [(c, n) for c in order for n in runs[c]["notes"]]
     if notes:
         md.append("")
