@@ -184,6 +184,17 @@ struct stream_identity_disk {
 	 * abort and assemble can make it again. "" otherwise.
 	 */
 	char origin_table[STREAM_ID_TABLE_LEN];
+	/*
+	 * dmstream merge: the dm-snapshot exception store the seed came from,
+	 * so that a continued merge is known to be over the same store: how
+	 * many exceptions it held, the CRC32C (as above) of their (old_chunk,
+	 * new_chunk) pairs, __le64 each, in store order, and its chunk size.
+	 * A store only grows, so a later read must hold the same pairs first.
+	 * All zero otherwise.
+	 */
+	__le64 merge_exceptions;
+	__le32 merge_csum;
+	__le32 merge_chunk;			/* sectors */
 } __packed;
 
 static_assert(sizeof(struct stream_superblock_disk) <= STREAM_IDENTITY_OFFSET,

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -66,7 +67,11 @@ struct merge {
 	bool lvm;			/* --rollback of an LVM snapshot */
 	char vg[128], lv[128];
 	struct plan p;
-	bool cont;			/* continuing this merge's metadata */
+	bool ours;			/* the metadata device holds this merge's */
+	bool cont;			/* continuing it */
+	bool formatted;			/* the metadata was formatted by this run */
+	uint64_t rec_exceptions;	/* what it recorded of the store */
+	uint32_t rec_csum;
 	char why[768];			/* a failure while suspended, printed after */
 	uint64_t nr_exceptions;
 };
@@ -266,7 +271,8 @@ static int lvm_skip(const char *vg, const char *lv, bool skip)
 /* Planning, before anything changes */
 static int merge_devices(struct merge *m)
 {
-	char why[256], devt[32];
+	char why[256], devt[32], path[160];
+	struct blockdev od;
 
 	if (dmx_info(m->snap, &m->snap_info))
 		return EXIT_FAIL;
@@ -323,57 +329,127 @@ static int merge_devices(struct merge *m)
 		    "then removes it; close it first", m->snap);
 		return EXIT_FAIL;
 	}
-	m->lvm = lvm_names(&m->origin_info, m->vg, sizeof(m->vg), m->lv, sizeof(m->lv));
+	/*
+	 * Its content changes under its users at the switch: a filesystem
+	 * (or anything else holding it exclusively) keeps what it cached.
+	 */
+	snprintf(path, sizeof(path), "/dev/mapper/%s", m->origin);
+	devt_str(m->origin_info.major, m->origin_info.minor, devt, sizeof(devt));
+	if (!blockdev_get(devt, &od) && blockdev_busy(&od)) {
+		err("%s is mounted or held exclusively: a rollback changes its content under its "
+		    "users, and a filesystem would keep what it cached (corrupting itself); "
+		    "unmount it first (LVM defers such a merge to the next activation)", path);
+		return EXIT_FAIL;
+	}
+	if (!strncmp(m->origin_info.uuid, LVM_UUID_PREFIX, strlen(LVM_UUID_PREFIX))) {
+		m->lvm = lvm_names(&m->origin_info, m->vg, sizeof(m->vg), m->lv, sizeof(m->lv));
+		if (!m->lvm) {
+			err("%s has an LVM uuid, but its name is no VG-LV name: refusing, since its "
+			    "activation skip flag could not be set", m->origin);
+			return EXIT_FAIL;
+		}
+	}
 	m->name = m->origin;
 	return 0;
 }
 
 /*
- * The metadata device: blank (or --force): a new merge; this merge's own
- * (its identity record names the same device and direction): continued.
- * Anything else is refused.
+ * Before anything: what the metadata device holds. Metadata of this merge
+ * (its identity record says merge, the same device and direction) is
+ * continued, in its own region size; the metadata of any other merge is
+ * refused even with --force, since a merge's metadata must never be
+ * formatted again while that merge is unfinished (seeding again would copy
+ * the snapshot over writes made since). Anything else: as for copy.
  */
-static int merge_meta(struct merge *m)
+static int merge_meta_peek(struct merge *m)
 {
 	uint32_t want = STREAM_ID_OPT_MERGE | (m->o->rollback ? STREAM_ID_OPT_ROLLBACK : 0);
+	const struct stream_identity_disk *id;
 	struct meta_sb sb;
-	bool in_use, ours;
+	bool in_use;
 	uint64_t size;
 	int fd, r;
 
-	fd = meta_open(m->p.meta.path, true, &in_use, &size);
+	fd = meta_open(m->o->meta, false, &in_use, &size);
 	if (fd < 0)
 		return EXIT_FAIL;
+	r = meta_read_sb(fd, &sb);
+	close(fd);
+	if (r)
+		return EXIT_FAIL;
 	if (in_use) {
-		err("metadata device %s is in use", m->p.meta.path);
-		close(fd);
+		err("metadata device %s is in use", m->o->meta);
 		return EXIT_FAIL;
 	}
-	r = meta_read_sb(fd, &sb);
-	if (!r && sb.magic == STREAM_MAGIC && !meta_sb_header_problem(&sb)) {
-		ours = sb.has_identity &&
-		       (le32toh(sb.identity.options) & (STREAM_ID_OPT_MERGE | STREAM_ID_OPT_ROLLBACK)) == want &&
-		       !strncmp(sb.identity.name, m->name, sizeof(sb.identity.name));
-		if (!ours && !m->o->force) {
-			err("refusing metadata device %s: it holds the metadata of another stream "
-			    "(%s); --force overwrites it", m->p.meta.path,
-			    sb.has_identity ? sb.identity.name : "no name recorded");
-			close(fd);
-			return EXIT_METADATA;
-		}
-		if (!ours) {
+	id = &sb.identity;
+	if (sb.magic != STREAM_MAGIC || meta_sb_header_problem(&sb) || !sb.has_identity ||
+	    !(le32toh(id->options) & STREAM_ID_OPT_MERGE))
+		return 0;
+	if ((le32toh(id->options) & (STREAM_ID_OPT_MERGE | STREAM_ID_OPT_ROLLBACK)) != want ||
+	    strncmp(id->name, m->name, sizeof(id->name))) {
+		err("refusing metadata device %s: it holds the metadata of a%s merge of %.128s. "
+		    "Continue that one with its own command; once it is finished, zero the "
+		    "device's first 4 KiB to reuse it", m->o->meta,
+		    le32toh(id->options) & STREAM_ID_OPT_ROLLBACK ? " --rollback" : "", id->name);
+		return EXIT_METADATA;
+	}
+	if (m->o->region_bytes && m->o->region_bytes != (uint64_t)sb.region_size * 512) {
+		err("%s holds this merge's metadata, in regions of %u sectors: continue it without "
+		    "--region-size, or with that size", m->o->meta, sb.region_size);
+		return EXIT_USAGE;
+	}
+	m->o->region_bytes = (uint64_t)sb.region_size * 512;
+	m->rec_exceptions = le64toh(id->merge_exceptions);
+	m->rec_csum = le32toh(id->merge_csum);
+	m->ours = true;
+	return 0;
+}
+
+/* The metadata device, after the checks: as plan.c prepares it. */
+static int merge_meta(struct merge *m)
+{
+	bool in_use;
+	uint64_t size;
+	int fd, r = 0;
+
+	if (!m->ours && m->o->force) {
+		/* plan.c wipes foreign metadata with --force, but keeps a stream's. */
+		struct meta_sb sb;
+
+		fd = meta_open(m->p.meta.path, true, &in_use, &size);
+		if (fd < 0)
+			return EXIT_FAIL;
+		if (!meta_read_sb(fd, &sb) && sb.magic == STREAM_MAGIC) {
 			warn("overwriting metadata device %s: it held stream %s", m->p.meta.path,
 			     sb.has_identity ? sb.identity.name : "(unnamed)");
 			r = meta_wipe(fd);
 		}
+		close(fd);
+		if (r)
+			return EXIT_FAIL;
+	} else if (!m->ours) {
+		/* plan.c would continue another stream of the same geometry. */
+		struct meta_sb sb;
+
+		fd = meta_open(m->p.meta.path, false, &in_use, &size);
+		if (fd < 0)
+			return EXIT_FAIL;
+		r = meta_read_sb(fd, &sb);
+		close(fd);
+		if (!r && !sb.blank) {
+			err("refusing metadata device %s: a merge needs blank metadata (or its own); "
+			    "--force overwrites it", m->p.meta.path);
+			return EXIT_METADATA;
+		}
 	}
-	close(fd);
-	if (r)
-		return EXIT_FAIL;
-	r = plan_prepare_meta(&m->p, m->st.len, true, m->o->force);
+	r = plan_prepare_meta(&m->p, m->st.len, m->ours, m->o->force && !m->ours);
 	if (r)
 		return r == -2 ? EXIT_METADATA : EXIT_FAIL;
 	m->cont = !m->p.format;
+	if (m->ours && !m->cont) {
+		err("internal error: %s was to be continued", m->p.meta.path);
+		return EXIT_FAIL;
+	}
 	return 0;
 }
 
@@ -393,6 +469,15 @@ static int merge_plan(struct merge *m)
 	p->len = m->st.len;
 	if (dmx_info(m->name, &p->info))
 		return EXIT_FAIL;
+	r = merge_meta_peek(m);
+	if (r)
+		return r;
+	if (m->ours && !m->o->rollback && m->snap_info.open_count) {
+		err("%s is open: after the merge stopped, nothing may use it until the merge "
+		    "continues (its exceptions are older than what the merge wrote to the "
+		    "origin's device); close it, then run this command again", m->snap);
+		return EXIT_FAIL;
+	}
 	r = plan_region(m->cmd, m->o, m->st.chunk > STREAM_MIN_REGION_SECTORS ? m->st.chunk :
 			STREAM_MIN_REGION_SECTORS, &p->region);
 	if (r)
@@ -427,14 +512,25 @@ static int merge_plan(struct merge *m)
 		/* Recorded in the identity: the helper's table. */
 		dmx_table_one(&p->old, m->st.len, "snapshot", "%s", m->snap_tbl.t[0].params);
 	}
-	return merge_meta(m);
+	r = merge_meta(m);
+	if (r)
+		return r;
+	/* What the suspended part needs, allocated now. */
+	if (!m->cont) {
+		seed_init(&p->seed, m->st.len, p->region);
+		p->seeded = true;
+	}
+	return 0;
 }
 
 /*---------------------------------------------------------------------------*/
-/* The seed, read while suspended */
+/* The store, read while suspended */
 struct read_ctx {
 	struct merge *m;
-	uint64_t k;
+	bool seed;		/* a new merge: seed and pick samples */
+	uint64_t k;		/* exceptions seen */
+	uint64_t prefix;	/* the first so many go into crc */
+	uint32_t crc;
 	uint64_t pick[STREAM_NR_SAMPLES];
 };
 
@@ -446,37 +542,41 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-/* Each exception: its chunk's regions are to be copied; a sample candidate. */
-static int on_exception(void *arg, uint64_t old_chunk)
+/*
+ * Each exception: the fingerprint; for a new merge its chunk's regions are
+ * to be copied, and it is a sample candidate.
+ */
+static int on_exception(void *arg, uint64_t old_chunk, uint64_t new_chunk)
 {
 	struct read_ctx *c = arg;
-	uint64_t chunk = c->m->st.chunk, j;
+	uint64_t chunk = c->m->st.chunk, j, pair[2] = { htole64(old_chunk), htole64(new_chunk) };
 
-	seed_clear_sectors(&c->m->p.seed, old_chunk * chunk, (old_chunk + 1) * chunk);
-	/* A reservoir of exceptions, spread over the store, for the samples. */
-	if (c->k < STREAM_NR_SAMPLES) {
-		c->pick[c->k] = old_chunk;
-	} else {
-		j = mix64(c->k) % (c->k + 1);
-		if (j < STREAM_NR_SAMPLES)
-			c->pick[j] = old_chunk;
+	if (c->k < c->prefix)
+		c->crc = meta_crc32c_more(c->crc, pair, sizeof(pair));
+	if (c->seed) {
+		seed_clear_sectors(&c->m->p.seed, old_chunk * chunk, (old_chunk + 1) * chunk);
+		/* A reservoir of exceptions, spread over the store, for the samples. */
+		if (c->k < STREAM_NR_SAMPLES) {
+			c->pick[c->k] = old_chunk;
+		} else {
+			j = mix64(c->k) % (c->k + 1);
+			if (j < STREAM_NR_SAMPLES)
+				c->pick[j] = old_chunk;
+		}
 	}
 	c->k++;
 	return 0;
 }
 
-/*
- * The seed from the store, and the origin samples in chunks that hold an
- * exception: only there does the snapshot's content not change during the
- * merge (elsewhere it shows REAL, which the stream writes).
- */
-static int read_seed(struct merge *m)
+/* Reads the store into @c; -1 with the reason in m->why. */
+static int read_store(struct merge *m, struct read_ctx *c)
 {
-	struct read_ctx c = { .m = m };
 	struct snapstore ss;
-	uint64_t sector, i;
 	int fd, r;
 
+	c->m = m;
+	c->k = 0;
+	c->crc = 0xffffffffU;	/* meta_crc32c()'s seed */
 	fd = open(m->cow.path, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (fd < 0)
 		fd = open(m->cow.path, O_RDONLY | O_CLOEXEC);
@@ -485,10 +585,7 @@ static int read_seed(struct merge *m)
 			 m->cow.path, strerror(errno));
 		return -1;
 	}
-	seed_init(&m->p.seed, m->st.len, m->p.region);
-	m->p.seeded = true;
-	seed_set_all(&m->p.seed);
-	r = snapstore_read(fd, m->cow.size, m->st.chunk, m->st.len, on_exception, &c, &ss,
+	r = snapstore_read(fd, m->cow.size, m->st.chunk, m->st.len, on_exception, c, &ss,
 			   m->why, sizeof(m->why));
 	close(fd);
 	if (r) {
@@ -499,7 +596,55 @@ static int read_seed(struct merge *m)
 			 m->cow.path, tmp);
 		return -1;
 	}
-	m->nr_exceptions = ss.nr_exceptions;
+	return 0;
+}
+
+/*
+ * A continued merge: the store must be the one the seed came from. Its
+ * recorded exceptions come first, unchanged (a store only grows); a new
+ * one is a write to the snapshot since the merge stopped, which the merge
+ * would lose (its region may be copied already, or seeded), so it is
+ * refused too.
+ */
+static int check_store(struct merge *m)
+{
+	struct read_ctx c = { .prefix = m->rec_exceptions };
+
+	if (read_store(m, &c))
+		return -1;
+	if (c.k < m->rec_exceptions || c.crc != m->rec_csum) {
+		snprintf(m->why, sizeof(m->why), "refusing to continue: the exception store %s is "
+			 "not the one this merge started from (it recorded %" PRIu64 " exceptions, "
+			 "the store holds %" PRIu64 "%s)", m->cow.path, m->rec_exceptions, c.k,
+			 c.k >= m->rec_exceptions ? ", others" : "");
+		return -1;
+	}
+	if (c.k > m->rec_exceptions) {
+		snprintf(m->why, sizeof(m->why), "refusing to continue: %s was written since the "
+			 "merge stopped (%" PRIu64 " new exceptions); the merge would lose those "
+			 "writes", m->snap, c.k - m->rec_exceptions);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The seed from the store, and the origin samples in chunks that hold an
+ * exception: only there does the snapshot's content not change during the
+ * merge (elsewhere it shows REAL, which the stream writes).
+ */
+static int read_seed(struct merge *m)
+{
+	struct read_ctx c = { .seed = true, .prefix = UINT64_MAX };
+	uint64_t sector, i;
+
+	seed_set_all(&m->p.seed);
+	if (read_store(m, &c))
+		return -1;
+	m->nr_exceptions = c.k;
+	m->p.merge_exceptions = c.k;
+	m->p.merge_csum = c.crc;
+	m->p.merge_chunk = m->st.chunk;
 	m->p.samples_set = true;
 	for (i = 0; i < STREAM_NR_SAMPLES && i < c.k; i++) {
 		sector = c.pick[i] * m->st.chunk;
@@ -510,11 +655,21 @@ static int read_seed(struct merge *m)
 	return 0;
 }
 
-/* While suspended: the seed and the metadata, unless continued. */
+/*
+ * While suspended: the snapshot is still sound (a PO store's overflow is
+ * only in its status); a new merge's seed and metadata, or a continued
+ * merge's store checked.
+ */
 static int make_meta(struct merge *m)
 {
+	char why[256];
+
+	if (snapshot_healthy(m->snap, why, sizeof(why))) {
+		snprintf(m->why, sizeof(m->why), "%s: %s", m->snap, why);
+		return -1;
+	}
 	if (m->cont)
-		return 0;
+		return check_store(m);
 	if (read_seed(m))
 		return -1;
 	if (plan_format_meta(&m->p)) {
@@ -522,27 +677,62 @@ static int make_meta(struct merge *m)
 			 m->p.meta.path);
 		return -1;
 	}
+	m->formatted = true;
 	return 0;
+}
+
+/*
+ * After a failed switch, with no stream table live: metadata formatted for
+ * it goes (block 0 zeroed), so that a later run seeds again from the store
+ * as it is then, rather than continuing a seed that may be stale.
+ */
+static void unformat(struct merge *m)
+{
+	bool in_use;
+	uint64_t size;
+	int fd;
+
+	if (!m->formatted)
+		return;
+	fd = meta_open(m->p.meta.path, true, &in_use, &size);
+	if (fd < 0 || in_use || meta_wipe(fd))
+		err("%s: zero the first 4 KiB of metadata device %s before merging again: it "
+		    "holds a seed that may be out of date", m->name, m->p.meta.path);
+	if (fd >= 0)
+		close(fd);
+	m->formatted = false;
 }
 
 /*---------------------------------------------------------------------------*/
 /* The switch */
-/* ORIGIN or SNAP back to its own table, read-write. */
-static void back_rw(const char *name, const struct dmx_table *tbl)
+/* @name back on its own table, as read-only as it was. */
+static void back_table(const char *name, const struct dmx_table *tbl, bool ro)
 {
-	if (dmx_load_ro(name, tbl, false) || dmx_resume(name))
-		err("%s: could not make it read-write again: 'dmsetup table %s', then reload "
-		    "it without --readonly", name, name);
+	if (dmx_load_ro(name, tbl, ro) || dmx_resume(name))
+		err("%s: could not put its table back: 'dmsetup table %s', then reload it%s", name,
+		    name, ro ? " with --readonly" : " without --readonly");
 }
 
-/* Reloads @name read-only on its own table. */
-static int make_ro(const char *name, const struct dmx_table *tbl)
+/* Reloads @name read-only on its own table; back as it was on a failure. */
+static int make_ro(const char *name, const struct dmx_table *tbl, bool was_ro)
 {
-	if (!dmx_load_ro(name, tbl, true) && !dmx_resume(name))
-		return 0;
-	dmx_clear(name);
+	if (!dmx_load_ro(name, tbl, true)) {
+		if (!dmx_resume(name))
+			return 0;
+		/* The read-only table may be live, and the device suspended. */
+		back_table(name, tbl, was_ro);
+	} else {
+		dmx_clear(name);
+	}
 	err("%s: could not make it read-only", name);
 	return -1;
+}
+
+/* Before a suspend: no page of ours is to be read from a suspended device. */
+static void lock_memory(void)
+{
+	if (mlockall(MCL_CURRENT))
+		info("cannot lock the tool's memory (%s): going on", strerror(errno));
 }
 
 /*
@@ -562,11 +752,12 @@ static int make_ro(const char *name, const struct dmx_table *tbl)
 static int switch_live(struct merge *m)
 {
 	const char *helper = m->p.helper;
+	bool origin_ro = m->origin_info.read_only;
 	struct dmx_table tbl;
 	struct dmx_info hi;
 	char uuid[64];
 
-	if (m->origin[0] && make_ro(m->origin, &m->origin_tbl))
+	if (m->origin[0] && make_ro(m->origin, &m->origin_tbl, origin_ro))
 		return EXIT_FAIL;
 	helper_uuid(uuid, sizeof(uuid));
 	if (m->cont)
@@ -598,15 +789,15 @@ static int switch_live(struct merge *m)
 		}
 		dmx_table_free(&tbl);
 	}
-	dmx_kmsg_mark();
+	lock_memory();
 	if (dmx_suspend(m->snap)) {
 		snprintf(m->why, sizeof(m->why), "cannot suspend %s", m->snap);
 		goto undo_suspended;
 	}
 	/* Suspended: nothing printed from here until a resume. */
+	if (make_meta(m))
+		goto undo_suspended;
 	if (!m->cont) {
-		if (make_meta(m))
-			goto undo_suspended;
 		plan_table(&m->p, &tbl);
 		if (dmx_load(m->snap, &tbl)) {
 			dmx_table_free(&tbl);
@@ -665,8 +856,9 @@ undo_helper:
 	if (dmx_remove(helper))
 		err("%s: the helper %s could not be removed", m->snap, helper);
 undo_origin:
+	unformat(m);
 	if (m->origin[0])
-		back_rw(m->origin, &m->origin_tbl);
+		back_table(m->origin, &m->origin_tbl, origin_ro);
 	err("%s: not merged; it is back on its snapshot table", m->snap);
 	return EXIT_FAIL;
 }
@@ -678,8 +870,8 @@ undo_origin:
  */
 static int switch_rollback(struct merge *m)
 {
+	bool snap_ro = m->snap_info.read_only, skip_set = false;
 	struct dmx_table tbl;
-	bool skip_set = false;
 
 	if (m->lvm && !m->cont) {
 		if (lvm_skip(m->vg, m->lv, true)) {
@@ -689,12 +881,13 @@ static int switch_rollback(struct merge *m)
 		}
 		skip_set = true;
 	}
-	if (make_ro(m->snap, &m->snap_tbl))
+	if (make_ro(m->snap, &m->snap_tbl, snap_ro))
 		goto undo_skip;
 	m->p.origin_major = m->snap_info.major;
 	m->p.origin_minor = m->snap_info.minor;
 
 	dmx_kmsg_mark();
+	lock_memory();
 	if (dmx_suspend(m->origin)) {
 		snprintf(m->why, sizeof(m->why), "cannot suspend %s", m->origin);
 		goto undo_origin;
@@ -710,14 +903,25 @@ static int switch_rollback(struct merge *m)
 		goto undo_origin;
 	}
 	dmx_table_free(&tbl);
-	if (dmx_resume(m->origin)) {
-		snprintf(m->why, sizeof(m->why), "%s did not resume as a stream", m->origin);
-		/* Its live table may be the stream now: the old one goes back. */
-		if (dmx_load(m->origin, &m->origin_tbl))
-			dmx_clear(m->origin);
-		goto undo_origin;
+	if (!dmx_resume(m->origin))
+		return EXIT_OK;
+	/*
+	 * The stream's resume failed, and its table is live: the old one goes
+	 * back in with a resume of its own. Until ORIGIN runs on it, SNAP is
+	 * the stream's origin and stays read-only, and the metadata stays.
+	 */
+	snprintf(m->why, sizeof(m->why), "%s did not resume as a stream", m->origin);
+	if (dmx_load_ro(m->origin, &m->origin_tbl, m->origin_info.read_only) ||
+	    dmx_resume(m->origin)) {
+		err("%s", m->why);
+		explain_refusal(m->origin);
+		err("%s: could not put its own table back: %s", m->origin,
+		    stream_left(m->origin));
+		return EXIT_FAIL;
 	}
-	return EXIT_OK;
+	err("%s", m->why);
+	explain_refusal(m->origin);
+	goto undo_snap;
 
 undo_origin:
 	dmx_clear(m->origin);
@@ -725,7 +929,9 @@ undo_origin:
 		err("%s: could not resume it: it is still suspended", m->origin);
 	err("%s", m->why);
 	explain_refusal(m->origin);
-	back_rw(m->snap, &m->snap_tbl);
+undo_snap:
+	unformat(m);
+	back_table(m->snap, &m->snap_tbl, snap_ro);
 undo_skip:
 	if (skip_set && lvm_skip(m->vg, m->lv, false))
 		err("%s: could not clear LVM's activation skip flag: lvm lvchange -kn %s/%s",

@@ -29,7 +29,7 @@
 _Static_assert(sizeof(struct stream_superblock_disk) == 96, "superblock layout");
 _Static_assert(sizeof(struct stream_bitmap_disk) == STREAM_BITMAP_HDR_SIZE, "bitmap header layout");
 _Static_assert(sizeof(struct stream_device_identity_disk) == 520, "device identity layout");
-_Static_assert(sizeof(struct stream_identity_disk) == 2456, "identity record layout");
+_Static_assert(sizeof(struct stream_identity_disk) == 2472, "identity record layout");
 _Static_assert(STREAM_IDENTITY_OFFSET + sizeof(struct stream_identity_disk) <= STREAM_BLOCK_SIZE,
 	       "the identity record fits in the superblock block");
 
@@ -62,6 +62,11 @@ int meta_crc_selftest(void)
 uint32_t meta_crc32c(const void *p, size_t len)
 {
 	return crc32c_raw(p, len);
+}
+
+uint32_t meta_crc32c_more(uint32_t crc, const void *p, size_t len)
+{
+	return crc32_iscsi((unsigned char *)p, (int)len, crc);
 }
 
 static uint32_t block_csum(const void *block, uint32_t xor)

@@ -71,6 +71,8 @@ int meta_wipe(int fd);
 
 /* The kernel's crc32c(~0, p, len): see stream-format.h. */
 uint32_t meta_crc32c(const void *p, size_t len);
+/* The same over more bytes: meta_crc32c(a + b) is meta_crc32c_more(meta_crc32c(a), b). */
+uint32_t meta_crc32c_more(uint32_t crc, const void *p, size_t len);
 
 /*
  * Formats a whole metadata device for @geo, as the kernel's format() does

@@ -349,6 +349,10 @@ static json_object *identity_json(const struct meta_sb *sb)
 	json_object_object_add(o, "origin", identity_dev_json(&id->origin));
 	json_object_object_add(o, "dest", identity_dev_json(&id->dest));
 	json_object_object_add(o, "origin_table", json_object_new_string(id->origin_table));
+	json_object_object_add(o, "merge_exceptions",
+			       json_object_new_uint64(le64toh(id->merge_exceptions)));
+	json_object_object_add(o, "merge_csum", json_object_new_uint64(le32toh(id->merge_csum)));
+	json_object_object_add(o, "merge_chunk", json_object_new_uint64(le32toh(id->merge_chunk)));
 	return o;
 }
 
@@ -412,6 +416,10 @@ static void identity_print(const struct meta_sb *sb)
 		printf("  samples           none\n");
 	if (id->origin_table[0])
 		printf("  origin_table      %s\n", id->origin_table);
+	if (opts & STREAM_ID_OPT_MERGE)
+		printf("  merged store      %" PRIu64 " exceptions of %" PRIu32 " sectors, crc32c "
+		       "0x%08" PRIx32 "\n", (uint64_t)le64toh(id->merge_exceptions),
+		       le32toh(id->merge_chunk), le32toh(id->merge_csum));
 }
 
 /* A JSON value printed on its own, as json-c prints it inside an object. */
@@ -534,10 +542,11 @@ struct chunk_list {
 	size_t n, cap;
 };
 
-static int chunk_add(void *ctx, uint64_t old_chunk)
+static int chunk_add(void *ctx, uint64_t old_chunk, uint64_t new_chunk)
 {
 	struct chunk_list *l = ctx;
 
+	(void)new_chunk;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 4096;
 		uint64_t *v = realloc(l->v, cap * sizeof(*v));

@@ -555,6 +555,9 @@ static void plan_identity(const struct plan *p, const struct blockdev *origin,
 	id->dest.size = htole64(p->dest.size / 512);
 	if (p->helper[0])
 		origin_table_lines(p, id->origin_table, sizeof(id->origin_table));
+	id->merge_exceptions = htole64(p->merge_exceptions);
+	id->merge_csum = htole32(p->merge_csum);
+	id->merge_chunk = htole32(p->merge_chunk);
 }
 
 /* The plan's own sample positions (merge: where the origin does not change). */

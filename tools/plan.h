@@ -45,6 +45,9 @@ struct plan {
 	/* Where the origin samples are (sectors), when not the default spread. */
 	unsigned int nr_samples;
 	bool samples_set;
+	/* merge: the exception store's fingerprint (stream-format.h). */
+	uint64_t merge_exceptions;
+	uint32_t merge_csum, merge_chunk;
 	uint64_t samples[STREAM_NR_SAMPLES];
 };
 

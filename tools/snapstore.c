@@ -195,7 +195,7 @@ static int ss_pair(struct ss_walk *w, uint64_t old, uint64_t new)
 	if (!i || old > ss->max_old_chunk)
 		ss->max_old_chunk = old;
 	ss->nr_exceptions++;
-	return w->fn ? w->fn(w->ctx, old) : 0;
+	return w->fn ? w->fn(w->ctx, old, new) : 0;
 }
 
 /*

@@ -37,9 +37,10 @@ struct snapstore {
 
 /*
  * Called once per exception, in store order, with the origin chunk it
- * replaces. Returns 0 to go on, non-zero to stop the read (returned).
+ * replaces and the COW chunk that holds it. Returns 0 to go on, non-zero
+ * to stop the read (returned).
  */
-typedef int (*snapstore_fn)(void *ctx, uint64_t old_chunk);
+typedef int (*snapstore_fn)(void *ctx, uint64_t old_chunk, uint64_t new_chunk);
 
 /*
  * Reads the store on @fd, a COW device or image of @cow_bytes, for a

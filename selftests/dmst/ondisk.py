@@ -96,8 +96,12 @@ ID_HEAD_LAYOUT = (
 )
 ID_HEAD_STRUCT = struct.Struct("<" + "".join(f for _, f in ID_HEAD_LAYOUT))
 ID_TABLE_LEN = 1024
-IDENTITY_SIZE = ID_HEAD_STRUCT.size + 2 * DEV_ID_STRUCT.size + ID_TABLE_LEN
-assert DEV_ID_STRUCT.size == 520 and IDENTITY_SIZE == 2456
+# After origin_table: dmstream merge's fingerprint of the exception store.
+ID_MERGE_LAYOUT = (("merge_exceptions", "Q"), ("merge_csum", "I"), ("merge_chunk", "I"))
+ID_MERGE_STRUCT = struct.Struct("<" + "".join(f for _, f in ID_MERGE_LAYOUT))
+IDENTITY_SIZE = (ID_HEAD_STRUCT.size + 2 * DEV_ID_STRUCT.size + ID_TABLE_LEN +
+                 ID_MERGE_STRUCT.size)
+assert DEV_ID_STRUCT.size == 520 and IDENTITY_SIZE == 2472
 # Offsets in the record of the fields the kernel reads.
 ID_SAMPLE_CHECKED = 4 + 4 + 8 + 128 + 136 + 4 + 4
 ID_SAMPLE_SECTOR = ID_SAMPLE_CHECKED + 8
@@ -261,6 +265,8 @@ def unpack_identity(blk):
         d[role] = _unpack_named(DEV_ID_LAYOUT, DEV_ID_STRUCT, blk, off)
         off += DEV_ID_STRUCT.size
     d["origin_table"] = bytes(blk[off:off + ID_TABLE_LEN])
+    off += ID_TABLE_LEN
+    d.update(_unpack_named(ID_MERGE_LAYOUT, ID_MERGE_STRUCT, blk, off))
     return d
 
 
@@ -283,7 +289,8 @@ def pack_identity(fields):
         b += DEV_ID_STRUCT.pack(*vals(DEV_ID_LAYOUT, fields.get(role, {})))
     t = fields.get("origin_table", b"")
     t = t.encode() if isinstance(t, str) else t
-    return b + t + bytes(ID_TABLE_LEN - len(t))
+    return (b + t + bytes(ID_TABLE_LEN - len(t)) +
+            ID_MERGE_STRUCT.pack(*vals(ID_MERGE_LAYOUT, fields)))
 
 
 def _id_string_problem(raw, newlines=False):
@@ -361,6 +368,8 @@ def identity_json(sb_block, sb):
             d[f] = _cstr(d[f])
         out[role] = d
     out["origin_table"] = _cstr(ident["origin_table"])
+    for f in ("merge_exceptions", "merge_csum", "merge_chunk"):
+        out[f] = ident[f]
     return out
 
 
