@@ -29,7 +29,7 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 require_cmd dmsetup blockdev dd python3 md5sum cmp mkfs.ext4 mount umount
 sh_require_stream
 require_module dm-snapshot ext4
-ktap_plan 23
+ktap_plan 28
 
 MB=16
 
@@ -40,16 +40,17 @@ make_loop -v META 4 meta || ktap_skip_all "cannot set up loop devices"
 P=tm4$$
 SNAP=$P-snap
 
-# chunk_write DEV CHUNK BYTE: one 4 KiB chunk of BYTE, O_DIRECT.
+# chunk_write DEV CHUNK BYTE [N]: N (1) 4 KiB chunks of BYTE from CHUNK on,
+# one O_DIRECT write each.
 chunk_write()
 {
-	python3 -c 'import os, sys
+	python3 -c 'import mmap, os, sys
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_DIRECT)
-import mmap
 m = mmap.mmap(-1, 4096)
 m.write(bytes([int(sys.argv[3])]) * 4096)
-os.pwrite(fd, m, int(sys.argv[2]) * 4096)
-os.close(fd)' "$1" "$2" "$3"
+for c in range(int(sys.argv[2]), int(sys.argv[2]) + int(sys.argv[4])):
+    os.pwrite(fd, m, c * 4096)
+os.close(fd)' "$1" "$2" "$3" "${4:-1}"
 }
 
 # chunk_is DEV CHUNK BYTE: the chunk holds BYTE only.
@@ -134,8 +135,7 @@ ktap_check "... the metadata still this merge's (never wiped when continued)" \
 	bash -c "'$DMSTREAM' dump '$META' | grep -q 'options *merge'"
 
 # --- a finished merge's metadata and a new snapshot of the same name ------------
-# Undo the write that made the continuation impossible: a fresh stack over
-# the same REAL, and this merge finished from a clean restart.
+# A fresh stack over the same REAL, a merge finished from a clean start.
 mh_teardown "$SNAP" "$P"
 dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
 dd if=/dev/zero of="$META" bs=1M count=1 oflag=direct status=none
@@ -148,27 +148,79 @@ rc=$?
 ktap_check "a merge runs and finishes (exit $rc)" \
 	test $rc -eq 0 -a "$(sh_table "$SNAP" | awk '{print $3}')" = linear
 ktap_check "... with SNAP's chunk in REAL" chunk_is "$(dm_dev "$P-real")" 40 7
+ktap_check "... and zeroes its metadata device, never to be continued" meta_blank
+# The same snapshot again (a new COW): the same first write, so the same
+# store as the finished merge's, pair for pair.
 mh_teardown "$SNAP" "$P"
 dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
 sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
 sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
 sh_setup mh_origin_resplit "$P"
-sh_setup chunk_write "$(dm_dev "$SNAP")" 41 9
+sh_setup chunk_write "$(dm_dev "$SNAP")" 40 9
+out=$("$DMSTREAM" merge "$SNAP" --meta "$META" --finish --quiet 2>&1)
+rc=$?
+ktap_check "a new snapshot writing the same chunk merges anew (exit $rc, seeded)" \
+	test $rc -eq 0 -a -n "$(mh_seeded "$out")"
+ktap_check "... its write reaches REAL" chunk_is "$(dm_dev "$P-real")" 40 9
+
+# A stopped merge, then another store under the same name: refused.
+mh_teardown "$SNAP" "$P"
+dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
+dd if=/dev/zero of="$META" bs=1M count=1 oflag=direct status=none
+sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
+sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
+sh_setup mh_origin_resplit "$P"
+sh_setup chunk_write "$(dm_dev "$SNAP")" 50 1
+sh_setup chunk_write "$(dm_dev "$SNAP")" 51 1
+out=$("$DMSTREAM" merge "$SNAP" --meta "$META" --rate 4k 2>&1)
+"$DMSTREAM" pause "$SNAP" >/dev/null 2>&1
+mh_teardown "$SNAP" "$P"
+dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
+sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
+sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
+sh_setup mh_origin_resplit "$P"
+sh_setup chunk_write "$(dm_dev "$SNAP")" 60 2
 state=$(mh_state "$P")
 out=$("$DMSTREAM" merge "$SNAP" --meta "$META" 2>&1)
 rc=$?
 ktap_diag "$(tail -n 1 <<<"$out")"
-ktap_check "the finished merge's metadata is refused for a new snapshot (exit $rc)" \
+ktap_check "a stopped merge's metadata is refused over another store (exit $rc)" \
 	test $rc -ne 0 -a "$(mh_state "$P")" = "$state"
 ktap_check "... as not the store this merge started from" \
 	grep -q "not the one this merge started from" <<<"$out"
 ktap_check "... the new snapshot's write is where it was (SNAP)" \
-	chunk_is "$(dm_dev "$SNAP")" 41 9
-dd if=/dev/zero of="$META" bs=4k count=1 oflag=direct status=none
-out=$("$DMSTREAM" merge "$SNAP" --meta "$META" --finish --quiet 2>&1)
+	chunk_is "$(dm_dev "$SNAP")" 60 2
+
+# --- a stopped rollback continues after a write to ORIGIN ------------------------
+mh_teardown "$SNAP" "$P"
+dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
+dd if=/dev/zero of="$META" bs=1M count=1 oflag=direct status=none
+sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
+sh_setup chunk_write "$(dm_dev "$P")" 70 3 64
+sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
+sh_setup mh_origin_resplit "$P"
+# 64 changed chunks at 4 KiB/s: the merge is far from done when paused.
+sh_setup chunk_write "$(dm_dev "$SNAP")" 70 4 64
+out=$("$DMSTREAM" merge "$SNAP" --meta "$META" --rollback --rate 4k 2>&1)
 rc=$?
-ktap_check "over zeroed metadata it merges (exit $rc), the write reaching REAL" \
-	test $rc -eq 0 -a "$(chunk_is "$(dm_dev "$P-real")" 41 9 && echo y)" = y
+"$DMSTREAM" pause "$P" >/dev/null 2>&1
+ktap_check "a rollback starts (exit $rc) and is stopped mid-way" \
+	test $rc -eq 0 -a "$(sh_copied "$P")" -lt $((MB * 256))
+mh_teardown "$P" "$SNAP"
+sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
+sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
+sh_setup mh_origin_resplit "$P"
+# A write to the half-merged ORIGIN: a new exception (chunk 900, seeded).
+sh_setup chunk_write "$(dm_dev "$P")" 900 5
+out=$("$DMSTREAM" merge "$SNAP" --meta "$META" --rollback --finish --quiet 2>&1)
+rc=$?
+ktap_diag "$(grep -m1 "written since" <<<"$out")"
+ktap_check "it continues (exit $rc), warning of the write since the stop" \
+	test $rc -eq 0 -a "$(grep -c "continuing" <<<"$out")" -ge 1 -a \
+	"$(grep -c "written since the merge stopped" <<<"$out")" -ge 1
+ktap_check "... ORIGIN holds the snapshot's chunks 70 and 133, and the write to seeded chunk 900" \
+	bash -c "$(declare -f chunk_is); chunk_is '$(dm_dev "$P")' 70 4 &&
+		chunk_is '$(dm_dev "$P")' 133 4 && chunk_is '$(dm_dev "$P")' 900 5"
 
 # --- --rollback of a mounted origin ------------------------------------------------
 mh_teardown "$SNAP" "$P"

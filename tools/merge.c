@@ -71,6 +71,7 @@ struct merge {
 	bool cont;			/* continuing it */
 	bool formatted;			/* the metadata was formatted by this run */
 	uint64_t rec_exceptions;	/* what it recorded of the store */
+	uint64_t new_exceptions;	/* --rollback, continued: added since */
 	uint32_t rec_csum;
 	char why[768];			/* a failure while suspended, printed after */
 	uint64_t nr_exceptions;
@@ -335,7 +336,9 @@ static int merge_devices(struct merge *m)
 	 */
 	snprintf(path, sizeof(path), "/dev/mapper/%s", m->origin);
 	devt_str(m->origin_info.major, m->origin_info.minor, devt, sizeof(devt));
-	if (!blockdev_get(devt, &od) && blockdev_busy(&od)) {
+	if (blockdev_get(devt, &od))
+		return EXIT_FAIL;
+	if (blockdev_busy(&od)) {
 		err("%s is mounted or held exclusively: a rollback changes its content under its "
 		    "users, and a filesystem would keep what it cached (corrupting itself); "
 		    "unmount it first (LVM defers such a merge to the next activation)", path);
@@ -382,9 +385,16 @@ static int merge_meta_peek(struct merge *m)
 		return EXIT_FAIL;
 	}
 	id = &sb.identity;
-	if (sb.magic != STREAM_MAGIC || meta_sb_header_problem(&sb) || !sb.has_identity ||
+	if (sb.magic != STREAM_MAGIC || !sb.has_identity ||
 	    !(le32toh(id->options) & STREAM_ID_OPT_MERGE))
 		return 0;
+	if (meta_sb_header_problem(&sb)) {
+		err("refusing metadata device %s: it holds the metadata of a merge, damaged (%s): "
+		    "it can be neither continued nor overwritten by %s; zero its first 4 KiB "
+		    "yourself if that merge is over", m->o->meta, meta_sb_header_problem(&sb),
+		    progname);
+		return EXIT_METADATA;
+	}
 	if ((le32toh(id->options) & (STREAM_ID_OPT_MERGE | STREAM_ID_OPT_ROLLBACK)) != want ||
 	    strncmp(id->name, m->name, sizeof(id->name))) {
 		err("refusing metadata device %s: it holds the metadata of a%s merge of %.128s. "
@@ -397,6 +407,12 @@ static int merge_meta_peek(struct merge *m)
 		err("%s holds this merge's metadata, in regions of %u sectors: continue it without "
 		    "--region-size, or with that size", m->o->meta, sb.region_size);
 		return EXIT_USAGE;
+	}
+	if (le32toh(id->merge_chunk) != m->st.chunk) {
+		err("refusing to continue: %s holds the metadata of a merge of a snapshot in chunks "
+		    "of %u sectors, and %s's are of %u", m->o->meta, le32toh(id->merge_chunk),
+		    m->snap, m->st.chunk);
+		return EXIT_METADATA;
 	}
 	m->o->region_bytes = (uint64_t)sb.region_size * 512;
 	m->rec_exceptions = le64toh(id->merge_exceptions);
@@ -452,6 +468,8 @@ static int merge_meta(struct merge *m)
 	}
 	return 0;
 }
+
+static int check_store(struct merge *m);
 
 static int merge_plan(struct merge *m)
 {
@@ -515,6 +533,16 @@ static int merge_plan(struct merge *m)
 	r = merge_meta(m);
 	if (r)
 		return r;
+	/*
+	 * A continued merge's store, checked now for a clear refusal before
+	 * anything changes (the kernel would otherwise refuse the table on
+	 * its origin samples); again while suspended, where it counts.
+	 */
+	if (m->cont && check_store(m)) {
+		err("%s", m->why);
+		m->why[0] = '\0';
+		return EXIT_FAIL;
+	}
 	/* What the suspended part needs, allocated now. */
 	if (!m->cont) {
 		seed_init(&p->seed, m->st.len, p->region);
@@ -601,10 +629,15 @@ static int read_store(struct merge *m, struct read_ctx *c)
 
 /*
  * A continued merge: the store must be the one the seed came from. Its
- * recorded exceptions come first, unchanged (a store only grows); a new
- * one is a write to the snapshot since the merge stopped, which the merge
- * would lose (its region may be copied already, or seeded), so it is
- * refused too.
+ * recorded exceptions come first, unchanged (a store only grows). A new one
+ * in a live merge is a write to SNAP since the merge stopped, which the
+ * merge would lose (its region may be copied already, or seeded): refused.
+ * With --rollback SNAP is read-only and a new exception comes from a write
+ * to ORIGIN, REAL's old content copied aside: in a copied region the merge
+ * never reads it, in an uncopied one it is that region's content as the
+ * snapshot saw it (the stream had not written there). Either way the merge
+ * stays right; such a write to the half-merged ORIGIN is kept or not, as
+ * its region was copied or not, which continuing says.
  */
 static int check_store(struct merge *m)
 {
@@ -619,10 +652,11 @@ static int check_store(struct merge *m)
 			 c.k >= m->rec_exceptions ? ", others" : "");
 		return -1;
 	}
-	if (c.k > m->rec_exceptions) {
+	m->new_exceptions = c.k - m->rec_exceptions;
+	if (m->new_exceptions && !m->o->rollback) {
 		snprintf(m->why, sizeof(m->why), "refusing to continue: %s was written since the "
 			 "merge stopped (%" PRIu64 " new exceptions); the merge would lose those "
-			 "writes", m->snap, c.k - m->rec_exceptions);
+			 "writes", m->snap, m->new_exceptions);
 		return -1;
 	}
 	return 0;
@@ -731,7 +765,7 @@ static int make_ro(const char *name, const struct dmx_table *tbl, bool was_ro)
 /* Before a suspend: no page of ours is to be read from a suspended device. */
 static void lock_memory(void)
 {
-	if (mlockall(MCL_CURRENT))
+	if (mlockall(MCL_CURRENT | MCL_FUTURE))
 		info("cannot lock the tool's memory (%s): going on", strerror(errno));
 }
 
@@ -946,6 +980,11 @@ static void merge_started(const struct merge *m)
 
 	if (m->cont)
 		printf("%s: continuing the merge of %s\n", m->name, m->snap);
+	if (m->new_exceptions)
+		warn("%s: %" PRIu64 " chunks of %s were written since the merge stopped (new "
+		     "exceptions): the merge is not changed by them, but such a write is kept "
+		     "only where its region was already copied", m->name, m->new_exceptions,
+		     m->origin);
 	else
 		printf("%s: seeded %" PRIu64 " of %" PRIu64 " regions as copied: %" PRIu64
 		       " exceptions of %s in %s\n", m->name, m->p.seed.nr_set,
@@ -985,8 +1024,10 @@ int cmd_merge(const struct command *cmd, struct opts *o, int argc, char **argv)
 	r = merge_devices(&m);
 	if (!r)
 		r = merge_plan(&m);
-	if (!r)
+	if (!r) {
 		r = o->rollback ? switch_rollback(&m) : switch_live(&m);
+		munlockall();
+	}
 	if (!r) {
 		merge_started(&m);
 		if (o->finish)
@@ -1043,6 +1084,33 @@ bool merge_rollback_end(const char *name, const struct stream_table *t, uint64_t
 	else
 		dmx_table_one(tbl, len, "linear", "%u:%u 0", t->dest_major, t->dest_minor);
 	return true;
+}
+
+int merge_forget_meta(const char *name, const struct stream_table *t)
+{
+	struct blockdev md;
+	char devt[32];
+	bool in_use;
+	uint64_t size;
+	int fd, r = -1;
+
+	devt_str(t->meta_major, t->meta_minor, devt, sizeof(devt));
+	if (!blockdev_get(devt, &md)) {
+		fd = meta_open(md.path, true, &in_use, &size);
+		if (fd >= 0) {
+			if (!in_use)
+				r = meta_wipe(fd);
+			close(fd);
+		}
+	}
+	if (r) {
+		err("%s: merged, but its metadata device %s could not be zeroed: zero its first "
+		    "4 KiB before any other use (a merge's metadata is continued by the next "
+		    "merge of the same name)", name, devt);
+		return EXIT_FAIL;
+	}
+	printf("%s: zeroed the merge's metadata device %s\n", name, devt);
+	return EXIT_OK;
 }
 
 int merge_rollback_release(const char *name, const struct merge_end *e)

@@ -43,4 +43,11 @@ bool merge_rollback_end(const char *name, const struct stream_table *t, uint64_t
  */
 int merge_rollback_release(const char *name, const struct merge_end *e);
 
+/*
+ * After the finish of merge @name (table @t gone): its metadata device is
+ * zeroed (block 0), so that it is never continued over another snapshot.
+ * Returns an exit code, the reason printed.
+ */
+int merge_forget_meta(const char *name, const struct stream_table *t);
+
 #endif /* DMSTREAM_MERGE_H */

@@ -272,7 +272,8 @@ static int finish(const char *name)
 	struct dmx_table tbl;
 	char helper[160] = "", d[32], m[32], type[32];
 	struct merge_end me;
-	bool has_helper, rollback;
+	bool has_helper, rollback, merge;
+	int mr = EXIT_OK;
 	uint64_t len;
 	int r;
 
@@ -280,6 +281,7 @@ static int finish(const char *name)
 	if (r)
 		return r;
 	has_helper = helper_origin(name, &t, helper, sizeof(helper));
+	merge = merge_is_merge(&t);
 	/* A merge --rollback ends on LVM's table, then its snapshot goes. */
 	rollback = !has_helper && merge_rollback_end(name, &t, len, &tbl, &me);
 	if (!rollback)
@@ -301,8 +303,12 @@ static int finish(const char *name)
 	printf("%s: finished: %s on %s; metadata device %s is free\n", name, type,
 	       devt_str(t.dest_major, t.dest_minor, d, sizeof(d)),
 	       devt_str(t.meta_major, t.meta_minor, m, sizeof(m)));
-	if (rollback)
-		return merge_rollback_release(name, &me);
+	if (merge)
+		mr = merge_forget_meta(name, &t);
+	if (rollback) {
+		r = merge_rollback_release(name, &me);
+		return r ? r : mr;
+	}
 	finish_lvm_warning(name);
 	if (has_helper) {
 		if (dmx_remove(helper)) {
@@ -312,7 +318,7 @@ static int finish(const char *name)
 		}
 		printf("%s: removed the helper origin %s\n", name, helper);
 	}
-	return EXIT_OK;
+	return mr;
 }
 
 int cmd_finish(const struct command *cmd, struct opts *o, int argc, char **argv)
