@@ -978,13 +978,13 @@ static void merge_started(const struct merge *m)
 {
 	char a[32], b[32], c[32];
 
-	if (m->cont)
-		printf("%s: continuing the merge of %s\n", m->name, m->snap);
 	if (m->new_exceptions)
 		warn("%s: %" PRIu64 " chunks of %s were written since the merge stopped (new "
 		     "exceptions): the merge is not changed by them, but such a write is kept "
 		     "only where its region was already copied", m->name, m->new_exceptions,
 		     m->origin);
+	if (m->cont)
+		printf("%s: continuing the merge of %s\n", m->name, m->snap);
 	else
 		printf("%s: seeded %" PRIu64 " of %" PRIu64 " regions as copied: %" PRIu64
 		       " exceptions of %s in %s\n", m->name, m->p.seed.nr_set,
