@@ -43,14 +43,7 @@
 #                              the LV reads IMG, before and after
 #                              vgchange -an, -ay
 #
-# A writer with verifiable content (dmst.writer) in the background:
-#
-#   lh_writer_start DEV IMG OFF LEN   random 4 KiB writes to DEV within
-#                              [OFF, OFF + LEN) bytes, each acknowledged one
-#                              patched into IMG
-#   lh_writes                  acknowledged writes so far
-#   lh_writer_more N           wait for N more (0: in time; 120 s bound)
-#   lh_writer_stop             stop it: LH_WRITER_RC, LH_WRITER_OUT
+# The writer with verifiable content is stream_helpers.sh's sh_writer_*.
 
 LH_CHUNK=4096
 
@@ -211,42 +204,4 @@ _lh_vgck()
 	out=$(lvm vgck "$1" 2>&1) || rc=$?
 	echo "$out"
 	[[ $rc -eq 0 ]] && ! grep -Eqi 'warning|error|inconsisten|fail' <<<"$out"
-}
-
-# ---- a writer -----------------------------------------------------------------
-
-lh_writer_start()
-{
-	rm -f "$TEST_TMP/lh.stop" "$TEST_TMP/lh.count"
-	dmst_py writer "$1" "$2" "$3" "$4" "$TEST_TMP/lh.stop" "$TEST_TMP/lh.count" \
-		>"$TEST_TMP/lh.writer.out" 2>&1 &
-	LH_WRITER=$!
-}
-
-lh_writes()
-{
-	local n
-
-	n=$(cat "$TEST_TMP/lh.count" 2>/dev/null)
-	echo "${n:-0}"
-}
-
-_lh_writes_ge()
-{
-	[[ $(lh_writes) -ge $1 ]]
-}
-
-lh_writer_more()
-{
-	sh_wait_for 120 _lh_writes_ge $(($(lh_writes) + $1))
-}
-
-lh_writer_stop()
-{
-	touch "$TEST_TMP/lh.stop"
-	wait "$LH_WRITER"
-	# shellcheck disable=SC2034 # for the caller
-	LH_WRITER_RC=$?
-	# shellcheck disable=SC2034 # for the caller
-	LH_WRITER_OUT=$(cat "$TEST_TMP/lh.writer.out")
 }

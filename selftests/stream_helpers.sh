@@ -287,6 +287,51 @@ sh_not_running()
 	! kill -0 "$1" 2>/dev/null
 }
 
+# ---- a writer with verifiable content (dmst.writer) ---------------------------
+
+# sh_writer_start DEV IMG OFF LEN: dmst.writer in the background on DEV within
+# bytes [OFF, OFF+LEN), IMG being a copy of DEV's content now (the writer
+# applies every acknowledged write to it); SH_WRITER is its pid.
+sh_writer_start()
+{
+	rm -f "$TEST_TMP/sh.stop" "$TEST_TMP/sh.count"
+	dmst_py writer "$1" "$2" "$3" "$4" "$TEST_TMP/sh.stop" "$TEST_TMP/sh.count" \
+		>"$TEST_TMP/sh.writer.out" 2>&1 &
+	SH_WRITER=$!
+}
+
+# sh_writes: the writes acknowledged so far.
+sh_writes()
+{
+	local n
+
+	n=$(cat "$TEST_TMP/sh.count" 2>/dev/null)
+	echo "${n:-0}"
+}
+
+_sh_writes_ge()
+{
+	[[ $(sh_writes) -ge $1 ]]
+}
+
+# sh_writer_more N: wait (a 120 s bound for a broken test) until N more
+# writes are acknowledged.
+sh_writer_more()
+{
+	sh_wait_for 120 _sh_writes_ge $(($(sh_writes) + $1))
+}
+
+# sh_writer_stop: stop it; SH_WRITER_RC, SH_WRITER_OUT.
+sh_writer_stop()
+{
+	touch "$TEST_TMP/sh.stop"
+	wait "$SH_WRITER"
+	# shellcheck disable=SC2034 # read by the callers
+	SH_WRITER_RC=$?
+	# shellcheck disable=SC2034 # read by the callers
+	SH_WRITER_OUT=$(cat "$TEST_TMP/sh.writer.out")
+}
+
 # ---- block devices ------------------------------------------------------------
 
 # sh_devt DEV: "major:minor" of a block device node.

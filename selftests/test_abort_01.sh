@@ -59,44 +59,6 @@ holders()
 	ls "/sys/dev/block/$(sh_devt "$1")/holders" 2>/dev/null
 }
 
-# writer_start DEV IMG: the writer on the first half of DEV, IMG being a
-# copy of DEV now.
-writer_start()
-{
-	rm -f "$TEST_TMP/stop" "$TEST_TMP/count"
-	dmst_py writer "$1" "$2" 0 "$HALF_BYTES" "$TEST_TMP/stop" "$TEST_TMP/count" \
-		>"$TEST_TMP/writer.out" 2>&1 &
-	WRITER=$!
-}
-
-writes()
-{
-	local n
-
-	n=$(cat "$TEST_TMP/count" 2>/dev/null)
-	echo "${n:-0}"
-}
-
-_writes_ge()
-{
-	[[ $(writes) -ge $1 ]]
-}
-
-# writer_more N: wait (a 120 s bound) until N more writes are acknowledged.
-writer_more()
-{
-	sh_wait_for 120 _writes_ge $(($(writes) + $1))
-}
-
-# writer_stop: WRITER_RC, WRITER_OUT.
-writer_stop()
-{
-	touch "$TEST_TMP/stop"
-	wait "$WRITER"
-	WRITER_RC=$?
-	WRITER_OUT=$(cat "$TEST_TMP/writer.out")
-}
-
 make_loop -v META 4 meta || ktap_skip_all "cannot set up loop devices"
 make_loop -v ORIG $MB orig || ktap_skip_all "cannot set up loop devices"
 make_loop -v DEST $MB dest || ktap_skip_all "cannot set up loop devices"
@@ -113,8 +75,8 @@ sh_read "$ORIG" >"$IMG"
 sh_setup dm_create ta-one "0 $LEN linear $ORIG 0"
 DEV=$(dm_dev ta-one)
 kmsg "dm-stream selftest: $TEST_NAME: mirror"
-writer_start "$DEV" "$IMG"
-writer_more 20 || ktap_diag "the writer has not started: $(cat "$TEST_TMP/writer.out")"
+sh_writer_start "$DEV" "$IMG" 0 "$HALF_BYTES"
+sh_writer_more 20 || ktap_diag "the writer has not started: $(cat "$TEST_TMP/sh.writer.out")"
 
 tt_expect "copy (mirror by default) while writing: exit 0, says mirrored" 0 "mirrored" \
 	copy ta-one --dest "$DEST" --meta "$META" --rate $RATE
@@ -125,18 +87,18 @@ m=$(mirror_of ta-one)
 ktap_check "... status --json says mirror ($m)" test "$m" = mirror
 tt_run status ta-one --interval 0
 ktap_check "... and so does the status line" grep -q ", mirror" <<<"$TT_OUT"
-writer_more 50
+sh_writer_more 50
 c=$(sh_copied ta-one)
 tot=$(sh_total ta-one)
-ktap_check "... mid-way while the writer writes ($c/$tot regions copied, $(writes) writes)" \
+ktap_check "... mid-way while the writer writes ($c/$tot regions copied, $(sh_writes) writes)" \
 	test -n "$c" -a -n "$tot" -a "${c:-0}" -lt "${tot:-0}"
-n_before=$(writes)
+n_before=$(sh_writes)
 tt_expect "abort mid-copy: exit 0, linear on its origin" 0 "aborted: linear on its origin" \
 	abort ta-one
-writer_more 50
-writer_stop
-ktap_check "... the writer kept writing across it ($n_before writes before, $(writes) in all; rc $WRITER_RC: $WRITER_OUT)" \
-	test "$WRITER_RC" -eq 0 -a "$(writes)" -gt "$n_before"
+sh_writer_more 50
+sh_writer_stop
+ktap_check "... the writer kept writing across it ($n_before writes before, $(sh_writes) in all; rc $SH_WRITER_RC: $SH_WRITER_OUT)" \
+	test "$SH_WRITER_RC" -eq 0 -a "$(sh_writes)" -gt "$n_before"
 ktap_check "... the table is linear on the disk again" \
 	test "$(sh_table ta-one)" = "0 $LEN linear $(sh_devt "$ORIG") 0"
 ktap_check "... destination and metadata device are held by nobody" \
@@ -217,26 +179,26 @@ sh_setup dm_create ta-four "$TBL2"
 OLDT=$(sh_table ta-four)
 DEV=$(dm_dev ta-four)
 kmsg "dm-stream selftest: $TEST_NAME: helper origin"
-writer_start "$DEV" "$IMG"
-writer_more 20
+sh_writer_start "$DEV" "$IMG" 0 "$HALF_BYTES"
+sh_writer_more 20
 tt_expect "copy (mirror) of a two-segment device while writing: exit 0, helper origin" 0 \
 	"origin ta-four-origin.*mirrored" copy ta-four --dest "$DEST" --meta "$META" --rate $RATE
 tt_run pause ta-four
 hattr=$(dmsetup info -c --noheadings -o attr ta-four-origin 2>/dev/null | tr -d ' ')
 ktap_check "... the helper is read-write (${hattr:-none}): the stream writes it" \
 	test -n "$hattr" -a "${hattr//[^r]/}" = ""
-writer_more 50
+sh_writer_more 50
 c=$(sh_copied ta-four)
 tot=$(sh_total ta-four)
-n_before=$(writes)
+n_before=$(sh_writes)
 ktap_check "... mid-way ($c/$tot regions copied, $n_before writes)" \
 	test -n "$c" -a -n "$tot" -a "${c:-0}" -lt "${tot:-0}"
 tt_expect "abort: exit 0, back on the helper's table, the helper removed" 0 \
 	"removed the helper origin ta-four-origin" abort ta-four
-writer_more 50
-writer_stop
-ktap_check "... the writer kept writing across it ($n_before writes before, $(writes) in all; rc $WRITER_RC)" \
-	test "$WRITER_RC" -eq 0 -a "$(writes)" -gt "$n_before"
+sh_writer_more 50
+sh_writer_stop
+ktap_check "... the writer kept writing across it ($n_before writes before, $(sh_writes) in all; rc $SH_WRITER_RC)" \
+	test "$SH_WRITER_RC" -eq 0 -a "$(sh_writes)" -gt "$n_before"
 ktap_check "... the two-segment table is back; no helper left" \
 	test "$(sh_table ta-four)" = "$OLDT" -a -z "$(dmsetup ls | grep ta-four-origin)"
 ALL=$(sh_tmpfile)

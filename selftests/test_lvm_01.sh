@@ -61,40 +61,6 @@ uuid=$(dmsetup info -c --noheadings -o uuid "$LV" | tr -d ' ')
 ktap_check "the LV $LV: dm uuid ${uuid:0:12}..., table '$LVM_TABLE'" \
 	test "${uuid:0:4}" = LVM- -a -n "$LVM_TABLE"
 
-writer_start()
-{
-	rm -f "$TEST_TMP/stop" "$TEST_TMP/count"
-	dmst_py writer "$1" "$2" 0 "$HALF_BYTES" "$TEST_TMP/stop" "$TEST_TMP/count" \
-		>"$TEST_TMP/writer.out" 2>&1 &
-	WRITER=$!
-}
-
-writes()
-{
-	local n
-
-	n=$(cat "$TEST_TMP/count" 2>/dev/null)
-	echo "${n:-0}"
-}
-
-_writes_ge()
-{
-	[[ $(writes) -ge $1 ]]
-}
-
-writer_more()
-{
-	sh_wait_for 120 _writes_ge $(($(writes) + $1))
-}
-
-writer_stop()
-{
-	touch "$TEST_TMP/stop"
-	wait "$WRITER"
-	WRITER_RC=$?
-	WRITER_OUT=$(cat "$TEST_TMP/writer.out")
-}
-
 # lv_holds_img: LVM's own table, and the LV reads the image.
 lv_holds_img()
 {
@@ -122,21 +88,21 @@ ktap_check "... the LV's table untouched, no helper" \
 # --- mirror, abort, reactivation -----------------------------------------------------
 
 kmsg "dm-stream selftest: $TEST_NAME: mirror then abort"
-writer_start "$DEV" "$IMG"
-writer_more 20
+sh_writer_start "$DEV" "$IMG" 0 "$HALF_BYTES"
+sh_writer_more 20
 tt_expect "copy of the LV in use (mirror): exit 0" 0 "mirrored" \
 	copy "$LV" --dest "$NEW" --meta "$META" --rate $RATE
 tt_run pause "$LV"
-writer_more 50
+sh_writer_more 50
 c=$(sh_copied "$LV")
 tot=$(sh_total "$LV")
-ktap_check "... mid-way under writes ($c/$tot regions copied, $(writes) writes)" \
+ktap_check "... mid-way under writes ($c/$tot regions copied, $(sh_writes) writes)" \
 	test -n "$c" -a -n "$tot" -a "${c:-0}" -lt "${tot:-0}"
 tt_expect "abort: exit 0, the helper removed" 0 "removed the helper origin" abort "$LV"
-writer_more 20
-writer_stop
-ktap_check "... the writer wrote throughout ($(writes) writes, rc $WRITER_RC: $WRITER_OUT)" \
-	test "$WRITER_RC" -eq 0
+sh_writer_more 20
+sh_writer_stop
+ktap_check "... the writer wrote throughout ($(sh_writes) writes, rc $SH_WRITER_RC: $SH_WRITER_OUT)" \
+	test "$SH_WRITER_RC" -eq 0
 ktap_check "... the LV is on LVM's table again" test "$(sh_table "$LV")" = "$LVM_TABLE"
 reactivate || ktap_diag "reactivation failed"
 ktap_check "after vgchange -an, -ay: LVM's table, every acknowledged write there" \
@@ -146,20 +112,20 @@ ktap_check "after vgchange -an, -ay: LVM's table, every acknowledged write there
 
 sh_zero "$META"
 kmsg "dm-stream selftest: $TEST_NAME: mirror then lvchange --refresh"
-writer_start "$DEV" "$IMG"
-writer_more 20
+sh_writer_start "$DEV" "$IMG" 0 "$HALF_BYTES"
+sh_writer_more 20
 tt_expect "copy of the LV in use (mirror) again: exit 0" 0 "mirrored" \
 	copy "$LV" --dest "$NEW" --meta "$META" --rate $RATE
 tt_run pause "$LV"
-writer_more 50
-n_before=$(writes)
+sh_writer_more 50
+n_before=$(sh_writes)
 lh_lvm lvchange -q --refresh "$VG/lv"
 ktap_check "lvchange --refresh while writing: LVM puts its own table back (no stream)" \
 	test "$(sh_table "$LV")" = "$LVM_TABLE"
-writer_more 50
-writer_stop
-ktap_check "... the writer wrote across it ($n_before writes before, $(writes) in all, rc $WRITER_RC)" \
-	test "$WRITER_RC" -eq 0 -a "$(writes)" -gt "$n_before"
+sh_writer_more 50
+sh_writer_stop
+ktap_check "... the writer wrote across it ($n_before writes before, $(sh_writes) in all, rc $SH_WRITER_RC)" \
+	test "$SH_WRITER_RC" -eq 0 -a "$(sh_writes)" -gt "$n_before"
 ktap_check "... the LV holds every acknowledged write: the PV was kept current" \
 	sh_cmp "$DEV" "$IMG"
 ktap_check "... the helper origin, unknown to LVM, is left over" dm_exists "$LV-origin"

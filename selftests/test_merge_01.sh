@@ -186,8 +186,8 @@ ktap_check "ORIGIN and SNAP differ before the merge" \
 	test "$(sh_md5 "$ORIGIN")" != "$(md5sum <"$SIMG" | cut -d' ' -f1)"
 
 kmsg "dm-stream selftest: $TEST_NAME: live merge"
-mh_writer_start "$SNAP" "$IMG" $((8 * MIB)) $MIB
-mh_writer_more 20 || ktap_diag "the writer has not started: $(cat "$TEST_TMP/mh.writer.out")"
+sh_writer_start "$SNAP" "$IMG" $((8 * MIB)) $MIB
+sh_writer_more 20 || ktap_diag "the writer has not started: $(cat "$TEST_TMP/sh.writer.out")"
 c0=$(mh_rsect "$COW")
 q0=$(mh_rsect "$REAL")
 # 8 KiB/s: the 49 regions with exceptions outside the writer's MiB take
@@ -195,7 +195,7 @@ q0=$(mh_rsect "$REAL")
 merge_bg "$TEST_TMP/live.out" tml-snap --meta "$META" --rate 8k --finish --quiet
 sh_wait_for 120 _switched_or_gone tml-snap "$MPID"
 tt_run pause tml-snap
-n_switch=$(mh_writes)
+n_switch=$(sh_writes)
 if is_stream tml-snap; then
 	ktap_ok "merge --finish: SNAP is switched to a stream"
 else
@@ -213,9 +213,9 @@ c=$(sh_copied tml-snap)
 tot=$(sh_total tml-snap)
 ktap_check "... mid-way: $c of $tot copied, at least the $((NR - E)) seeded" \
 	test -n "$c" -a "$tot" = $NR -a "${c:-0}" -ge $((NR - E)) -a "${c:-0}" -lt $NR
-mh_writer_more 50
-ktap_check "... the writer writes across the switch ($n_switch writes at the switch, $(mh_writes) now)" \
-	test "$(mh_writes)" -gt "$n_switch"
+sh_writer_more 50
+ktap_check "... the writer writes across the switch ($n_switch writes at the switch, $(sh_writes) now)" \
+	test "$(sh_writes)" -gt "$n_switch"
 tt_run continue tml-snap
 tt_run rate tml-snap 0
 sh_wait_for 240 sh_not_running "$MPID"
@@ -223,16 +223,16 @@ merge_wait
 c1=$(mh_rsect "$COW")
 q1=$(mh_rsect "$REAL")
 out=$(cat "$TEST_TMP/live.out")
-mh_writer_more 30
-mh_writer_stop
+sh_writer_more 30
+sh_writer_stop
 ktap_check "merge --finish: exit $MRC, seeded $(mh_seeded "$out") of $(mh_seed_total "$out"): every region but the $E with exceptions" \
 	test "$MRC" -eq 0 -a "$(mh_seeded "$out")/$(mh_seed_total "$out")" = "$((NR - E))/$NR"
 [[ $MRC -eq 0 ]] || ktap_diag "merge: $out"
 ktap_check "... SNAP is linear on REAL" \
 	test "$(sh_table tml-snap)" = "0 $LEN linear $(sh_devt "$(dm_dev tml-real)") 0"
 ktap_check "... the helper is removed" gone tml-snap-origin
-ktap_check "... the writer wrote all along ($(mh_writes) writes; rc $MH_WRITER_RC: $MH_WRITER_OUT)" \
-	test "$MH_WRITER_RC" -eq 0 -a "$(mh_writes)" -gt "$n_switch"
+ktap_check "... the writer wrote all along ($(sh_writes) writes; rc $SH_WRITER_RC: $SH_WRITER_OUT)" \
+	test "$SH_WRITER_RC" -eq 0 -a "$(sh_writes)" -gt "$n_switch"
 ktap_check "... REAL holds SNAP's content and every acknowledged write" sh_cmp "$REAL" "$IMG"
 ktap_check "... SNAP reads it" sh_cmp "$SNAP" "$IMG"
 ro=no

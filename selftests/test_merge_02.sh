@@ -141,28 +141,28 @@ if ! lh_write "$DEV" "$WIMG" $((3945 * 4096 + 512)) 1024 ||
    ! lh_write "$DEV" "$WIMG" $((3957 * 4096 + 3584)) 512; then
 	ktap_diag "partial writes to $ORIGIN failed"
 fi
-lh_writer_start "$DEV" "$WIMG" "$W_OFF" "$W_LEN"
-if lh_writer_more 30 && c=$(sh_copied "$ORIGIN") && [[ $c -lt $total ]]; then
-	ktap_ok "writes to $ORIGIN during the merge ($(lh_writes) writes, $c/$total copied)"
+sh_writer_start "$DEV" "$WIMG" "$W_OFF" "$W_LEN"
+if sh_writer_more 30 && c=$(sh_copied "$ORIGIN") && [[ $c -lt $total ]]; then
+	ktap_ok "writes to $ORIGIN during the merge ($(sh_writes) writes, $c/$total copied)"
 else
 	ktap_fail "writes to $ORIGIN during the merge" \
-		"$(lh_writes) writes, copied ${c:-?}/$total; writer: $(cat "$TEST_TMP/lh.writer.out")"
+		"$(sh_writes) writes, copied ${c:-?}/$total; writer: $(cat "$TEST_TMP/sh.writer.out")"
 fi
 
 # More writes while the background copy runs, then at full speed.
 tt_run continue "$ORIGIN"
-lh_writer_more 30
+sh_writer_more 30
 tt_run rate "$ORIGIN" 0
 TT_TIMEOUT=400 tt_expect "the merge completes (rate 0 now)" 0 "" wait "$ORIGIN" --timeout 300
-lh_writer_more 20
-n=$(lh_writes)
+sh_writer_more 20
+n=$(sh_writes)
 kmsg "dm-stream selftest: $TEST_NAME: finish"
 TT_TIMEOUT=120 tt_expect "finish $ORIGIN: exit 0" 0 "" finish "$ORIGIN"
 ktap_diag "$TT_OUT"
-lh_writer_more 20
-lh_writer_stop
-ktap_check "the writer wrote throughout ($n writes before finish, $(lh_writes) in all, rc $LH_WRITER_RC: $LH_WRITER_OUT)" \
-	test "$LH_WRITER_RC" -eq 0 -a "$(lh_writes)" -gt "$n"
+sh_writer_more 20
+sh_writer_stop
+ktap_check "the writer wrote throughout ($n writes before finish, $(sh_writes) in all, rc $SH_WRITER_RC: $SH_WRITER_OUT)" \
+	test "$SH_WRITER_RC" -eq 0 -a "$(sh_writes)" -gt "$n"
 exec 8<&-
 
 lh_merged_checks "$VG" vol snap "$WIMG"

@@ -125,15 +125,15 @@ boot1()
 	   ! lh_write "$DEV" "$wimg" $((3957 * 4096 + 3584)) 512; then
 		ktap_diag "partial writes to $ORIGIN failed"
 	fi
-	lh_writer_start "$DEV" "$wimg" "$W_OFF" "$W_LEN"
-	lh_writer_more 30
+	sh_writer_start "$DEV" "$wimg" "$W_OFF" "$W_LEN"
+	sh_writer_more 30
 	c=$(sh_copied "$ORIGIN")
 	tt_run continue "$ORIGIN"
 	sh_wait_copied_ge "$ORIGIN" $((c + 4)) 60
 	tt_run pause "$ORIGIN"
-	lh_writer_stop
-	ktap_check "writes during the merge ($(lh_writes), rc $LH_WRITER_RC: $LH_WRITER_OUT)" \
-		test "$LH_WRITER_RC" -eq 0 -a "$(lh_writes)" -gt 0
+	sh_writer_stop
+	ktap_check "writes during the merge ($(sh_writes), rc $SH_WRITER_RC: $SH_WRITER_OUT)" \
+		test "$SH_WRITER_RC" -eq 0 -a "$(sh_writes)" -gt 0
 
 	# What was copied before the flush is committed by it.
 	c=$(sh_copied "$ORIGIN")
@@ -212,18 +212,18 @@ boot2()
 
 	wimg=$(sh_tmpfile)
 	cp "$BT_STATE/expected.img" "$wimg"
-	lh_writer_start "$DEV" "$wimg" "$W_OFF" "$W_LEN"
-	if lh_writer_more 20 && c=$(sh_copied "$ORIGIN") && [[ $c -lt $total ]]; then
-		ktap_ok "writes to $ORIGIN during the resumed merge ($(lh_writes), $c/$total copied)"
+	sh_writer_start "$DEV" "$wimg" "$W_OFF" "$W_LEN"
+	if sh_writer_more 20 && c=$(sh_copied "$ORIGIN") && [[ $c -lt $total ]]; then
+		ktap_ok "writes to $ORIGIN during the resumed merge ($(sh_writes), $c/$total copied)"
 	else
 		ktap_fail "writes to $ORIGIN during the resumed merge" \
-			"$(lh_writes) writes, copied ${c:-?}/$total"
+			"$(sh_writes) writes, copied ${c:-?}/$total"
 	fi
 	tt_run continue "$ORIGIN"
 	tt_run rate "$ORIGIN" 0
 	TT_TIMEOUT=400 tt_expect "the merge completes" 0 "" wait "$ORIGIN" --timeout 300
-	lh_writer_stop
-	ktap_check "the writer: rc $LH_WRITER_RC ($LH_WRITER_OUT)" test "$LH_WRITER_RC" -eq 0
+	sh_writer_stop
+	ktap_check "the writer: rc $SH_WRITER_RC ($SH_WRITER_OUT)" test "$SH_WRITER_RC" -eq 0
 	kmsg "dm-stream selftest: $TEST_NAME: finish"
 	TT_TIMEOUT=120 tt_expect "finish $ORIGIN: exit 0" 0 "" finish "$ORIGIN"
 	ktap_diag "$TT_OUT"

@@ -67,15 +67,28 @@ meta_blank()
 	[[ -z $(od -An -v -tx1 -N4096 "$META" | tr -d ' 0\n') ]]
 }
 
+# make_stack: ORIGIN and SNAP (over COW as it is) on REAL.
+make_stack()
+{
+	dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")" &&
+		dm_create "$SNAP" \
+			"0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8" &&
+		mh_origin_resplit "$P"
+}
+
 # restack: what a crash leaves and the admin makes again: the stream,
 # the helper and ORIGIN gone, ORIGIN and SNAP made as before (same COW).
 restack()
 {
 	mh_teardown "$SNAP" "$P"
-	dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")" &&
-		dm_create "$SNAP" \
-			"0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8" &&
-		mh_origin_resplit "$P"
+	make_stack
+}
+
+# newstack: ORIGIN and SNAP made again over an empty COW (a new snapshot).
+newstack()
+{
+	mh_teardown "$SNAP" "$P"
+	dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none && make_stack
 }
 
 dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
@@ -136,12 +149,8 @@ ktap_check "... the metadata still this merge's (never wiped when continued)" \
 
 # --- a finished merge's metadata and a new snapshot of the same name ------------
 # A fresh stack over the same REAL, a merge finished from a clean start.
-mh_teardown "$SNAP" "$P"
-dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
 dd if=/dev/zero of="$META" bs=1M count=1 oflag=direct status=none
-sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
-sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
-sh_setup mh_origin_resplit "$P"
+sh_setup newstack
 sh_setup chunk_write "$(dm_dev "$SNAP")" 40 7
 out=$("$DMSTREAM" merge "$SNAP" --meta "$META" --finish --quiet 2>&1)
 rc=$?
@@ -151,11 +160,7 @@ ktap_check "... with SNAP's chunk in REAL" chunk_is "$(dm_dev "$P-real")" 40 7
 ktap_check "... and zeroes its metadata device, never to be continued" meta_blank
 # The same snapshot again (a new COW): the same first write, so the same
 # store as the finished merge's, pair for pair.
-mh_teardown "$SNAP" "$P"
-dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
-sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
-sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
-sh_setup mh_origin_resplit "$P"
+sh_setup newstack
 sh_setup chunk_write "$(dm_dev "$SNAP")" 40 9
 out=$("$DMSTREAM" merge "$SNAP" --meta "$META" --finish --quiet 2>&1)
 rc=$?
@@ -164,21 +169,13 @@ ktap_check "a new snapshot writing the same chunk merges anew (exit $rc, seeded)
 ktap_check "... its write reaches REAL" chunk_is "$(dm_dev "$P-real")" 40 9
 
 # A stopped merge, then another store under the same name: refused.
-mh_teardown "$SNAP" "$P"
-dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
 dd if=/dev/zero of="$META" bs=1M count=1 oflag=direct status=none
-sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
-sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
-sh_setup mh_origin_resplit "$P"
+sh_setup newstack
 sh_setup chunk_write "$(dm_dev "$SNAP")" 50 1
 sh_setup chunk_write "$(dm_dev "$SNAP")" 51 1
 out=$("$DMSTREAM" merge "$SNAP" --meta "$META" --rate 4k 2>&1)
 "$DMSTREAM" pause "$SNAP" >/dev/null 2>&1
-mh_teardown "$SNAP" "$P"
-dd if=/dev/zero of="$COW" bs=1M count=1 oflag=direct status=none
-sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
-sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
-sh_setup mh_origin_resplit "$P"
+sh_setup newstack
 sh_setup chunk_write "$(dm_dev "$SNAP")" 60 2
 state=$(mh_state "$P")
 out=$("$DMSTREAM" merge "$SNAP" --meta "$META" 2>&1)
@@ -206,10 +203,7 @@ rc=$?
 "$DMSTREAM" pause "$P" >/dev/null 2>&1
 ktap_check "a rollback starts (exit $rc) and is stopped mid-way" \
 	test $rc -eq 0 -a "$(sh_copied "$P")" -lt $((MB * 256))
-mh_teardown "$P" "$SNAP"
-sh_setup dm_create "$P" "0 $((MB * 2048)) snapshot-origin $(dm_dev "$P-real")"
-sh_setup dm_create "$SNAP" "0 $((MB * 2048)) snapshot $(dm_dev "$P-real") $COW P 8"
-sh_setup mh_origin_resplit "$P"
+sh_setup restack
 # A write to the half-merged ORIGIN: a new exception (chunk 900, seeded).
 sh_setup chunk_write "$(dm_dev "$P")" 900 5
 out=$("$DMSTREAM" merge "$SNAP" --meta "$META" --rollback --finish --quiet 2>&1)

@@ -421,44 +421,15 @@ static int merge_meta_peek(struct merge *m)
 	return 0;
 }
 
-/* The metadata device, after the checks: as plan.c prepares it. */
+/*
+ * The metadata device, after the checks, as plan.c prepares it for a copy:
+ * blank, or (--force) made so; this merge's own is continued, and never
+ * forced (merge_meta_peek() refused it if it does not fit).
+ */
 static int merge_meta(struct merge *m)
 {
-	bool in_use;
-	uint64_t size;
-	int fd, r = 0;
+	int r = plan_prepare_meta(&m->p, m->st.len, m->ours, m->o->force && !m->ours);
 
-	if (!m->ours && m->o->force) {
-		/* plan.c wipes foreign metadata with --force, but keeps a stream's. */
-		struct meta_sb sb;
-
-		fd = meta_open(m->p.meta.path, true, &in_use, &size);
-		if (fd < 0)
-			return EXIT_FAIL;
-		if (!meta_read_sb(fd, &sb) && sb.magic == STREAM_MAGIC) {
-			warn("overwriting metadata device %s: it held stream %s", m->p.meta.path,
-			     sb.has_identity ? sb.identity.name : "(unnamed)");
-			r = meta_wipe(fd);
-		}
-		close(fd);
-		if (r)
-			return EXIT_FAIL;
-	} else if (!m->ours) {
-		/* plan.c would continue another stream of the same geometry. */
-		struct meta_sb sb;
-
-		fd = meta_open(m->p.meta.path, false, &in_use, &size);
-		if (fd < 0)
-			return EXIT_FAIL;
-		r = meta_read_sb(fd, &sb);
-		close(fd);
-		if (!r && !sb.blank) {
-			err("refusing metadata device %s: a merge needs blank metadata (or its own); "
-			    "--force overwrites it", m->p.meta.path);
-			return EXIT_METADATA;
-		}
-	}
-	r = plan_prepare_meta(&m->p, m->st.len, m->ours, m->o->force && !m->ours);
 	if (r)
 		return r == -2 ? EXIT_METADATA : EXIT_FAIL;
 	m->cont = !m->p.format;
