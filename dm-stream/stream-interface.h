@@ -14,7 +14,7 @@
 #define STREAM_TARGET_NAME		"stream"
 /* The major changes when a table, message or status line changes meaning. */
 #define STREAM_TARGET_VERSION_MAJOR	2
-#define STREAM_TARGET_VERSION_MINOR	0
+#define STREAM_TARGET_VERSION_MINOR	1
 #define STREAM_TARGET_VERSION_PATCH	0
 
 /*
@@ -39,7 +39,33 @@
  * STREAM_SB_FLAG_ORIGIN_STALE). Refused on a stream whose origin is stale.
  */
 #define STREAM_OPT_MIRROR		"mirror"
-#define STREAM_MAX_OPT_ARGS		7
+/*
+ * Load-aware background rate, in the spirit of md's sync_speed_min/max:
+ * while users are busy (I/O through the device in the last
+ * STREAM_BUSY_MS, or a copy a write waits for), background copying runs
+ * at min_rate KiB/s (0: unpaced, but one piece in flight at a time); while
+ * they are idle, at up to max_rate KiB/s (0: unlimited). "rate" caps both
+ * at all times. Each takes a number; min_rate above max_rate or rate is
+ * capped by them.
+ */
+#define STREAM_OPT_MIN_RATE		"min_rate"
+#define STREAM_OPT_MAX_RATE		"max_rate"
+#define STREAM_BUSY_MS			500
+/*
+ * copy_on_read: a read of an uncopied region is served from the origin and
+ * the region is queued for copying ahead of the cursor (also while
+ * paused), so that the data users read moves first.
+ */
+#define STREAM_OPT_COPY_ON_READ		"copy_on_read"
+/*
+ * skip_zeroes: the destination reads zeros where it was never written (a
+ * new thin volume, a discarded device): background copies skip all-zero
+ * pieces of the origin instead of writing them. Without it, an all-zero
+ * piece is written as REQ_OP_WRITE_ZEROES when the destination supports it
+ * (so a thin destination stays thin), as zeros otherwise.
+ */
+#define STREAM_OPT_SKIP_ZEROES		"skip_zeroes"
+#define STREAM_MAX_OPT_ARGS		13
 
 /* rate <KiB/s>, also a message: 0 means no limit. */
 #define STREAM_DEFAULT_RATE_KIB		0
@@ -54,9 +80,15 @@
 #define STREAM_MSG_CONTINUE		"continue"
 #define STREAM_MSG_RATE			STREAM_OPT_RATE
 #define STREAM_MSG_MAX_INFLIGHT		STREAM_OPT_MAX_INFLIGHT
+#define STREAM_MSG_MIN_RATE		STREAM_OPT_MIN_RATE
+#define STREAM_MSG_MAX_RATE		STREAM_OPT_MAX_RATE
+/* "copy_on_read on" or "copy_on_read off". */
+#define STREAM_MSG_COPY_ON_READ		STREAM_OPT_COPY_ON_READ
+#define STREAM_MSG_ON			"on"
+#define STREAM_MSG_OFF			"off"
 /* "mirror off": stop mirroring for good (the origin becomes stale). */
 #define STREAM_MSG_MIRROR		STREAM_OPT_MIRROR
-#define STREAM_MSG_MIRROR_OFF		"off"
+#define STREAM_MSG_MIRROR_OFF		STREAM_MSG_OFF
 
 /*
  * INFO status: "Fail" alone when the target has failed, otherwise these
@@ -80,6 +112,11 @@ enum stream_status_field {
 #define STREAM_STATUS_FAILED		"Fail"
 #define STREAM_STATE_STREAMING		"streaming"
 #define STREAM_STATE_PAUSED		"paused"
+/*
+ * A background copy failed every retry (an origin gone, say): background
+ * copying stopped, with a dm event; "continue" starts again from region 0.
+ */
+#define STREAM_STATE_STALLED		"stalled"
 #define STREAM_STATE_COMPLETE		"complete"
 #define STREAM_MODE_NAME_RW		"rw"
 #define STREAM_MODE_NAME_RO		"ro"
