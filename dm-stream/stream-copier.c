@@ -51,6 +51,7 @@
 #define BW_SAMPLE_NS		(100 * NSEC_PER_MSEC)
 /* Pages of one background piece at most, and those kept in reserve. */
 #define PIECE_PAGES		(MERGE_SECTORS >> (PAGE_SHIFT - SECTOR_SHIFT))
+#define RESERVE_PAGES		(MIN_PACE_SECTORS >> (PAGE_SHIFT - SECTOR_SHIFT))
 
 struct stream_copier {
 	struct dm_kcopyd_client *kc;	/* copies bios wait for: never behind background */
@@ -215,14 +216,17 @@ static void job_free(struct stream_copier *c, struct stream_job *job)
 }
 
 /*
- * The buffer of a background job: pages for a piece of the current size.
- * Never waits (see job_alloc()); the pools keep one whole piece in reserve.
+ * The buffer of a background job: pages for a piece of the current size,
+ * or fewer (the pieces fit the buffer) but at least MIN_PACE_SECTORS when
+ * memory is short. Never waits (see job_alloc()); the page pool keeps
+ * that much in reserve.
  */
 static bool buffer_alloc(struct stream_copier *c, struct stream_job *job)
 {
 	sector_t sectors = min(run_sectors(c, job->region, job->nr),
 			       max(c->piece_sectors, c->min_piece));
 	unsigned int i, n = DIV_ROUND_UP(to_bytes(sectors), PAGE_SIZE);
+	unsigned int least = min_t(unsigned int, n, RESERVE_PAGES);
 	struct page_list *pl;
 
 	n = min_t(unsigned int, n, PIECE_PAGES);
@@ -231,14 +235,18 @@ static bool buffer_alloc(struct stream_copier *c, struct stream_job *job)
 		return false;
 	for (i = 0; i < n; i++) {
 		pl[i].page = mempool_alloc(&c->page_pool, GFP_NOWAIT);
-		if (!pl[i].page) {
-			while (i--)
-				mempool_free(pl[i].page, &c->page_pool);
-			mempool_free(pl, &c->pl_pool);
-			return false;
-		}
-		pl[i].next = i + 1 < n ? &pl[i + 1] : NULL;
+		if (!pl[i].page)
+			break;
 	}
+	if (i < least) {
+		while (i--)
+			mempool_free(pl[i].page, &c->page_pool);
+		mempool_free(pl, &c->pl_pool);
+		return false;
+	}
+	n = i;
+	for (i = 0; i < n; i++)
+		pl[i].next = i + 1 < n ? &pl[i + 1] : NULL;
 	job->pl = pl;
 	job->nr_pages = n;
 	return true;
@@ -926,7 +934,7 @@ struct stream_copier *stream_copier_create(const struct stream_copier_setup *set
 	r = mempool_init_kmalloc_pool(&c->pl_pool, 1, PIECE_PAGES * sizeof(struct page_list));
 	if (r)
 		goto bad_pl_pool;
-	r = mempool_init_page_pool(&c->page_pool, PIECE_PAGES, 0);
+	r = mempool_init_page_pool(&c->page_pool, RESERVE_PAGES, 0);
 	if (r)
 		goto bad_page_pool;
 

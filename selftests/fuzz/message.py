@@ -34,13 +34,16 @@ def generate(seed, n, length):
     if rng.random() < 0.05:
         sector = rng.choice([length - 1, length, length + 1, length // 2])
     k = rng.choice(["pause", "continue", "rate", "rate", "rate", "max_inflight",
-                    "max_inflight", "max_inflight", "unknown", "count", "joined",
-                    "empty", "core"])
+                    "max_inflight", "max_inflight", "min_rate", "max_rate", "copy_on_read",
+                    "unknown", "count", "joined", "empty", "core"])
     if k in ("pause", "continue"):
         words = [_case(rng, k)]
-    elif k == "rate":
+    elif k in ("rate", "min_rate", "max_rate"):
         words = [_case(rng, k), number_token(rng, [0, 1, 1024, 51200, U32_MAX, U32_MAX + 1],
                                             0, U32_MAX)]
+    elif k == "copy_on_read":
+        words = [_case(rng, k), _case(rng, rng.choice(["on", "off", "on", "off", "yes", "1",
+                                                       "", "of"]))]
     elif k == "max_inflight":
         words = [_case(rng, k), number_token(rng, [1, 2, 64, 256, 1024, 1025, 0], 1, 1024)]
     elif k == "unknown":
@@ -48,7 +51,8 @@ def generate(seed, n, length):
                              "status", "-1", "--", "rate=5", "maxinflight", "pause\\"])]
     elif k == "count":
         words = rng.choice([["rate"], ["rate", "1", "2"], ["max_inflight"], ["pause", "now"],
-                            ["continue", "0"], ["max_inflight", "8", "8"], ["pause", ""]])
+                            ["continue", "0"], ["max_inflight", "8", "8"], ["pause", ""],
+                            ["copy_on_read"], ["min_rate", "1", "2"], ["copy_on_read", "on", "x"]])
     elif k == "joined":
         words = [rng.choice(["rate 5", "max_inflight  32", "pause ", " continue",
                              "rate\\ 5", "rate\t7"])]
@@ -73,11 +77,16 @@ def predict(words, sector, length, st):
     new = dict(st)
     if argc == 1 and a0 in ("pause", "continue"):
         new["paused"] = a0 == "pause"
-    elif argc == 2 and a0 == "rate":
+    elif argc == 2 and a0 in ("rate", "min_rate", "max_rate"):
         v = decimal(args[1])
         if v is None or v > U32_MAX:
-            return "refuse", "invalid rate '%s': expected KiB/s" % args[1], st
-        new["rate"] = v
+            return "refuse", "invalid %s '%s': expected KiB/s" % (args[0], args[1]), st
+        new[a0] = v
+    elif argc == 2 and a0 == "copy_on_read":
+        v = ascii_lower(args[1])
+        if v not in ("on", "off"):
+            return "refuse", "invalid 'copy_on_read %s': expected on or off" % args[1], st
+        new["copy_on_read"] = v == "on"
     elif argc == 2 and a0 == "mirror":
         # "mirror off" stops mirroring; the fuzzed tables are one-way.
         if ascii_lower(args[1]) != "off":
@@ -101,11 +110,12 @@ def gen_main(args):
 
 def initial_state(words):
     st = {"paused": False, "rate": 0, "max_inflight": DEFAULT_MAX_INFLIGHT,
-          "no_discard_passdown": False}
+          "no_discard_passdown": False, "min_rate": 0, "max_rate": 0, "copy_on_read": False,
+          "skip_zeroes": False}
     w = [ascii_lower(x) for x in words]
     i = 0
     while i < len(w):
-        if w[i] in ("rate", "max_inflight"):
+        if w[i] in ("rate", "max_inflight", "min_rate", "max_rate"):
             st[w[i]] = int(w[i + 1])
             i += 1
         else:

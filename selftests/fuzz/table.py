@@ -20,7 +20,7 @@ from .util import (U32_MAX, U64_MAX, KernelLog, Totals, case_rng, core_table_err
 MIN_RS, MAX_RS = 8, 2097152
 MAX_REGIONS = 1 << 31
 BITS_PER_BLOCK = 32576
-MAX_OPT_WORDS = 7
+MAX_OPT_WORDS = 13
 DEFAULT_MAX_INFLIGHT = 256
 LLONG_MAX = (1 << 63) - 1
 
@@ -31,6 +31,11 @@ E_RS = "Invalid region size: expected a power of two from 8 to 2097152 sectors"
 E_NOPT = "Invalid number of optional arguments"
 E_RATE = "Invalid rate: expected KiB/s as an unsigned 32-bit number"
 E_MAXIF = "Invalid max_inflight: expected 1 to 1024 regions"
+E_MINRATE = "Invalid min_rate: expected KiB/s as an unsigned 32-bit number"
+E_MAXRATE = "Invalid max_rate: expected KiB/s as an unsigned 32-bit number"
+NUMBER_OPTS = {"rate": (0, U32_MAX, E_RATE), "max_inflight": (1, 1024, E_MAXIF),
+               "min_rate": (0, U32_MAX, E_MINRATE), "max_rate": (0, U32_MAX, E_MAXRATE)}
+FLAG_OPTS = ("paused", "no_discard_passdown", "copy_on_read", "skip_zeroes")
 E_UNKNOWN = "Unknown optional argument"
 E_TRAIL = "Too many arguments: trailing words after the optional arguments"
 E_ORIGIN = "Origin device is shorter than the target"
@@ -70,7 +75,8 @@ class Outcome:
 def parse_opts(words):
     """The optional argument group, as the rst says. Returns (error, opts)."""
     opts = {"paused": False, "rate": 0, "max_inflight": DEFAULT_MAX_INFLIGHT,
-            "no_discard_passdown": False, "mirror": False}
+            "no_discard_passdown": False, "mirror": False, "min_rate": 0, "max_rate": 0,
+            "copy_on_read": False, "skip_zeroes": False}
     if not words:
         return None, opts
     cnt = decimal(words[0])
@@ -82,16 +88,14 @@ def parse_opts(words):
     while i < len(group):
         w = ascii_lower(group[i])
         i += 1
-        if w == "paused":
-            opts["paused"] = True
-        elif w == "no_discard_passdown":
-            opts["no_discard_passdown"] = True
+        if w in FLAG_OPTS:
+            opts[w] = True
         elif w == "mirror":
             # Not generated: whether a mirror table loads depends on the
             # metadata's stale flag, which the model does not follow.
             opts["mirror"] = True
-        elif w in ("rate", "max_inflight"):
-            lo, hi, err = (0, U32_MAX, E_RATE) if w == "rate" else (1, 1024, E_MAXIF)
+        elif w in NUMBER_OPTS:
+            lo, hi, err = NUMBER_OPTS[w]
             v = decimal(group[i]) if i < len(group) else None
             if v is None or not lo <= v <= hi:
                 return err, None
@@ -121,6 +125,12 @@ def opt_words(opts):
         w.append("no_discard_passdown")
     if opts.get("mirror"):
         w.append("mirror")
+    for k in ("min_rate", "max_rate"):
+        if opts.get(k):
+            w += [k, str(opts[k])]
+    for k in ("copy_on_read", "skip_zeroes"):
+        if opts.get(k):
+            w.append(k)
     return [str(len(w))] + w
 
 
@@ -201,9 +211,10 @@ def _pick_form(rng, dev):
 
 def _gen_opts(rng):
     words = []
-    choices = ["paused", "rate", "max_inflight", "no_discard_passdown"]
-    for c in rng.sample(choices, rng.randint(0, 4)):
-        if c == "rate":
+    choices = ["paused", "rate", "max_inflight", "no_discard_passdown", "min_rate", "max_rate",
+               "copy_on_read", "skip_zeroes"]
+    for c in rng.sample(choices, rng.randint(0, 5)):
+        if c in ("rate", "min_rate", "max_rate"):
             words += [c, str(rng.choice([0, 1, 1024, 51200, U32_MAX,
                                          rng.randint(0, U32_MAX)]))]
         elif c == "max_inflight":
@@ -212,7 +223,7 @@ def _gen_opts(rng):
         else:
             words.append(c)
     if rng.random() < 0.1 and words:
-        words.append(rng.choice(["paused", "no_discard_passdown"]))  # a repeat
+        words.append(rng.choice(["paused", "no_discard_passdown", "copy_on_read"]))  # a repeat
     return [w.upper() if rng.random() < 0.15 and not w.isdigit() else w for w in words]
 
 
@@ -292,19 +303,19 @@ def generate(seed, n, inv):
             opts.insert(rng.randint(0, len(opts)), rng.choice(UNKNOWN_WORDS))
             count_word = str(len(opts))
         elif m == "value":
-            key = rng.choice(["rate", "max_inflight"])
-            lo, hi = (0, U32_MAX) if key == "rate" else (1, 1024)
+            key = rng.choice(["rate", "max_inflight", "min_rate", "max_rate"])
+            lo, hi = NUMBER_OPTS[key][:2]
             at = rng.randint(0, len(opts))
             opts[at:at] = [key, number_token(rng, [lo, hi, hi + 1, 0, 256, 64], lo, hi)]
             count_word = str(len(opts))
         elif m == "missing_value":
-            opts.append(rng.choice(["rate", "max_inflight", "RATE"]))
+            opts.append(rng.choice(["rate", "max_inflight", "RATE", "min_rate", "max_rate"]))
             count_word = str(len(opts))
         elif m == "trailing":
             trailing = rng.choice([["x"], ["paused"], ["1"], ["rate", "5"], ["0"]])
             count_word = count_word or str(len(opts))
         elif m == "too_many":
-            opts = ["paused"] * rng.randint(7, 9)
+            opts = ["paused"] * rng.randint(MAX_OPT_WORDS, MAX_OPT_WORDS + 2)
             count_word = str(len(opts))
         elif m == "meta_small":
             dev_words[0] = _pick_form(rng, min(metas, key=lambda d: d.sectors))
