@@ -86,9 +86,9 @@ tt_expect "create with --min-rate, --max-rate, --copy-on-read, --skip-zeroes" 0 
 	"streaming .*\(paused\)" create $NAME --origin "$ORIG" --dest "$DEST" --meta "$META" \
 	--paused --rate 8M --min-rate 1M --max-rate 64M --max-inflight 16 --copy-on-read \
 	--skip-zeroes
-CREATED="9 rate 8192 max_inflight 16 min_rate 1024 max_rate 65536 copy_on_read skip_zeroes"
+CREATED="10 rate 8192 max_inflight 16 min_rate 1024 max_rate 65536 copy_on_read skip_zeroes"
 ktap_check "... the table line holds them, in the kernel's order" \
-	test "$(table_opts $NAME)" = "11 paused ${CREATED#9 }"
+	test "$(table_opts $NAME)" = "11 paused ${CREATED#10 }"
 ktap_diag "table: $(sh_table $NAME)"
 tt_expect "status shows them" 0 \
 	"paused, .*limit 8\.0 MiB/s, busy 1\.0 MiB/s, idle 64\.0 MiB/s, copy-on-read, skip-zeroes" \
