@@ -151,6 +151,8 @@ struct stream_bitmap_disk {
 #define STREAM_ID_OPT_NO_DISCARD_PASSDOWN 0x2U
 #define STREAM_ID_OPT_MERGE		0x4U
 #define STREAM_ID_OPT_ROLLBACK		0x8U
+#define STREAM_ID_OPT_COPY_ON_READ	0x10U
+#define STREAM_ID_OPT_SKIP_ZEROES	0x20U
 
 struct stream_device_identity_disk {
 	__le64 size;				/* sectors */
@@ -195,6 +197,14 @@ struct stream_identity_disk {
 	__le64 merge_exceptions;
 	__le32 merge_csum;
 	__le32 merge_chunk;			/* sectors */
+	/*
+	 * The table's min_rate and max_rate (KiB/s, 0: the default), as
+	 * rate_kib. The record has no size or version field: it grows at its
+	 * end only, and the bytes after it are zero, so a record written
+	 * before a field existed reads it as 0, its default.
+	 */
+	__le32 min_rate_kib;
+	__le32 max_rate_kib;
 } __packed;
 
 static_assert(sizeof(struct stream_superblock_disk) <= STREAM_IDENTITY_OFFSET,

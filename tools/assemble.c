@@ -449,32 +449,52 @@ static int wait_devices(struct assembly *a, double timeout)
 	}
 }
 
-/* The stream's table, as it was: same geometry, options, rate, max_inflight. */
+/* Appends " WORD" to @words, or " WORD VALUE" when @value is not negative. */
+static void opt_word(char *words, size_t len, unsigned int *n, const char *word, int64_t value)
+{
+	size_t used = strlen(words);
+
+	if (value >= 0) {
+		snprintf(words + used, len - used, " %s %" PRId64, word, value);
+		*n += 2;
+	} else {
+		snprintf(words + used, len - used, " %s", word);
+		*n += 1;
+	}
+}
+
+/*
+ * The stream's table, as it was: same geometry, options, rates,
+ * max_inflight; in the order the kernel prints them. A record written
+ * before min_rate and max_rate existed holds 0 there: the defaults.
+ */
 static void assembly_table(const struct assembly *a, struct dmx_table *tbl)
 {
 	const struct stream_identity_disk *id = &a->sb.identity;
 	uint32_t opts = le32toh(id->options);
-	char words[128] = "";
-	unsigned int n = 0;
+	const struct { uint32_t bit; const char *word; } flags[] = {
+		{ STREAM_ID_OPT_COPY_ON_READ, STREAM_OPT_COPY_ON_READ },
+		{ STREAM_ID_OPT_SKIP_ZEROES, STREAM_OPT_SKIP_ZEROES },
+	};
+	char words[256] = "";
+	unsigned int n = 0, i;
 
-	if (a->mirror) {
-		strcat(words, " " STREAM_OPT_MIRROR);
-		n++;
-	}
-	if (opts & STREAM_ID_OPT_NO_DISCARD_PASSDOWN) {
-		strcat(words, " " STREAM_OPT_NO_DISCARD_PASSDOWN);
-		n++;
-	}
-	if (le32toh(id->rate_kib)) {
-		snprintf(words + strlen(words), sizeof(words) - strlen(words),
-			 " " STREAM_OPT_RATE " %" PRIu32, le32toh(id->rate_kib));
-		n += 2;
-	}
-	if (le32toh(id->max_inflight)) {
-		snprintf(words + strlen(words), sizeof(words) - strlen(words),
-			 " " STREAM_OPT_MAX_INFLIGHT " %" PRIu32, le32toh(id->max_inflight));
-		n += 2;
-	}
+	if (le32toh(id->rate_kib))
+		opt_word(words, sizeof(words), &n, STREAM_OPT_RATE, le32toh(id->rate_kib));
+	if (le32toh(id->max_inflight))
+		opt_word(words, sizeof(words), &n, STREAM_OPT_MAX_INFLIGHT,
+			 le32toh(id->max_inflight));
+	if (opts & STREAM_ID_OPT_NO_DISCARD_PASSDOWN)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_NO_DISCARD_PASSDOWN, -1);
+	if (a->mirror)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_MIRROR, -1);
+	if (le32toh(id->min_rate_kib))
+		opt_word(words, sizeof(words), &n, STREAM_OPT_MIN_RATE, le32toh(id->min_rate_kib));
+	if (le32toh(id->max_rate_kib))
+		opt_word(words, sizeof(words), &n, STREAM_OPT_MAX_RATE, le32toh(id->max_rate_kib));
+	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+		if (opts & flags[i].bit)
+			opt_word(words, sizeof(words), &n, flags[i].word, -1);
 	dmx_table_one(tbl, a->sb.target_size, STREAM_TARGET_NAME, "%u:%u %u:%u %u:%u %" PRIu32
 		      " %u%s", a->meta.major, a->meta.minor, a->dest.major, a->dest.minor,
 		      a->origin.major, a->origin.minor, a->sb.region_size, n, words);

@@ -19,9 +19,13 @@ struct opts {
 	const char *name;	/* assemble --name */
 	const char *copied, *copied_from;	/* create, copy: seeding */
 	uint64_t region_bytes;
-	bool rate_set;
+	bool rate_set, min_rate_set, max_rate_set;
 	uint64_t rate_kib;	/* KiB/s, as the kernel takes it; 0: no limit */
+	uint64_t min_rate_kib;	/* KiB/s while users are busy; 0: the default */
+	uint64_t max_rate_kib;	/* KiB/s while they are idle; 0: no limit */
 	uint64_t max_inflight;
+	bool copy_on_read, skip_zeroes;	/* create, copy, merge */
+	int copy_on_read_set;	/* set --copy-on-read: -1 not given, 0 off, 1 on */
 	bool paused, force, finish, watch, json, progress, quiet, sb_only, ignore_nonfatal;
 	bool mirror, no_mirror;	/* create --mirror; copy --no-mirror */
 	bool rollback;		/* merge --rollback */
@@ -33,7 +37,7 @@ struct command {
 	const char *name;
 	const char *args;	/* after the name, for the usage line */
 	const char *summary;
-	unsigned int options;	/* O(OPT_...) allowed */
+	uint64_t options;	/* O(OPT_...) allowed */
 	int min_args, max_args;
 	bool name_first;	/* the first argument is a dm device NAME */
 	int (*fn)(const struct command *cmd, struct opts *o, int argc, char **argv);
@@ -53,6 +57,7 @@ int cmd_copy(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_finish(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_message(const struct command *cmd, struct opts *o, int argc, char **argv);
 int cmd_rate(const struct command *cmd, struct opts *o, int argc, char **argv);
+int cmd_set(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* abort.c */
 int cmd_abort(const struct command *cmd, struct opts *o, int argc, char **argv);
 /* follow.c */

@@ -40,11 +40,12 @@ enum opt_id {
 	OPT_ORIGIN = 1, OPT_DEST, OPT_META, OPT_REGION_SIZE, OPT_RATE, OPT_MAX_INFLIGHT,
 	OPT_PAUSED, OPT_FORCE, OPT_FINISH, OPT_WATCH, OPT_JSON, OPT_INTERVAL, OPT_TIMEOUT,
 	OPT_PROGRESS, OPT_QUIET, OPT_SB_ONLY, OPT_IGNORE_NONFATAL, OPT_MIRROR, OPT_NO_MIRROR,
-	OPT_HELP, OPT_NAME, OPT_COPIED, OPT_COPIED_FROM, OPT_ROLLBACK,
+	OPT_HELP, OPT_NAME, OPT_COPIED, OPT_COPIED_FROM, OPT_ROLLBACK, OPT_MIN_RATE, OPT_MAX_RATE,
+	OPT_COPY_ON_READ, OPT_SKIP_ZEROES, OPT_SET_COPY_ON_READ,
 	OPT_MAX
 };
 
-#define O(x)	(1U << (x))
+#define O(x)	(1ULL << (x))
 
 static const struct option all_options[] = {
 	{ "origin", required_argument, NULL, OPT_ORIGIN },
@@ -71,6 +72,12 @@ static const struct option all_options[] = {
 	{ "copied", required_argument, NULL, OPT_COPIED },
 	{ "copied-from", required_argument, NULL, OPT_COPIED_FROM },
 	{ "rollback", no_argument, NULL, OPT_ROLLBACK },
+	{ "min-rate", required_argument, NULL, OPT_MIN_RATE },
+	{ "max-rate", required_argument, NULL, OPT_MAX_RATE },
+	{ "copy-on-read", no_argument, NULL, OPT_COPY_ON_READ },
+	{ "skip-zeroes", no_argument, NULL, OPT_SKIP_ZEROES },
+	/* set's: the same name, with on or off (no command takes both). */
+	{ "copy-on-read", required_argument, NULL, OPT_SET_COPY_ON_READ },
 };
 
 static const struct command *find_command(const char *name);
@@ -170,9 +177,10 @@ static int cmd_version(const struct command *cmd, struct opts *o, int argc, char
 	"  --copied-from FILE  the same, one range per line ('#' comments; - is stdin)\n"
 
 static const struct command commands[] = {
-	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--paused] [--mirror] [--copied RANGES | --copied-from FILE] [--force]",
+	{ "create", "NAME --origin DEV --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--min-rate RATE] [--max-rate RATE] [--max-inflight N] [--copy-on-read] [--skip-zeroes] [--paused] [--mirror] [--copied RANGES | --copied-from FILE] [--force]",
 	  "Create stream device NAME over ORIGIN, copying it into DEST in the background.",
 	  O(OPT_ORIGIN) | O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) |
+	  O(OPT_MIN_RATE) | O(OPT_MAX_RATE) | O(OPT_COPY_ON_READ) | O(OPT_SKIP_ZEROES) |
 	  O(OPT_MAX_INFLIGHT) | O(OPT_PAUSED) | O(OPT_MIRROR) | O(OPT_FORCE) | O(OPT_COPIED) |
 	  O(OPT_COPIED_FROM), 1, 1, true,
 	  cmd_create,
@@ -182,9 +190,18 @@ static const struct command commands[] = {
 	  "                      of this same geometry (the stream continues)\n"
 	  "  --region-size SIZE  unit of copying, a power of two, 4k to 1G ("
 	  XSTR(STREAM_DEFAULT_REGION_SECTORS) "s)\n"
-	  "  --rate RATE         limit background copying (default: none)\n"
+	  "  --rate RATE         limit background copying at all times (default: none)\n"
+	  "  --min-rate RATE     background copying while the device's users are busy\n"
+	  "                      (default: unpaced, one piece in flight at a time)\n"
+	  "  --max-rate RATE     background copying while they are idle (default: no\n"
+	  "                      limit)\n"
 	  "  --max-inflight N    background regions in flight, " XSTR(STREAM_MIN_MAX_INFLIGHT) " to "
 	  XSTR(STREAM_MAX_MAX_INFLIGHT) " (" XSTR(STREAM_DEFAULT_MAX_INFLIGHT) ")\n"
+	  "  --copy-on-read      a read of an uncopied region queues it for copying\n"
+	  "                      ahead of the rest, even while paused\n"
+	  "  --skip-zeroes       DEST reads zeros where it was never written (a new thin\n"
+	  "                      volume, a discarded disk): all-zero parts of the\n"
+	  "                      origin are not written to it\n"
 	  "  --paused            create paused; 'dmstream continue NAME' starts it\n"
 	  "  --mirror            every write also goes to the origin (opened\n"
 	  "                      read-write), so that 'abort' loses nothing; off by\n"
@@ -193,7 +210,7 @@ static const struct command commands[] = {
 	  "  --force             overwrite a metadata device holding anything else\n\n"
 	  SIZES_HELP },
 	{ "status", "NAME [--watch] [--json] [--interval SEC]",
-	  "Show progress, current rate, ETA, state, mode, errors and copy mode.",
+	  "Show progress, rate, ETA, state, mode, errors, copy mode and options.",
 	  O(OPT_WATCH) | O(OPT_JSON) | O(OPT_INTERVAL), 1, 1, true, cmd_status,
 	  "\n  --watch             keep showing it until the copy completes or fails: one\n"
 	  "                      updating progress bar on a terminal, else one line per\n"
@@ -220,9 +237,10 @@ static const struct command commands[] = {
 	  "and NAME resumed as a stream (exit 4); else NAME is resumed on the linear\n"
 	  "table. On any failure NAME stays a stream. Removes the helper origin that\n"
 	  "'copy' made. The metadata device is free afterwards.\n" },
-	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--max-inflight N] [--no-mirror] [--copied RANGES | --copied-from FILE] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
+	{ "copy", "NAME --dest DEV --meta DEV [--region-size SIZE] [--rate RATE] [--min-rate RATE] [--max-rate RATE] [--max-inflight N] [--copy-on-read] [--skip-zeroes] [--no-mirror] [--copied RANGES | --copied-from FILE] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
 	  "Live copy of dm device NAME, in use, onto DEST: NAME becomes a stream.",
 	  O(OPT_DEST) | O(OPT_META) | O(OPT_REGION_SIZE) | O(OPT_RATE) | O(OPT_MAX_INFLIGHT) |
+	  O(OPT_MIN_RATE) | O(OPT_MAX_RATE) | O(OPT_COPY_ON_READ) | O(OPT_SKIP_ZEROES) |
 	  O(OPT_NO_MIRROR) | O(OPT_FORCE) | O(OPT_FINISH) | O(OPT_TIMEOUT) | O(OPT_QUIET) |
 	  O(OPT_INTERVAL) | O(OPT_JSON) | O(OPT_COPIED) | O(OPT_COPIED_FROM), 1, 1, true,
 	  cmd_copy,
@@ -246,12 +264,14 @@ static const struct command commands[] = {
 	  "  --finish            wait with progress, then 'finish' (--timeout as for\n"
 	  "                      'wait'; --json, --interval as for 'status --watch';\n"
 	  "                      --quiet hides the progress)\n"
-	  "  --region-size, --rate, --max-inflight, --copied, --copied-from, --force:\n"
+	  "  --region-size, --rate, --min-rate, --max-rate, --max-inflight,\n"
+	  "  --copy-on-read, --skip-zeroes, --copied, --copied-from, --force:\n"
 	  "                      as for 'create'\n\n"
 	  SIZES_HELP },
-	{ "merge", "SNAP --meta DEV [--rollback] [--region-size SIZE] [--rate RATE] [--max-inflight N] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
+	{ "merge", "SNAP --meta DEV [--rollback] [--region-size SIZE] [--rate RATE] [--min-rate RATE] [--max-rate RATE] [--max-inflight N] [--copy-on-read] [--force] [--finish [--timeout SEC] [--quiet | --json] [--interval SEC]]",
 	  "Merge dm-snapshot SNAP into its origin live, copying only the changed chunks.",
 	  O(OPT_META) | O(OPT_ROLLBACK) | O(OPT_REGION_SIZE) | O(OPT_RATE) |
+	  O(OPT_MIN_RATE) | O(OPT_MAX_RATE) | O(OPT_COPY_ON_READ) |
 	  O(OPT_MAX_INFLIGHT) | O(OPT_FORCE) | O(OPT_FINISH) | O(OPT_TIMEOUT) | O(OPT_QUIET) |
 	  O(OPT_INTERVAL) | O(OPT_JSON), 1, 1, true, cmd_merge,
 	  "\nSNAP is a 'snapshot' device with a persistent exception store (P or PO).\n"
@@ -280,8 +300,9 @@ static const struct command commands[] = {
 	  "  --region-size SIZE  unit of copying (default: the snapshot's chunk size,\n"
 	  "                      at least 4k); a region holding any exception is copied\n"
 	  "                      whole\n"
-	  "  --rate, --max-inflight, --force, --finish, --timeout, --quiet, --json,\n"
-	  "  --interval: as for 'copy'\n\n"
+	  "  --rate, --min-rate, --max-rate, --max-inflight, --copy-on-read, --force,\n"
+	  "  --finish, --timeout, --quiet, --json, --interval: as for 'copy' (not\n"
+	  "  --skip-zeroes: REAL holds old data where the merge does not write)\n\n"
 	  SIZES_HELP },
 	{ "abort", "NAME [--force]",
 	  "Give up a stream: NAME maps its origin again, as before the copy.",
@@ -299,9 +320,29 @@ static const struct command commands[] = {
 	{ "pause", "NAME", "Stop starting background copies.", 0, 1, 1, true, cmd_message, NULL },
 	{ "continue", "NAME",
 	  "Resume background copies; after a stall, retry the failed regions.",
-	  0, 1, 1, true, cmd_message, NULL },
+	  0, 1, 1, true, cmd_message,
+	  "\nAfter 'pause' or --paused: copying starts again. A stalled stream (a copy\n"
+	  "failed every try, its origin gone, say) starts a new pass from region 0,\n"
+	  "once the cause is fixed: the regions left uncopied are tried again.\n" },
 	{ "rate", "NAME RATE", "Set the background copy rate limit (0: none).",
-	  0, 2, 2, true, cmd_rate, "\n" SIZES_HELP },
+	  0, 2, 2, true, cmd_rate, "\nThe same as 'set NAME --rate RATE'.\n\n" SIZES_HELP },
+	{ "set", "NAME [--rate RATE] [--min-rate RATE] [--max-rate RATE] [--max-inflight N] [--copy-on-read on|off]",
+	  "Change a stream's rates, in-flight bound or copy-on-read while it runs.",
+	  O(OPT_RATE) | O(OPT_MIN_RATE) | O(OPT_MAX_RATE) | O(OPT_MAX_INFLIGHT) |
+	  O(OPT_SET_COPY_ON_READ), 1, 1, true, cmd_set,
+	  "\n  --rate RATE         the cap on background copying, at all times\n"
+	  "  --min-rate RATE     background copying while users are busy (0: unpaced,\n"
+	  "                      one piece in flight at a time)\n"
+	  "  --max-rate RATE     background copying while they are idle (0: no limit)\n"
+	  "  --max-inflight N    background regions in flight, " XSTR(STREAM_MIN_MAX_INFLIGHT) " to "
+	  XSTR(STREAM_MAX_MAX_INFLIGHT) "\n"
+	  "  --copy-on-read on|off  queue uncopied regions that are read for copying\n\n"
+	  "Sends the target's messages, one per option given, in this order. The\n"
+	  "table (dmsetup table) shows the values in force, so a table reloaded from\n"
+	  "it keeps them; the metadata does not: 'assemble' makes the stream with the\n"
+	  "options it was created with. Stops at the first message the kernel\n"
+	  "refuses, naming the ones already sent.\n\n"
+	  SIZES_HELP },
 	{ "check", "META [--quiet] [--super-block-only] [--ignore-non-fatal-errors]",
 	  "Check a metadata device offline: checksums, geometry, bitmap, copied count.",
 	  O(OPT_QUIET) | O(OPT_SB_ONLY) | O(OPT_IGNORE_NONFATAL), 1, 1, false, cmd_check,
@@ -344,8 +385,9 @@ static const struct command commands[] = {
 	  "\nFinds the origin and destination that META records (by dm uuid, then WWN,\n"
 	  "serial, PARTUUID, filesystem uuid; the sizes must match), makes copy's\n"
 	  "helper origin again if it is gone, and creates the stream with its table as\n"
-	  "it was: region size, options, rate, max_inflight; mirror only if the origin\n"
-	  "is not stale. The copy continues where it stopped. Exits 0 at once when the\n"
+	  "it was made: region size, options, rates, max_inflight (not changes made\n"
+	  "since by 'set' or 'rate'); mirror only if the origin is not stale. The copy\n"
+	  "continues where it stopped. Exits 0 at once when the\n"
 	  "stream is already there. Refuses when a device is missing or ambiguous.\n\n"
 	  "  --name NAME         the device's name (default: the recorded one)\n"
 	  "  --timeout SEC       wait up to SEC seconds for the devices to appear\n" },
@@ -425,6 +467,7 @@ static bool *flag_of(struct opts *o, int id)
 		[OPT_QUIET] = &o->quiet, [OPT_SB_ONLY] = &o->sb_only,
 		[OPT_IGNORE_NONFATAL] = &o->ignore_nonfatal, [OPT_MIRROR] = &o->mirror,
 		[OPT_NO_MIRROR] = &o->no_mirror, [OPT_ROLLBACK] = &o->rollback,
+		[OPT_COPY_ON_READ] = &o->copy_on_read, [OPT_SKIP_ZEROES] = &o->skip_zeroes,
 	};
 
 	return id > 0 && id < OPT_MAX ? flags[id] : NULL;
@@ -461,6 +504,17 @@ static int set_option(const struct command *cmd, struct opts *o, int id, char *a
 	case OPT_RATE:
 		o->rate_set = true;
 		return rate_arg(cmd, arg, &o->rate_kib);
+	case OPT_MIN_RATE:
+		o->min_rate_set = true;
+		return rate_arg(cmd, arg, &o->min_rate_kib);
+	case OPT_MAX_RATE:
+		o->max_rate_set = true;
+		return rate_arg(cmd, arg, &o->max_rate_kib);
+	case OPT_SET_COPY_ON_READ:
+		if (strcmp(arg, STREAM_MSG_ON) && strcmp(arg, STREAM_MSG_OFF))
+			return usage_error(cmd, "invalid --copy-on-read '%s': on or off", arg);
+		o->copy_on_read_set = !strcmp(arg, STREAM_MSG_ON);
+		break;
 	case OPT_MAX_INFLIGHT:
 		if (parse_u64(arg, STREAM_MIN_MAX_INFLIGHT, STREAM_MAX_MAX_INFLIGHT,
 			      &o->max_inflight))
@@ -502,6 +556,7 @@ static int parse_command(const struct command *cmd, int argc, char **argv, struc
 
 	memset(o, 0, sizeof(*o));
 	o->interval = -1;
+	o->copy_on_read_set = -1;
 	optind = 0;	/* full reinitialisation, after main()'s parse */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "stream-interface.h"
 #include "cli.h"
 #include "dm.h"
 #include "follow.h"
@@ -85,17 +86,31 @@ struct follow {
 	struct progress *prog;	/* NULL: silent */
 	double timeout;		/* 0: none */
 	double interval;	/* display refresh; 0: events only */
-	/* For telling a stalled target from a slow one. */
+	/*
+	 * For telling a stalled target from a slow one, when the kernel's
+	 * target is older than 2.1 and has no state "stalled".
+	 */
+	bool guess_stall;
 	double suspect_since;
 	uint64_t suspect_copied;
 	bool said_paused;
 };
 
+/* Why a stalled stream stopped, and what starts it again. */
+static void stalled_why(const char *name, const struct stream_status *st, char *why,
+			size_t len)
+{
+	snprintf(why, len, "%s stalled: %" PRIu64 " regions could not be copied (%" PRIu64 "/%"
+		 PRIu64 " copied; see dmesg): the origin failed, most likely. Fix it, then "
+		 "'%s continue %s' copies the rest", name, st->errors, st->copied, st->total,
+		 progname, name);
+}
+
 /*
  * A stream that can no longer complete by itself or be finished: metadata
- * or destination failure (fail or ro mode, complete or not), or stalled,
- * which the status shows only as copy errors with nothing in flight and no
- * progress (the kernel raised an event, too).
+ * or destination failure (fail or ro mode, complete or not), or stalled:
+ * the state says so (target 2.1); an older target shows only copy errors
+ * with nothing in flight and no progress (the kernel raised an event, too).
  */
 static enum verdict judge(struct follow *f, const struct stream_status *st,
 			  const struct dmx_info *info, double now, double *recheck,
@@ -115,9 +130,14 @@ static enum verdict judge(struct follow *f, const struct stream_status *st,
 			 "in ro mode, stopped copying and cannot be finished (see dmesg)", f->name);
 		return V_FAILED;
 	}
-	if (!strcmp(st->state, "complete"))
+	if (!strcmp(st->state, STREAM_STATE_COMPLETE))
 		return V_COMPLETE;
-	if (!strcmp(st->state, "paused") || info->suspended || !st->errors || st->copying) {
+	if (!strcmp(st->state, STREAM_STATE_STALLED)) {
+		stalled_why(f->name, st, why, len);
+		return V_FAILED;
+	}
+	if (!f->guess_stall || !strcmp(st->state, STREAM_STATE_PAUSED) || info->suspended ||
+	    !st->errors || st->copying) {
 		f->suspect_since = 0;
 		if (!strcmp(st->state, "paused") && !f->said_paused && !f->prog) {
 			warn("%s is paused: waiting until '%s continue %s'", f->name, progname,
@@ -136,10 +156,7 @@ static enum verdict judge(struct follow *f, const struct stream_status *st,
 		f->suspect_copied = st->copied;
 	}
 	if (now - f->suspect_since >= window) {
-		snprintf(why, len, "%s stalled: %" PRIu64 " regions could not be copied "
-			 "(%" PRIu64 "/%" PRIu64 " copied; see dmesg). After fixing the cause, "
-			 "'%s continue %s' retries them", f->name, st->errors, st->copied,
-			 st->total, progname, f->name);
+		stalled_why(f->name, st, why, len);
 		return V_FAILED;
 	}
 	*recheck = f->suspect_since + window - now + 0.05;
@@ -220,6 +237,10 @@ int follow_stream(const char *name, double timeout, bool show, bool json, double
 {
 	struct follow f = { .name = name, .timeout = timeout };
 	struct progress prog;
+	uint32_t v[3];
+
+	f.guess_stall = dmx_target_version(STREAM_TARGET_NAME, v) != 1 ||
+			(v[0] == STREAM_TARGET_VERSION_MAJOR && v[1] < 1);
 
 	if (show) {
 		progress_init(&prog, name, json ? PROGRESS_JSON :
@@ -258,6 +279,10 @@ int cmd_status(const struct command *cmd, struct opts *o, int argc, char **argv)
 		progress_sample(&prog, &st, now_monotonic());
 	}
 	progress_show(&prog, &st);
+	if (!o->json && !strcmp(st.state, STREAM_STATE_STALLED))
+		printf("%s: copying stopped: a copy failed every try (the origin failed, most "
+		       "likely; see dmesg). Fix it, then '%s continue %s' copies the rest\n", name,
+		       progname, name);
 	return EXIT_OK;
 }
 

@@ -488,7 +488,8 @@ static int merge_plan(struct merge *m)
 		return EXIT_FAIL;
 	}
 	if (plan_check_sizes(m->snap, &p->dest, &p->meta, p->len, p->region) ||
-	    check_target(&present) || plan_check_free(&p->meta, "metadata"))
+	    check_target(&present) || check_target_options(m->o) ||
+	    plan_check_free(&p->meta, "metadata"))
 		return EXIT_FAIL;
 	if (!m->o->rollback) {
 		snprintf(p->helper, sizeof(p->helper), "%s%s", m->snap, ORIGIN_SUFFIX);

@@ -29,7 +29,7 @@
 _Static_assert(sizeof(struct stream_superblock_disk) == 96, "superblock layout");
 _Static_assert(sizeof(struct stream_bitmap_disk) == STREAM_BITMAP_HDR_SIZE, "bitmap header layout");
 _Static_assert(sizeof(struct stream_device_identity_disk) == 520, "device identity layout");
-_Static_assert(sizeof(struct stream_identity_disk) == 2472, "identity record layout");
+_Static_assert(sizeof(struct stream_identity_disk) == 2480, "identity record layout");
 _Static_assert(STREAM_IDENTITY_OFFSET + sizeof(struct stream_identity_disk) <= STREAM_BLOCK_SIZE,
 	       "the identity record fits in the superblock block");
 
@@ -509,7 +509,8 @@ const char *meta_identity_problem(const struct stream_identity_disk *id,
 		return buf;
 	}
 	if (le32toh(id->options) & ~(STREAM_ID_OPT_MIRROR | STREAM_ID_OPT_NO_DISCARD_PASSDOWN |
-				      STREAM_ID_OPT_MERGE | STREAM_ID_OPT_ROLLBACK)) {
+				      STREAM_ID_OPT_MERGE | STREAM_ID_OPT_ROLLBACK |
+				      STREAM_ID_OPT_COPY_ON_READ | STREAM_ID_OPT_SKIP_ZEROES)) {
 		snprintf(buf, len, "identity record: unknown options 0x%" PRIx32,
 			 le32toh(id->options));
 		return buf;

@@ -353,6 +353,8 @@ static json_object *identity_json(const struct meta_sb *sb)
 			       json_object_new_uint64(le64toh(id->merge_exceptions)));
 	json_object_object_add(o, "merge_csum", json_object_new_uint64(le32toh(id->merge_csum)));
 	json_object_object_add(o, "merge_chunk", json_object_new_uint64(le32toh(id->merge_chunk)));
+	json_object_object_add(o, "min_rate_kib", json_object_new_uint64(le32toh(id->min_rate_kib)));
+	json_object_object_add(o, "max_rate_kib", json_object_new_uint64(le32toh(id->max_rate_kib)));
 	return o;
 }
 
@@ -396,11 +398,15 @@ static void identity_print(const struct meta_sb *sb)
 	printf("  name              %s\n", id->name);
 	printf("  uuid              %s\n", id->uuid[0] ? id->uuid : "(none)");
 	printf("  created           %" PRIu64 "\n", (uint64_t)le64toh(id->created));
-	printf("  options          %s%s%s%s%s\n", opts & STREAM_ID_OPT_MIRROR ? " mirror" : "",
+	printf("  options          %s%s%s%s%s%s%s\n", opts & STREAM_ID_OPT_MIRROR ? " mirror" : "",
 	       opts & STREAM_ID_OPT_NO_DISCARD_PASSDOWN ? " no_discard_passdown" : "",
+	       opts & STREAM_ID_OPT_COPY_ON_READ ? " copy_on_read" : "",
+	       opts & STREAM_ID_OPT_SKIP_ZEROES ? " skip_zeroes" : "",
 	       opts & STREAM_ID_OPT_MERGE ? " merge" : "",
 	       opts & STREAM_ID_OPT_ROLLBACK ? " rollback" : "", opts ? "" : " (none)");
 	printf("  rate_kib          %" PRIu32 "\n", le32toh(id->rate_kib));
+	printf("  min_rate_kib      %" PRIu32 "\n", le32toh(id->min_rate_kib));
+	printf("  max_rate_kib      %" PRIu32 "\n", le32toh(id->max_rate_kib));
 	printf("  max_inflight      %" PRIu32 "\n", le32toh(id->max_inflight));
 	dev_identity_print("origin", &id->origin);
 	dev_identity_print("destination", &id->dest);

@@ -29,6 +29,8 @@
 
 /* The first fatal metadata problem, kept for the refusal's message. */
 #define PROBLEM_LEN	512
+/* A table line's optional words: every option with the largest numbers. */
+#define TABLE_OPTS_LEN	256
 
 /*---------------------------------------------------------------------------*/
 /* The kernel's stream target */
@@ -48,6 +50,40 @@ int check_target(bool *present)
 	if (r == 1 && v[0] != STREAM_TARGET_VERSION_MAJOR) {
 		err("the kernel's stream target is version %u.%u.%u; this tool knows %u.x",
 		    v[0], v[1], v[2], STREAM_TARGET_VERSION_MAJOR);
+		return -1;
+	}
+	return 0;
+}
+
+/* The table options that a 2.1 target brought, the first one @o asks for. */
+static const char *options_2_1(const struct opts *o)
+{
+	if (o->min_rate_set && o->min_rate_kib)
+		return "--min-rate";
+	if (o->max_rate_set && o->max_rate_kib)
+		return "--max-rate";
+	if (o->copy_on_read || o->copy_on_read_set >= 0)
+		return "--copy-on-read";
+	if (o->skip_zeroes)
+		return "--skip-zeroes";
+	return NULL;
+}
+
+int check_target_options(const struct opts *o)
+{
+	const char *what = options_2_1(o);
+	uint32_t v[3];
+	int r;
+
+	if (!what)
+		return 0;
+	r = dmx_target_version(STREAM_TARGET_NAME, v);
+	if (r < 0)
+		return -1;
+	if (r == 1 && v[0] == STREAM_TARGET_VERSION_MAJOR && v[1] < 1) {
+		err("%s needs a stream target of version %u.1 or later; the kernel's is %u.%u.%u "
+		    "(load the newer dm-stream module)", what, STREAM_TARGET_VERSION_MAJOR, v[0],
+		    v[1], v[2]);
 		return -1;
 	}
 	return 0;
@@ -81,30 +117,46 @@ int plan_region(const struct command *cmd, const struct opts *o, uint64_t dflt,
 	return 0;
 }
 
-/* "<#opt args> <opt args>*" for a table line. */
+/* Appends " WORD" to @words, or " WORD VALUE" when @value is not NULL. */
+static void opt_word(char *words, size_t len, unsigned int *n, const char *word,
+		     const uint64_t *value)
+{
+	size_t used = strlen(words);
+
+	if (value) {
+		snprintf(words + used, len - used, " %s %" PRIu64, word, *value);
+		*n += 2;
+	} else {
+		snprintf(words + used, len - used, " %s", word);
+		*n += 1;
+	}
+}
+
+/*
+ * "<#opt args> <opt args>*" for a table line, in the order the kernel
+ * prints them (stream-interface.h), each only when not the default.
+ */
 static void table_opts(const struct opts *o, char *buf, size_t len)
 {
-	char words[128] = "";
+	char words[TABLE_OPTS_LEN] = "";
 	unsigned int n = 0;
 
-	if (o->paused) {
-		strcat(words, " " STREAM_OPT_PAUSED);
-		n++;
-	}
-	if (o->rate_set && o->rate_kib) {
-		snprintf(words + strlen(words), sizeof(words) - strlen(words), " " STREAM_OPT_RATE " %" PRIu64,
-			 o->rate_kib);
-		n += 2;
-	}
-	if (o->max_inflight) {
-		snprintf(words + strlen(words), sizeof(words) - strlen(words),
-			 " " STREAM_OPT_MAX_INFLIGHT " %" PRIu64, o->max_inflight);
-		n += 2;
-	}
-	if (o->mirror) {
-		strcat(words, " " STREAM_OPT_MIRROR);
-		n++;
-	}
+	if (o->paused)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_PAUSED, NULL);
+	if (o->rate_set && o->rate_kib)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_RATE, &o->rate_kib);
+	if (o->max_inflight)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_MAX_INFLIGHT, &o->max_inflight);
+	if (o->mirror)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_MIRROR, NULL);
+	if (o->min_rate_set && o->min_rate_kib)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_MIN_RATE, &o->min_rate_kib);
+	if (o->max_rate_set && o->max_rate_kib)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_MAX_RATE, &o->max_rate_kib);
+	if (o->copy_on_read)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_COPY_ON_READ, NULL);
+	if (o->skip_zeroes)
+		opt_word(words, sizeof(words), &n, STREAM_OPT_SKIP_ZEROES, NULL);
 	snprintf(buf, len, "%u%s", n, words);
 }
 
@@ -295,7 +347,7 @@ static int plan_devices(struct plan *p)
 		return -1;
 	if (!p->copy && plan_name_free(p->name, ""))
 		return -1;
-	if (check_target(&present))
+	if (check_target(&present) || check_target_options(p->o))
 		return -1;
 	if (plan_check_free(&p->dest, "destination") || plan_check_free(&p->meta, "metadata"))
 		return -1;
@@ -503,6 +555,10 @@ static uint32_t table_id_options(const struct dmx_table *tbl)
 			opts |= STREAM_ID_OPT_MIRROR;
 		else if (!strcmp(w, STREAM_OPT_NO_DISCARD_PASSDOWN))
 			opts |= STREAM_ID_OPT_NO_DISCARD_PASSDOWN;
+		else if (!strcmp(w, STREAM_OPT_COPY_ON_READ))
+			opts |= STREAM_ID_OPT_COPY_ON_READ;
+		else if (!strcmp(w, STREAM_OPT_SKIP_ZEROES))
+			opts |= STREAM_ID_OPT_SKIP_ZEROES;
 	}
 	free(params);
 	return opts;
@@ -546,6 +602,8 @@ static void plan_identity(const struct plan *p, const struct blockdev *origin,
 	if (p->copy)
 		IDENT_SET(id->uuid, p->info.uuid);
 	id->rate_kib = htole32(p->o->rate_set ? (uint32_t)p->o->rate_kib : 0);
+	id->min_rate_kib = htole32(p->o->min_rate_set ? (uint32_t)p->o->min_rate_kib : 0);
+	id->max_rate_kib = htole32(p->o->max_rate_set ? (uint32_t)p->o->max_rate_kib : 0);
 	id->max_inflight = htole32((uint32_t)p->o->max_inflight);
 	if (ident_collect(origin->major, origin->minor, &id->origin) ||
 	    ident_collect(p->dest.major, p->dest.minor, &id->dest))
@@ -618,7 +676,7 @@ int plan_format_meta(const struct plan *p)
 
 void plan_table(const struct plan *p, struct dmx_table *tbl)
 {
-	char opts[160];
+	char opts[TABLE_OPTS_LEN + 8];
 
 	table_opts(p->o, opts, sizeof(opts));
 	dmx_table_one(tbl, p->len, STREAM_TARGET_NAME, "%u:%u %u:%u %u:%u %" PRIu64 " %s",

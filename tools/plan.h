@@ -94,6 +94,12 @@ void plan_free(struct plan *p);
  * error.
  */
 int check_target(bool *present);
+/*
+ * 0 when the kernel's stream target takes the options @o asks for, or is
+ * not loaded yet; -1 (message printed) when it is too old for one of them
+ * (min_rate, max_rate, copy_on_read, skip_zeroes: target 2.1).
+ */
+int check_target_options(const struct opts *o);
 /* After the kernel refused a table or message: its reason, and a hint when
  * it has no stream target. @what names the device or table. */
 void explain_refusal(const char *what);

@@ -18,39 +18,60 @@
 /*---------------------------------------------------------------------------*/
 /* Parsing */
 
+/* Where the option @w of a status line goes in @st: a flag or a number. */
+static int opt_arg_ptr(struct stream_status *st, const char *w, bool **flag, uint64_t **num)
+{
+	const struct { const char *word; bool *flag; uint64_t *num; } opts[] = {
+		{ STREAM_OPT_PAUSED, &st->paused, NULL },
+		{ STREAM_OPT_NO_DISCARD_PASSDOWN, &st->no_discard_passdown, NULL },
+		{ STREAM_OPT_MIRROR, &st->mirror_opt, NULL },
+		{ STREAM_OPT_COPY_ON_READ, &st->copy_on_read, NULL },
+		{ STREAM_OPT_SKIP_ZEROES, &st->skip_zeroes, NULL },
+		{ STREAM_OPT_RATE, NULL, &st->rate },
+		{ STREAM_OPT_MIN_RATE, NULL, &st->min_rate },
+		{ STREAM_OPT_MAX_RATE, NULL, &st->max_rate },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		if (!strcasecmp(w, opts[i].word)) {
+			*flag = opts[i].flag;
+			*num = opts[i].num;
+			return 0;
+		}
+	}
+	return -1;
+}
+
 /* Applies "<#opt args> <opt args>*" to @st; @s starts at the count. */
 static int parse_opt_args(const char *s, struct stream_status *st)
 {
 	char buf[256], *save, *w;
-	uint64_t v;
+	uint64_t v, *num;
 	unsigned int n, seen = 0;
+	bool *flag;
 
-	if (sscanf(s, "%u", &n) != 1)
+	if (sscanf(s, "%u", &n) != 1 || strlen(s) >= sizeof(buf))
 		return -1;
 	snprintf(buf, sizeof(buf), "%s", s);
 	w = strtok_r(buf, " ", &save);		/* the count */
 	while ((w = strtok_r(NULL, " ", &save))) {
 		seen++;
-		if (!strcasecmp(w, STREAM_OPT_PAUSED)) {
-			st->paused = true;
-		} else if (!strcasecmp(w, STREAM_OPT_NO_DISCARD_PASSDOWN)) {
-			st->no_discard_passdown = true;
-		} else if (!strcasecmp(w, STREAM_OPT_MIRROR)) {
-			st->mirror_opt = true;
-		} else if (!strcasecmp(w, STREAM_OPT_RATE) ||
-			   !strcasecmp(w, STREAM_OPT_MAX_INFLIGHT)) {
-			const char *key = w;
-
+		if (!strcasecmp(w, STREAM_OPT_MAX_INFLIGHT)) {
 			w = strtok_r(NULL, " ", &save);
 			if (!w || parse_u64(w, 0, UINT32_MAX, &v))
 				return -1;
 			seen++;
-			if (!strcasecmp(key, STREAM_OPT_RATE))
-				st->rate = v;
-			else
-				st->max_inflight = v;
-		} else {
+			st->max_inflight = v;
+		} else if (opt_arg_ptr(st, w, &flag, &num)) {
 			return -1;
+		} else if (flag) {
+			*flag = true;
+		} else {
+			w = strtok_r(NULL, " ", &save);
+			if (!w || parse_u64(w, 0, UINT32_MAX, num))
+				return -1;
+			seen++;
 		}
 	}
 	return seen == n ? 0 : -1;
@@ -302,8 +323,13 @@ static void show_json(struct progress *p, const struct stream_status *st)
 				       json_object_new_int64((int64_t)(eta + 0.5)));
 		json_object_object_add(o, "paused", json_object_new_boolean(st->paused));
 		json_object_object_add(o, "rate_limit", json_object_new_int64(st->rate));
+		json_object_object_add(o, "min_rate", json_object_new_int64(st->min_rate));
+		json_object_object_add(o, "max_rate", json_object_new_int64(st->max_rate));
 		json_object_object_add(o, "max_inflight",
 				       json_object_new_int64(st->max_inflight));
+		json_object_object_add(o, "copy_on_read",
+				       json_object_new_boolean(st->copy_on_read));
+		json_object_object_add(o, "skip_zeroes", json_object_new_boolean(st->skip_zeroes));
 		json_object_object_add(o, "metadata_blocks_used", json_object_new_int64(st->md_used));
 		json_object_object_add(o, "metadata_blocks", json_object_new_int64(st->md_total));
 	}
@@ -341,6 +367,14 @@ static void show_line(struct progress *p, const struct stream_status *st)
 		st->state, st->mode, st->errors, st->mirror);
 	if (st->rate)
 		fprintf(p->out, ", limit %s/s", fmt_bytes(st->rate * 1024, l, sizeof(l)));
+	if (st->min_rate)
+		fprintf(p->out, ", busy %s/s", fmt_bytes(st->min_rate * 1024, l, sizeof(l)));
+	if (st->max_rate)
+		fprintf(p->out, ", idle %s/s", fmt_bytes(st->max_rate * 1024, l, sizeof(l)));
+	if (st->copy_on_read)
+		fprintf(p->out, ", copy-on-read");
+	if (st->skip_zeroes)
+		fprintf(p->out, ", skip-zeroes");
 	fputc('\n', p->out);
 }
 

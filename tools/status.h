@@ -20,15 +20,17 @@ struct stream_status {
 	uint64_t region_size;		/* sectors */
 	uint64_t copied, total;		/* regions */
 	uint64_t copying;
-	char state[16];			/* streaming, paused, complete */
+	char state[16];			/* streaming, paused, stalled, complete */
 	char mode[8];			/* rw, ro, fail */
 	uint64_t errors;		/* copy errors */
 	char mirror[16];		/* mirror, one-way, degraded (STREAM_MIRROR_*) */
 	bool paused;
 	bool mirror_opt;		/* the table has the mirror option */
 	uint64_t rate;			/* KiB/s, 0 = no limit */
+	uint64_t min_rate, max_rate;	/* KiB/s, 0 = the default */
 	unsigned int max_inflight;
 	bool no_discard_passdown;
+	bool copy_on_read, skip_zeroes;
 	uint64_t len;			/* target length, sectors */
 };
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * dmstream: the commands that change a stream device: `create`, `copy`
- * and `finish`, and the messages `pause`, `continue` and `rate`.
+ * and `finish`, and the messages `pause`, `continue`, `rate` and `set`.
  *
  * create and copy take their devices from plan.c and make the stream:
  * create a new device, copy a switch of a live one (with a helper origin
@@ -509,6 +509,53 @@ int cmd_message(const struct command *cmd, struct opts *o, int argc, char **argv
 	(void)o;
 	(void)argc;
 	return send_message(argv[0], cmd->name);
+}
+
+/* set: the messages of the options given, in the order of set's help. */
+static unsigned int set_messages(const struct opts *o, char msgs[][64])
+{
+	unsigned int n = 0;
+
+	if (o->rate_set)
+		snprintf(msgs[n++], 64, STREAM_MSG_RATE " %" PRIu64, o->rate_kib);
+	if (o->min_rate_set)
+		snprintf(msgs[n++], 64, STREAM_MSG_MIN_RATE " %" PRIu64, o->min_rate_kib);
+	if (o->max_rate_set)
+		snprintf(msgs[n++], 64, STREAM_MSG_MAX_RATE " %" PRIu64, o->max_rate_kib);
+	if (o->max_inflight)
+		snprintf(msgs[n++], 64, STREAM_MSG_MAX_INFLIGHT " %" PRIu64, o->max_inflight);
+	if (o->copy_on_read_set >= 0)
+		snprintf(msgs[n++], 64, STREAM_MSG_COPY_ON_READ " %s",
+			 o->copy_on_read_set ? STREAM_MSG_ON : STREAM_MSG_OFF);
+	return n;
+}
+
+int cmd_set(const struct command *cmd, struct opts *o, int argc, char **argv)
+{
+	char msgs[5][64];
+	struct stream_table t;
+	unsigned int n, i, j;
+	uint64_t len;
+
+	(void)argc;
+	n = set_messages(o, msgs);
+	if (!n)
+		return usage_error(cmd, "nothing to set: give --rate, --min-rate, --max-rate, "
+				   "--max-inflight or --copy-on-read");
+	if (stream_get_table(argv[0], &t, &len) || check_target_options(o))
+		return EXIT_FAIL;
+	for (i = 0; i < n; i++) {
+		dmx_kmsg_mark();
+		if (!dmx_message(argv[0], msgs[i]))
+			continue;
+		explain_refusal(argv[0]);
+		err("%s: '%s' refused; %s", argv[0], msgs[i],
+		    i ? "these were sent before it:" : "nothing changed");
+		for (j = 0; j < i; j++)
+			err("  %s", msgs[j]);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
 }
 
 int cmd_rate(const struct command *cmd, struct opts *o, int argc, char **argv)

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 """The identity record of dm-stream metadata (test_ident_01,
-test_assemble_01).
+test_assemble_01, test_tool_06).
 
     python3 -m dmst.identity samples DEV
         the origin samples dmstream takes of DEV, as `dmstream dump --json`
@@ -11,7 +11,9 @@ test_assemble_01).
         damages the identity record of the superblock block at the start of
         FILE, then re-seals the superblock's checksum, so that only the
         damage remains. WHAT: name-unterminated, dest-uuid-garbage (bytes
-        after its NUL), dest-size (not the superblock's)
+        after its NUL), dest-size (not the superblock's); or pre-2.1: the
+        record as a dmstream before target 2.1 wrote it (min_rate_kib and
+        max_rate_kib zero, no copy_on_read or skip_zeroes bit)
     python3 -m dmst.identity get JSON PATH
         prints the value at PATH (keys and list indexes, dot-separated) of
         the JSON document in file JSON ("-": stdin); exits 1 if absent
@@ -52,6 +54,9 @@ def corrupt(path, what):
             ident["dest"]["dm_uuid"] = bytes(raw)
         elif what == "dest-size":
             ident["dest"]["size"] += 8
+        elif what == "pre-2.1":
+            ident["min_rate_kib"] = ident["max_rate_kib"] = 0
+            ident["options"] &= ~(ondisk.ID_OPT_COPY_ON_READ | ondisk.ID_OPT_SKIP_ZEROES)
         else:
             sys.exit("identity: unknown damage '%s'" % what)
         blk[ondisk.IDENTITY_OFFSET:ondisk.IDENTITY_OFFSET + ondisk.IDENTITY_SIZE] = \

@@ -80,6 +80,8 @@ ID_OPT_MIRROR = 0x1
 ID_OPT_NO_DISCARD_PASSDOWN = 0x2
 ID_OPT_MERGE = 0x4
 ID_OPT_ROLLBACK = 0x8
+ID_OPT_COPY_ON_READ = 0x10
+ID_OPT_SKIP_ZEROES = 0x20
 MIN_MAX_INFLIGHT = 1
 MAX_MAX_INFLIGHT = 1024
 DEV_ID_LAYOUT = (
@@ -96,12 +98,15 @@ ID_HEAD_LAYOUT = (
 )
 ID_HEAD_STRUCT = struct.Struct("<" + "".join(f for _, f in ID_HEAD_LAYOUT))
 ID_TABLE_LEN = 1024
-# After origin_table: dmstream merge's fingerprint of the exception store.
-ID_MERGE_LAYOUT = (("merge_exceptions", "Q"), ("merge_csum", "I"), ("merge_chunk", "I"))
-ID_MERGE_STRUCT = struct.Struct("<" + "".join(f for _, f in ID_MERGE_LAYOUT))
+# After origin_table: dmstream merge's fingerprint of the exception store,
+# then the table's min_rate and max_rate (a record written before they
+# existed has zeros there: the bytes after a record are zero).
+ID_TAIL_LAYOUT = (("merge_exceptions", "Q"), ("merge_csum", "I"), ("merge_chunk", "I"),
+                  ("min_rate_kib", "I"), ("max_rate_kib", "I"))
+ID_TAIL_STRUCT = struct.Struct("<" + "".join(f for _, f in ID_TAIL_LAYOUT))
 IDENTITY_SIZE = (ID_HEAD_STRUCT.size + 2 * DEV_ID_STRUCT.size + ID_TABLE_LEN +
-                 ID_MERGE_STRUCT.size)
-assert DEV_ID_STRUCT.size == 520 and IDENTITY_SIZE == 2472
+                 ID_TAIL_STRUCT.size)
+assert DEV_ID_STRUCT.size == 520 and IDENTITY_SIZE == 2480
 # Offsets in the record of the fields the kernel reads.
 ID_SAMPLE_CHECKED = 4 + 4 + 8 + 128 + 136 + 4 + 4
 ID_SAMPLE_SECTOR = ID_SAMPLE_CHECKED + 8
@@ -266,7 +271,7 @@ def unpack_identity(blk):
         off += DEV_ID_STRUCT.size
     d["origin_table"] = bytes(blk[off:off + ID_TABLE_LEN])
     off += ID_TABLE_LEN
-    d.update(_unpack_named(ID_MERGE_LAYOUT, ID_MERGE_STRUCT, blk, off))
+    d.update(_unpack_named(ID_TAIL_LAYOUT, ID_TAIL_STRUCT, blk, off))
     return d
 
 
@@ -290,7 +295,7 @@ def pack_identity(fields):
     t = fields.get("origin_table", b"")
     t = t.encode() if isinstance(t, str) else t
     return (b + t + bytes(ID_TABLE_LEN - len(t)) +
-            ID_MERGE_STRUCT.pack(*vals(ID_MERGE_LAYOUT, fields)))
+            ID_TAIL_STRUCT.pack(*vals(ID_TAIL_LAYOUT, fields)))
 
 
 def _id_string_problem(raw, newlines=False):
@@ -312,7 +317,7 @@ def tool_identity_problem(ident, sb):
     if ident["magic"] != IDENTITY_MAGIC:
         return "bad magic"
     if ident["options"] & ~(ID_OPT_MIRROR | ID_OPT_NO_DISCARD_PASSDOWN | ID_OPT_MERGE |
-                            ID_OPT_ROLLBACK):
+                            ID_OPT_ROLLBACK | ID_OPT_COPY_ON_READ | ID_OPT_SKIP_ZEROES):
         return "unknown options"
     for f in ("name", "uuid"):
         if _id_string_problem(ident[f]):
@@ -368,7 +373,8 @@ def identity_json(sb_block, sb):
             d[f] = _cstr(d[f])
         out[role] = d
     out["origin_table"] = _cstr(ident["origin_table"])
-    for f in ("merge_exceptions", "merge_csum", "merge_chunk"):
+    for f in ("merge_exceptions", "merge_csum", "merge_chunk", "min_rate_kib",
+              "max_rate_kib"):
         out[f] = ident[f]
     return out
 
