@@ -9,9 +9,11 @@
 #
 #  A. a dm-thin volume (a thin-pool over two loop devices, 64 KiB data
 #     blocks, a fresh thin id) with skip_zeroes: the pool's used data
-#     blocks grow by about half the volume (the 256 blocks of the data
-#     extents, at most 320 of 512: pieces that straddle a data/zero border
-#     are written whole), not all of it.
+#     blocks grow by about half the volume, not all of it: at least the 256
+#     blocks of the data extents, at most 320 of 512 (62.5%). Zeros are
+#     found per piece (up to 1 MiB): a piece that straddles a data/zero
+#     border is written whole, so a zero check per region (or pieces
+#     aligned to their size) gives 256, one per piece somewhat more.
 #  B. a fresh thin volume of the same pool without skip_zeroes. On Linux
 #     6.1 dm-thin does not take REQ_OP_WRITE_ZEROES (thin sets no
 #     num_write_zeroes_bios, so the thin device's
@@ -27,7 +29,8 @@
 #     WRITE_ZEROES is not REQ_NOUNMAP: tmpfs has no FALLOC_FL_ZERO_RANGE
 #     and fails that). The destination then reads zeros where the origin
 #     has zeros, and the backing file keeps at most 20 of its 32 MiB
-#     allocated (the zero pieces went as WRITE_ZEROES, not as zero pages).
+#     allocated (62.5%, as in A: the zero pieces went as WRITE_ZEROES, not
+#     as zero pages).
 #
 # In every case the stream completes with no copy error, and the stream
 # device and its destination read exactly as the origin (md5).
