@@ -20,7 +20,8 @@
 #   nh_server_kill             SIGKILL to the server and to its per-connection
 #                              children (by their pids): the origin is gone,
 #                              its clients see the connection drop at once
-#   nh_free_dev                the first /dev/nbdN that is not connected
+#   nh_free_dev                the first /dev/nbdN that is not connected and
+#                              not held
 #   nh_connect DEV [TIMEOUT_S] nbd-client (netlink) on DEV with a request
 #                              timeout (default $NH_TIMEOUT); waits for DEV's
 #                              size
@@ -51,6 +52,8 @@
 # - What works: connect the restarted server on another device, swap the
 #   table that holds the dead one (dmsetup load, suspend, resume: 0.8 s),
 #   then nbd-client -d the dead one, which frees it (size 0, reusable).
+#   The suspend waits for the requests stuck on the dead device, up to its
+#   -t: nbd-client -d it first, which fails them at once.
 # So the tests give a stream a dm-linear shim over /dev/nbdN as origin: the
 # stream's table keeps its origin device while the shim is swapped to the
 # new nbd device. (Reloading the stream's own table with the new device
@@ -149,6 +152,7 @@ nh_free_dev()
 	for s in /sys/block/nbd*; do
 		n=${s##*/}
 		[[ -e $s/pid || $(cat "$s/size" 2>/dev/null) != 0 || ! -b /dev/$n ]] && continue
+		[[ -z $(ls -A "$s/holders" 2>/dev/null) ]] || continue
 		echo "/dev/$n"
 		return 0
 	done

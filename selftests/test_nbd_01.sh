@@ -59,9 +59,9 @@ if ! { DEST=$(make_loop $MB dest) && META=$(make_loop 1 meta) &&
 	ktap_skip_all "cannot set up a loop device"
 fi
 
-sh_setup nh_server_start "$IMG"
+nh_server_start "$IMG" || ktap_bail "nbd-server failed: $(tail -n 3 "$NH_LOG")"
 NBD=$(nh_free_dev) || ktap_skip_all "no free nbd device"
-sh_setup nh_connect "$NBD" $NBD_T
+nh_connect "$NBD" $NBD_T || ktap_bail "nbd-client failed: $(tail -n 3 "$NH_LOG")"
 [[ $(sectors "$NBD") == $((MB * 2048)) ]] ||
 	ktap_bail "$NBD has $(sectors "$NBD") sectors, expected $((MB * 2048))"
 sh_setup nh_shim $SHIM "$NBD"
@@ -260,14 +260,19 @@ ktap_check "reads of copied regions 1-3 still return their data" \
 
 desc="server back, shim on a new nbd device, continue: complete"
 NBD_OLD=$NBD
-if ! nh_server_start "$IMG"; then
+ms_d=0 ms_s=0 ms_c=0 ms_w=0
+# nbd-client -d fails at once what is stuck on the dead device (else it waits
+# for its timeout), so that the shim's suspend does not wait for it.
+nh_time_ms ms_d nh_disconnect "$NBD_OLD" || ktap_diag "nbd-client -d $NBD_OLD failed"
+if ! nh_time_ms ms_s nh_server_start "$IMG"; then
 	ktap_fail "$desc" "nbd-server did not restart: $(tail -n 3 "$NH_LOG")"
-elif ! NBD=$(nh_free_dev) || ! nh_connect "$NBD" $NBD_T; then
+elif ! NBD=$(nh_free_dev) || ! nh_time_ms ms_c nh_connect "$NBD" $NBD_T; then
 	ktap_fail "$desc" "reconnect failed: $(tail -n 3 "$NH_LOG")"
-elif ! nh_shim_swap $SHIM "$NBD"; then
+elif ! nh_time_ms ms_w nh_shim_swap $SHIM "$NBD"; then
 	ktap_fail "$desc" "shim swap to $NBD failed: $DM_ERR"
 else
-	nh_disconnect "$NBD_OLD" || ktap_diag "nbd-client -d $NBD_OLD failed"
+	ktap_diag "nbd-client -d $NBD_OLD $ms_d ms, nbd-server $ms_s ms, nbd-client $NBD $ms_c ms, swap $ms_w ms"
+	ktap_diag "before continue: $(dm_status $S)"
 	nh_netem_off
 	dm_message $S continue
 	if sh_wait_state $S complete 120; then
