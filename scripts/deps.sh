@@ -27,7 +27,9 @@ CACHE=${DMSTREAM_CACHE:-/var/cache/dm-stream}
 # and coreutils are normally present already; listing them costs nothing.
 # flex, bison, libelf-dev (objtool) and libssl-dev build the debug kernel
 # (scripts/debug-kernel.sh) from linux-source-6.1. lvm2 is for the LVM
-# tests (test_lvm_01): the guest runs the host's tools from its shared root.
+# tests (test_lvm_01), nbd-server, nbd-client and iproute2 (tc netem) for
+# the network origin of test_nbd_01: the guest runs the host's tools from
+# its shared root.
 PACKAGES=(
 	make gcc libc6-dev pkg-config
 	linux-headers-amd64 linux-source-6.1 sparse
@@ -35,6 +37,7 @@ PACKAGES=(
 	qemu-system-x86 busybox-static cpio xz-utils
 	kmod dmsetup util-linux coreutils e2fsprogs
 	fio bc blktrace python3 bsdutils strace stress-ng lvm2
+	nbd-server nbd-client iproute2
 	flex bison libelf-dev libssl-dev
 )
 
