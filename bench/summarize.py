@@ -5,9 +5,12 @@
 Usage: bench/summarize.py DIR
 Reads DIR/runs.csv and DIR/env.txt; writes DIR/results.csv (one line per
 configuration), DIR/ratios.csv and DIR/results.md (the tables), and prints
-the markdown. With DIR/fg.csv (bench/guest-fg.sh) and DIR/merge.csv
-(bench/guest-merge.sh) present, their sections too; the merge medians also
-go to DIR/merge-results.csv.
+the markdown. With bench/guest-fg.sh's files present (DIR/fg.csv,
+fg-series.csv, pwlat.csv, nbd.csv, thin.csv) their sections too, their
+medians in DIR/fg-results.csv, pwlat-results.csv, nbd-results.csv,
+thin-results.csv, and DIR/fg.png (gnuplot, script in DIR/fg.gp): copy
+progress and IOPS over time. With DIR/merge.csv (bench/guest-merge.sh) its
+section, the medians in DIR/merge-results.csv.
 """
 
 import csv
