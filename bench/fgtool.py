@@ -21,14 +21,16 @@ Usage:
       one line per write: "<at s> <region> <cursor %> <ahead 0|1> <ms> <ok
       0|1> <error>". Exit status 1 when the create failed.
 
-  fgtool.py analyze CFG REP REGION_SECTORS T_CREATE SAMPLES FIO_JSON FIO_IOPS_LOG SERIES
+  fgtool.py analyze CFG REP REGION_SECTORS T_COPY SAMPLES FIO_JSON FIO_IOPS_LOG SERIES
       Reduce one fio run (FIO_JSON; FIO_IOPS_LOG from --write_iops_log with
       --log_avg_msec=1000, or "-") and the progress SAMPLES of the same run
       (or "-") to "<read iops> <write iops> <p99 read us> <p99 write us>
       <MiB copied during fio> <copying s> <copy MiB/s> <IOPS while copying>
-      <complete during fio 0|1>"; append the time series (seconds after
-      T_CREATE) to the CSV SERIES: "CFG,REP,copied_pct,t,value" and
-      "CFG,REP,iops,t,value".
+      <complete during fio 0|1>". The copy window runs from T_COPY (epoch s:
+      background copying started) or fio's start, whichever is later, to
+      fio's end or the copy's completion, whichever is sooner. Appends the
+      time series (seconds after T_COPY) to the CSV SERIES:
+      "CFG,REP,copied_pct,t,value" and "CFG,REP,iops,t,value".
 
   fgtool.py idle REGION_SECTORS START END SAMPLES CFG REP SERIES
       The copy rate of an idle run between epoch START and END (or the
@@ -176,7 +178,7 @@ def p99(j):
     return j["clat_ns"].get("percentile", {}).get("99.000000", 0) / 1000
 
 
-def cmd_analyze(cfg, rep, region, t_create, spath, jpath, lpath, series):
+def cmd_analyze(cfg, rep, region, t_copy, spath, jpath, lpath, series):
     mib = region * SECTOR / 1048576
     job = json.load(open(jpath))
     j = job["jobs"][0]
@@ -196,18 +198,19 @@ def cmd_analyze(cfg, rep, region, t_create, spath, jpath, lpath, series):
     # A sample at second k averages the second before it.
     iops = sorted((t_start + k - 0.5, v) for k, v in iops.items() if k > 0)
     samples = read_samples(spath)
-    write_series(series, cfg, rep, t_create, samples, iops)
+    write_series(series, cfg, rep, t_copy, samples, iops)
     out = ["%.0f" % j["read"]["iops"], "%.0f" % j["write"]["iops"],
            "%.0f" % p99(j["read"]), "%.0f" % p99(j["write"])]
     if not samples:
         return print(" ".join(out + ["-"] * 4 + ["0"]))
     tc = completion(samples)
+    w_start = max(t_start, t_copy)
     w_end = min(t_end, tc) if tc else t_end
     done_during = 1 if tc and tc < t_end else 0
     copied = (at(samples, t_end) - at(samples, t_start)) * mib
-    span = max(w_end - t_start, 0)
-    rate = (at(samples, w_end) - at(samples, t_start)) * mib / span if span > 0.2 else None
-    inside = [v for t, v in iops if t - 0.5 >= t_start - 0.01 and t + 0.5 <= w_end + 0.01]
+    span = max(w_end - w_start, 0)
+    rate = (at(samples, w_end) - at(samples, w_start)) * mib / span if span > 0.2 else None
+    inside = [v for t, v in iops if t - 0.5 >= w_start - 0.01 and t + 0.5 <= w_end + 0.01]
     ic = sum(inside) / len(inside) if inside else None
     out += ["%.1f" % copied, "%.2f" % span, "-" if rate is None else "%.1f" % rate,
             "-" if ic is None else "%.0f" % ic, str(done_during)]

@@ -18,8 +18,11 @@
 #         fg-mirror  dm-stream in mirror mode, rate $BENCH_FG_RATE, on the
 #                    bench's own devices; then the copy completes and the
 #                    origin must equal the destination
-#       plus idle-stream and idle-clone: the same devices with no fio, for
-#       $BENCH_FG_IDLE_SECONDS s: the idle copy rate. Copy progress is sampled
+#       The targets are created with background copying stopped; it starts
+#       1 s after fio's first reads completed (fio's own start takes seconds
+#       under TCG). Then idle-stream and idle-clone: the same devices with
+#       no fio, copying from the create for $BENCH_FG_IDLE_SECONDS s: the
+#       idle copy rate. Copy progress is sampled
 #       every 0.5 s (bench/fgtool.py sample), fio logs its IOPS every second.
 #       Recorded: read/write IOPS, p99 read/write completion latency, MiB
 #       copied during fio, the copy rate while fio ran (until the copy
@@ -31,8 +34,8 @@
 #       same write with no background copying (dm-stream `paused`, dm-clone
 #       `no_hydration`): the time to copy one region.
 # nbd   the origin ($BENCH_NBD_MIB MiB) exported by nbd-server on loopback,
-#       shaped by `tc qdisc add dev lo root netem $BENCH_NBD_NETEM`: the raw
-#       read rate of the link (dd), idle streaming time of both targets
+#       shaped by `tc qdisc add dev lo root netem $BENCH_NBD_NETEM`: the
+#       link's read rate (fio, 1 MiB, iodepth 16), idle streaming time of both targets
 #       (bench/dmwait.py, then cmp), and the partial write latency as above
 #       (2 and 5 s after the create, $BENCH_NBD_PW_SAMPLES writes).
 # thin  destination: a dm-thin volume ($BENCH_THIN_MIB MiB, 64 KiB blocks) in
@@ -146,15 +149,33 @@ fg_devices() {
 	echo "fg_device: $FG_MIB MiB (origin: the bench origin x $k, destination: fallocated tmpfs loop $FG_DEST)" >> "$OUT/env.txt"
 }
 
+# The load runs' devices start with background copying stopped (dm-stream
+# `paused`, dm-clone `no_hydration`); it starts (go_message) once fio runs,
+# so that the whole copy window is under load.
 table_of() {	# config -> "kind table"
 	local st="stream $META $FG_DEST $FG_ORIG $REGION" cl="clone $META $FG_DEST $FG_ORIG $REGION"
 	case $1 in
 	fg-linear) echo "linear 0 $FG_SECTORS linear $FG_DEST 0" ;;
-	fg-stream|idle-stream) echo "stream 0 $FG_SECTORS $st" ;;
-	fg-clone|idle-clone) echo "clone 0 $FG_SECTORS $cl $CLONE_ARGS" ;;
-	fg-rate) echo "stream 0 $FG_SECTORS $st 2 rate $RATE" ;;
-	fg-mirror) echo "stream 0 $SECTORS stream $META $DEST $ORIG $REGION 3 rate $RATE mirror" ;;
+	idle-stream) echo "stream 0 $FG_SECTORS $st" ;;
+	idle-clone) echo "clone 0 $FG_SECTORS $cl $CLONE_ARGS" ;;
+	fg-stream) echo "stream 0 $FG_SECTORS $st 1 paused" ;;
+	fg-clone) echo "clone 0 $FG_SECTORS $cl 1 no_hydration 4 hydration_threshold $CT hydration_batch_size $CB" ;;
+	fg-rate) echo "stream 0 $FG_SECTORS $st 3 paused rate $RATE" ;;
+	fg-mirror) echo "stream 0 $SECTORS stream $META $DEST $ORIG $REGION 4 paused rate $RATE mirror" ;;
 	esac
+}
+go_message() {	# kind
+	case $1 in
+	stream) dmsetup message "$NAME" 0 continue ;;
+	clone) dmsetup message "$NAME" 0 enable_hydration ;;
+	esac
+}
+
+# Reads completed on NAME (its /sys/block/dm-N/stat).
+reads_of() {
+	local minor
+	minor=$(dmsetup info -c --noheadings -o minor "$NAME" 2>/dev/null | tr -d ' ')
+	awk '{ print $1 }' "/sys/block/dm-$minor/stat" 2>/dev/null || echo 0
 }
 
 # ---------------------------------------------------------------- load
@@ -206,24 +227,31 @@ run_idle() {	# cfg rep
 }
 
 run_load() {	# cfg rep
-	local cfg=$1 rep=$2 kind table t0 nums="" ok=1 note="" i bad log=$WORK/fio_iops.1.log
+	local cfg=$1 rep=$2 kind table t0 nums="" ok=1 note="" i bad fio_pid log=$WORK/fio_iops.1.log
 	read -r kind table <<< "$(table_of "$cfg")"
 	[ "$kind" != linear ] && zero_meta
 	[ "$kind" != linear ] && start_sampler "$WORK/samples"
 	rm -f "$log" "$WORK/fio.json"
-	t0=$(now)
 	if ! dmsetup create "$NAME" --table "$table"; then
 		stop_sampler
 		emit fg.csv "$cfg,$rep,,,,,,,,,,0,dmsetup create failed: $(kmsg)"
 		return 1
 	fi
-	sleep 0.5
-	if ! fio --name=fg --filename="/dev/mapper/$NAME" --rw=randrw --rwmixread=70 --bs=4k \
+	fio --name=fg --filename="/dev/mapper/$NAME" --rw=randrw --rwmixread=70 --bs=4k \
 		--iodepth=8 --ioengine=libaio --direct=1 --time_based --runtime="$SECONDS_FG" \
 		--norandommap --randrepeat=0 --output-format=json --output="$WORK/fio.json" \
-		--write_iops_log="$WORK/fio" --log_avg_msec=1000 >/dev/null 2>&1; then
-		ok=0; note="fio failed"
-	fi
+		--write_iops_log="$WORK/fio" --log_avg_msec=1000 >/dev/null 2>&1 &
+	fio_pid=$!
+	# fio takes seconds to start under TCG: start copying 1 s after its
+	# first reads completed (the same moment for linear, for the plot).
+	for ((i = 0; i < 300; i++)); do
+		[ "$(reads_of)" -gt 0 ] && break
+		sleep 0.1
+	done
+	sleep 1
+	t0=$(now)
+	go_message "$kind" || { ok=0; note="cannot start copying"; }
+	wait "$fio_pid" || { ok=0; note="${note:+$note; }fio failed"; }
 	stop_sampler
 	if [ $ok = 1 ]; then
 		nums=$($TOOL analyze "$cfg" "$rep" "$REGION" "$t0" \
@@ -365,7 +393,7 @@ nbd_setup() {	# -> "" or the reason it cannot run
 }
 
 group_nbd() {
-	local why sec=$((NBD_MIB * 2048)) t0 t1 st rc secs ok note rep cfg kind table tgt
+	local why sec=$((NBD_MIB * 2048)) st rc secs ok note rep cfg kind table tgt
 	echo "config,rep,seconds,mib_per_s,valid,note" > "$OUT/nbd.csv"
 	why=$(nbd_setup)
 	if [ -n "$why" ]; then
@@ -375,12 +403,11 @@ group_nbd() {
 		return
 	fi
 	echo "nbd: $NBD_MIB MiB origin over nbd on lo, netem $NBD_NETEM" >> "$OUT/env.txt"
-	# The link's raw read rate.
-	t0=$(now)
-	dd if="$NBD_DEV" of=/dev/null bs=1M count=16 iflag=direct status=none
-	t1=$(now)
-	secs=$(elapsed "$t0" "$t1")
-	emit nbd.csv "nbd-dd,1,$secs,$(awk -v s="$secs" 'BEGIN { printf "%.2f", 16 / s }'),1,dd bs=1M of 16 MiB from $NBD_DEV (the link)"
+	# The link's rate: 16 MiB read in 1 MiB pieces, 16 in flight.
+	secs=$(fio --name=link --filename="$NBD_DEV" --rw=read --bs=1M --iodepth=16 \
+		--ioengine=libaio --direct=1 --size=16M --output-format=json 2>/dev/null |
+		python3 -c 'import json, sys; print("%.3f" % (json.load(sys.stdin)["jobs"][0]["read"]["runtime"] / 1000))')
+	emit nbd.csv "nbd-link,1,$secs,$(awk -v s="$secs" 'BEGIN { if (s > 0) printf "%.2f", 16 / s }'),1,fio read of 16 MiB from $NBD_DEV: bs 1M iodepth 16"
 	for ((rep = 1; rep <= REPS; rep++)); do
 		for cfg in nbd-stream nbd-clone; do
 			kind=${cfg#nbd-}

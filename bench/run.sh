@@ -154,7 +154,7 @@ host="$(nproc) CPUs, $(qemu-system-x86_64 --version 2>/dev/null | head -n1)"
 other_guests() {	# QEMU processes other than the bench's own guest
 	local p n=0
 	for p in $(pgrep -x qemu-system-x86 2>/dev/null); do
-		tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null |
+		{ tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null |
 			grep -q -- "dmstream.out=$out " || n=$((n + 1))
 	done
 	echo $n

@@ -259,7 +259,8 @@ def fg_plot(out):
         term = "png size 1000,800"
     gp = ["set terminal %s" % term, "set output '%s'" % os.path.join(out, "fg.png")] + blocks + [
         "set multiplot layout 2,1 title 'fio 4 KiB randrw 70/30 while copying'",
-        "set grid", "set key outside right", "set xlabel 's after the device was created'"]
+        "set grid", "set key outside right",
+        "set xlabel 's after copying started (idle runs: after the create)'"]
     if top:
         gp += ["set ylabel '% copied'", "set yrange [0:100]", "plot " + ", ".join(top)]
     if bottom:
@@ -340,7 +341,7 @@ def fg_nbd(out, env):
         if r["valid"] == "skip":
             notes.append("skipped: %s" % r["note"])
             continue
-        if r["config"] == "nbd-dd":
+        if r["config"] in ("nbd-link", "nbd-dd"):
             link = num(r["mib_per_s"])
             continue
         e = res.setdefault(r["config"], {"s": [], "runs": 0})
@@ -349,11 +350,12 @@ def fg_nbd(out, env):
             e["s"].append(float(r["seconds"]))
         elif r["note"]:
             notes.append("%s rep %s: %s" % (r["config"], r["rep"], r["note"]))
-    lines = ["", "## NBD origin\n", "%s. Raw read of the link (dd bs=1M, direct): %s MiB/s.\n"
+    lines = ["", "## NBD origin\n", "%s. The link's read rate (fio, 1 MiB reads, 16 in "
+             "flight, direct): %s MiB/s.\n"
              % (env.get("nbd", "not run"), fmt(link, ".2f"))]
     out_rows = []
     if res:
-        lines += ["| config | valid/runs | median s | MiB/s | vs the link's dd |", "|---|---|---|---|---|"]
+        lines += ["| config | valid/runs | median s | MiB/s | vs the link |", "|---|---|---|---|---|"]
         mib = num(env.get("nbd", "").split(" MiB")[0]) if env.get("nbd") else None
         for c in ("nbd-stream", "nbd-clone"):
             if c not in res:
