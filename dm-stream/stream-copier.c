@@ -6,11 +6,16 @@
 #include <linux/device-mapper.h>
 #include <linux/dm-io.h>
 #include <linux/dm-kcopyd.h>
+#include <linux/highmem.h>
+#include <linux/ioprio.h>
 #include <linux/jiffies.h>
+#include <linux/ktime.h>
 #include <linux/log2.h>
 #include <linux/mempool.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
+#include <linux/wait_bit.h>
+#include <linux/workqueue.h>
 
 #include "stream-copier.h"
 #include "stream-format.h"
@@ -32,9 +37,25 @@
 #define MAX_INFLIGHT_SECTORS	32768
 /* The token bucket holds 1 / BUCKET_PART second of copying at the rate. */
 #define BUCKET_PART		4
+/*
+ * Pacing (see "Pacing" below): background pieces of about PIECE_MS of the
+ * measured throughput, at least MIN_PACE_SECTORS (64 KiB); the in-flight
+ * window shrinks when a piece takes more than twice the shortest piece
+ * latency seen in the last two epochs of EPOCH_MS, plus QUEUE_SLACK_NS.
+ */
+#define PIECE_MS		20
+#define MIN_PACE_SECTORS	128
+#define EPOCH_MS		1000
+#define QUEUE_TARGET_NS		(30 * NSEC_PER_MSEC)
+/* Delivery rate samples cover at least this long. */
+#define BW_SAMPLE_NS		(100 * NSEC_PER_MSEC)
+/* Pages of one background piece at most, and those kept in reserve. */
+#define PIECE_PAGES		(MERGE_SECTORS >> (PAGE_SHIFT - SECTOR_SHIFT))
 
 struct stream_copier {
-	struct dm_kcopyd_client *kc;
+	struct dm_kcopyd_client *kc;	/* copies bios wait for: never behind background */
+	struct dm_io_client *io;	/* background pieces: read, look, write */
+	struct workqueue_struct *io_wq;	/* looks at pieces read and writes them */
 	struct block_device *origin;
 	struct block_device *dest;
 	struct stream_metadata *md;
@@ -43,6 +64,8 @@ struct stream_copier {
 	unsigned int region_shift;
 	unsigned long nr_regions;
 	sector_t min_piece;		/* a multiple of the logical block sizes */
+	bool skip_zeroes;		/* the destination reads zeros where unwritten */
+	bool no_write_zeroes;		/* the destination failed a WRITE_ZEROES */
 
 	/*
 	 * Called when a job completes, with @lock held, in any context
@@ -60,7 +83,9 @@ struct stream_copier {
 	sector_t inflight_sectors;	/* of background pieces in flight */
 	unsigned int rate;		/* KiB/s, 0 = unlimited */
 	unsigned int max_inflight;	/* background regions */
+	bool one_piece;			/* users busy: one background piece in flight */
 	sector_t inflight_limit;	/* background sectors */
+	unsigned long fg_copies;	/* copies bios wait for, in flight */
 	unsigned long cursor;
 	unsigned long no_merge_end;	/* regions below: copied one by one */
 	unsigned long nr_jobs;		/* read locklessly by stream_copier_idle() */
@@ -68,13 +93,34 @@ struct stream_copier {
 	s64 tokens;			/* sectors * HZ */
 	unsigned long last_refill;
 
+	/* Pacing, worker only. */
+	sector_t window;		/* background sectors in flight, adaptive */
+	sector_t pace_piece;		/* piece size from the measured throughput */
+	u64 lat_min_cur, lat_min_prev;	/* ns, shortest piece latency per epoch */
+	ktime_t epoch_start;
+	ktime_t last_shrink;
+	u64 bw;				/* sectors per second, 0 = not measured */
+	sector_t delivered;		/* since bw_stamp */
+	ktime_t bw_stamp;
+
+	/*
+	 * Regions a read of an uncopied region asked for (copy_on_read): set
+	 * in any context, taken by the worker. hot_any says a bit may be set.
+	 */
+	unsigned long *hot;
+	int hot_any;
+
 	/* Read locklessly by stream_copier_copying(). */
 	unsigned long copying_regions;
 
 	spinlock_t lock;		/* protects completed */
 	struct list_head completed;
 
+	atomic_t io_inflight;		/* background reads and writes */
+
 	mempool_t job_pool;
+	mempool_t pl_pool;		/* page_list arrays of PIECE_PAGES */
+	mempool_t page_pool;
 };
 
 static struct kmem_cache *_job_cache;
@@ -153,6 +199,51 @@ static struct stream_job *job_alloc(struct stream_copier *c, unsigned long regio
 	return job;
 }
 
+static void job_free(struct stream_copier *c, struct stream_job *job)
+{
+	unsigned int i;
+
+	if (job->pl) {
+		for (i = 0; i < job->nr_pages; i++)
+			mempool_free(job->pl[i].page, &c->page_pool);
+		mempool_free(job->pl, &c->pl_pool);
+	}
+	rb_erase(&job->node, &c->jobs);
+	bitmap_clear(c->busy, job->region, job->nr);
+	WRITE_ONCE(c->nr_jobs, c->nr_jobs - 1);
+	mempool_free(job, &c->job_pool);
+}
+
+/*
+ * The buffer of a background job: pages for a piece of the current size.
+ * Never waits (see job_alloc()); the pools keep one whole piece in reserve.
+ */
+static bool buffer_alloc(struct stream_copier *c, struct stream_job *job)
+{
+	sector_t sectors = min(run_sectors(c, job->region, job->nr),
+			       max(c->piece_sectors, c->min_piece));
+	unsigned int i, n = DIV_ROUND_UP(to_bytes(sectors), PAGE_SIZE);
+	struct page_list *pl;
+
+	n = min_t(unsigned int, n, PIECE_PAGES);
+	pl = mempool_alloc(&c->pl_pool, GFP_NOWAIT);
+	if (!pl)
+		return false;
+	for (i = 0; i < n; i++) {
+		pl[i].page = mempool_alloc(&c->page_pool, GFP_NOWAIT);
+		if (!pl[i].page) {
+			while (i--)
+				mempool_free(pl[i].page, &c->page_pool);
+			mempool_free(pl, &c->pl_pool);
+			return false;
+		}
+		pl[i].next = i + 1 < n ? &pl[i + 1] : NULL;
+	}
+	job->pl = pl;
+	job->nr_pages = n;
+	return true;
+}
+
 void stream_copier_job_done(struct stream_job *job, int error)
 {
 	struct stream_copier *c = job->copier;
@@ -175,14 +266,70 @@ static void copy_done(int read_err, unsigned long write_err, void *context)
 	stream_copier_job_done(context, (read_err || write_err) ? -EIO : 0);
 }
 
-/* The size of a job's next piece. */
+static void piece_write(struct work_struct *ws);
+
+/* A background piece ended (written, skipped or failed): any context. */
+static void piece_done(struct stream_job *job, int error)
+{
+	struct stream_copier *c = job->copier;
+
+	/* The job may be freed once this returns; the copier lives on until stop. */
+	stream_copier_job_done(job, error);
+	/*
+	 * Fully ordered: stream_copier_stop() sees the count drop only after
+	 * the callback above returned. wake_up_var() does not touch *c.
+	 */
+	if (atomic_dec_and_test(&c->io_inflight))
+		wake_up_var(&c->io_inflight);
+}
+
+static void piece_write_done(unsigned long error, void *context)
+{
+	piece_done(context, error ? -EIO : 0);
+}
+
+/* The read went well: the piece is looked at and written in process context. */
+static void piece_read_done(unsigned long error, void *context)
+{
+	struct stream_job *job = context;
+
+	if (error)
+		piece_done(job, -EIO);
+	else
+		queue_work(job->copier->io_wq, &job->work);
+}
+
+/* The size of a job's next piece: a background piece fits its buffer. */
 static sector_t next_piece(struct stream_copier *c, struct stream_job *job)
 {
 	sector_t left = run_sectors(c, job->region, job->nr) - job->done;
 
 	if (!job->background)
 		return left;
-	return min(left, max(c->piece_sectors, c->min_piece));
+	return min3(left, max(c->piece_sectors, c->min_piece),
+		    (sector_t)job->nr_pages << (PAGE_SHIFT - SECTOR_SHIFT));
+}
+
+/* A background piece's read (from the origin) or write (to the destination). */
+static void piece_io(struct stream_copier *c, struct stream_job *job, blk_opf_t op,
+		     struct block_device *bdev, io_notify_fn fn)
+{
+	struct dm_io_region where = {
+		.bdev = bdev,
+		.sector = region_to_sector(c, job->region) + job->done,
+		.count = job->piece,
+	};
+	struct dm_io_request req = {
+		.bi_opf = op,
+		.mem.type = DM_IO_PAGE_LIST,
+		.mem.ptr.pl = job->pl,
+		.notify.fn = fn,
+		.notify.context = job,
+		.client = c->io,
+	};
+
+	/* Asynchronous, one region: errors reach @fn. */
+	dm_io(&req, 1, &where, NULL, IOPRIO_DEFAULT);
 }
 
 static void issue_copy(struct stream_copier *c, struct stream_job *job)
@@ -190,15 +337,26 @@ static void issue_copy(struct stream_copier *c, struct stream_job *job)
 	struct dm_io_region from, to;
 
 	job->piece = next_piece(c, job);
+	job->tries++;
+	if (job->background) {
+		/* A delivery rate sample starts when background copying does. */
+		if (!c->inflight_sectors) {
+			c->bw_stamp = ktime_get();
+			c->delivered = 0;
+		}
+		c->inflight_sectors += job->piece;
+		job->write_zeroes = false;
+		job->issued = ktime_get();
+		atomic_inc(&c->io_inflight);
+		piece_io(c, job, REQ_OP_READ, c->origin, piece_read_done);
+		return;
+	}
+
 	from.bdev = c->origin;
 	from.sector = region_to_sector(c, job->region) + job->done;
 	from.count = job->piece;
 	to = from;
 	to.bdev = c->dest;
-
-	if (job->background)
-		c->inflight_sectors += job->piece;
-	job->tries++;
 	dm_kcopyd_copy(c->kc, &from, 1, &to, 0, copy_done, job);
 }
 
@@ -210,8 +368,16 @@ static struct stream_job *copy_run(struct stream_copier *c, unsigned long region
 	if (!job)
 		return NULL;
 	job->background = background;
+	if (background && !buffer_alloc(c, job)) {
+		job_free(c, job);
+		return NULL;
+	}
+	if (background)
+		INIT_WORK(&job->work, piece_write);
 	if (background)
 		c->background_regions += nr;
+	else
+		c->fg_copies++;
 	WRITE_ONCE(c->copying_regions, c->copying_regions + nr);
 	issue_copy(c, job);
 	return job;
@@ -272,10 +438,132 @@ bool stream_copier_retry(struct stream_copier *c, struct stream_job *job, unsign
 	return true;
 }
 
+/* All the bytes of a background piece's buffer are zero. */
+static bool piece_is_zero(struct stream_job *job)
+{
+	size_t left = to_bytes(job->piece);
+	struct page_list *pl;
+	bool zero = true;
+
+	for (pl = job->pl; zero && left; pl = pl->next) {
+		size_t n = min_t(size_t, left, PAGE_SIZE);
+		void *p = kmap_local_page(pl->page);
+
+		zero = !memchr_inv(p, 0, n);
+		kunmap_local(p);
+		left -= n;
+	}
+	return zero;
+}
+
+/*
+ * A background piece was read (the copier's io_wq, not the worker): writes
+ * it to the destination, as WRITE_ZEROES when it is all zeros and the
+ * destination takes them, or not at all when it is all zeros and the
+ * destination reads zeros anyway (skip_zeroes). Touches the job and the
+ * copier's constant fields only; no_write_zeroes is the worker's, read once.
+ */
+static void piece_write(struct work_struct *ws)
+{
+	struct stream_job *job = container_of(ws, struct stream_job, work);
+	struct stream_copier *c = job->copier;
+	blk_opf_t op = REQ_OP_WRITE;
+
+	if (piece_is_zero(job)) {
+		if (c->skip_zeroes) {
+			piece_done(job, 0);
+			return;
+		}
+		if (!READ_ONCE(c->no_write_zeroes) && bdev_write_zeroes_sectors(c->dest))
+			op = REQ_OP_WRITE_ZEROES;
+	}
+	job->write_zeroes = op == REQ_OP_WRITE_ZEROES;
+	piece_io(c, job, op, c->dest, piece_write_done);
+}
+
+/*---------------------------------------------------------------------------*/
+/*
+ * Pacing: how much background copying is in flight, and in what pieces, so
+ * that a queue never builds in front of the users' copies and I/O (a
+ * delay-based window, as TCP Vegas). The window grows by a piece at each
+ * piece that ends with no more than a quarter above the shortest latency
+ * seen (in this epoch or the last one) while it limited the copying, and
+ * shrinks by a quarter, at most once per shortest latency, when a piece
+ * took more than twice that: a queue of about one shortest latency is left
+ * at most. Pieces carry about PIECE_MS of the measured delivery rate, so on
+ * a slow link they are small and a user's copy waits behind little.
+ */
+static void pace_new_epoch(struct stream_copier *c, ktime_t now, bool reset)
+{
+	c->lat_min_prev = reset ? U64_MAX : c->lat_min_cur;
+	c->lat_min_cur = U64_MAX;
+	c->epoch_start = now;
+}
+
+static sector_t pace_piece(struct stream_copier *c)
+{
+	u64 sectors = div_u64(c->bw * PIECE_MS, MSEC_PER_SEC);
+	sector_t min = max_t(sector_t, MIN_PACE_SECTORS, c->min_piece);
+
+	if (!c->bw || sectors <= min)
+		return min;
+	return rounddown_pow_of_two(min_t(u64, sectors, MERGE_SECTORS));
+}
+
+static void pace_sample(struct stream_copier *c, struct stream_job *job, bool window_full)
+{
+	ktime_t now = ktime_get();
+	u64 lat = ktime_to_ns(ktime_sub(now, job->issued));
+	s64 elapsed = ktime_to_ns(ktime_sub(now, c->bw_stamp));
+	u64 lat_min, queue;
+	sector_t piece;
+
+	c->delivered += job->piece;
+	if (elapsed >= BW_SAMPLE_NS) {
+		u64 sample = div64_u64((u64)c->delivered * NSEC_PER_SEC, elapsed);
+
+		c->bw = c->bw ? (c->bw + sample) / 2 : sample;
+		c->delivered = 0;
+		c->bw_stamp = now;
+	}
+
+	/* Latencies of pieces of another size do not compare. */
+	piece = pace_piece(c);
+	if (piece != c->pace_piece) {
+		c->pace_piece = piece;
+		pace_new_epoch(c, now, true);
+	} else if (ktime_to_ns(ktime_sub(now, c->epoch_start)) >= EPOCH_MS * NSEC_PER_MSEC) {
+		pace_new_epoch(c, now, false);
+	}
+	c->lat_min_cur = min(c->lat_min_cur, lat);
+	lat_min = min(c->lat_min_cur, c->lat_min_prev);
+
+	queue = max_t(u64, lat_min, QUEUE_TARGET_NS);
+	if (lat > lat_min + queue) {
+		if (ktime_to_ns(ktime_sub(now, c->last_shrink)) > lat_min) {
+			c->window = max(c->window - c->window / 4, 2 * c->pace_piece);
+			c->last_shrink = now;
+		}
+	} else if (window_full && lat <= lat_min + queue / 2) {
+		c->window = min_t(sector_t, c->window + job->piece, MAX_INFLIGHT_SECTORS);
+	}
+}
+
 bool stream_copier_piece_done(struct stream_copier *c, struct stream_job *job)
 {
-	if (job->background)
+	bool window_full;
+
+	if (job->background) {
+		if (job->error && job->write_zeroes && !c->no_write_zeroes) {
+			DMWARN_LIMIT("destination failed WRITE_ZEROES: zeros are written from now on");
+			/* Pairs with READ_ONCE() in piece_write(). */
+			WRITE_ONCE(c->no_write_zeroes, true);
+		}
+		window_full = c->inflight_sectors + c->piece_sectors > c->window;
 		c->inflight_sectors -= job->piece;
+		if (!job->error)
+			pace_sample(c, job, window_full);
+	}
 	if (!job->error)
 		job->done += job->piece;
 	job->piece = 0;
@@ -301,14 +589,13 @@ void stream_copier_take_completed(struct stream_copier *c, struct list_head *lis
 
 void stream_copier_release(struct stream_copier *c, struct stream_job *job)
 {
-	rb_erase(&job->node, &c->jobs);
-	bitmap_clear(c->busy, job->region, job->nr);
 	if (job->background)
 		c->background_regions -= job->nr;
+	else if (!job->overwrite)
+		c->fg_copies--;
 	if (!job->overwrite)
 		WRITE_ONCE(c->copying_regions, c->copying_regions - job->nr);
-	WRITE_ONCE(c->nr_jobs, c->nr_jobs - 1);
-	mempool_free(job, &c->job_pool);
+	job_free(c, job);
 }
 
 /*---------------------------------------------------------------------------*/
@@ -370,6 +657,44 @@ static unsigned long next_run(struct stream_copier *c, unsigned long max, unsign
 	return end - r;
 }
 
+/*
+ * The next hot run (copy_on_read) of at most @max regions, from the lowest
+ * hot region that is neither copied nor owned; 0 when there is none.
+ */
+static unsigned long next_hot_run(struct stream_copier *c, unsigned long max,
+				  unsigned long *region)
+{
+	unsigned long r;
+
+	/*
+	 * Pairs with the test_and_set_bit() and WRITE_ONCE() in
+	 * stream_copier_want(): a bit set after this xchg() sets hot_any
+	 * again, and its caller wakes the worker.
+	 */
+	if (!xchg(&c->hot_any, 0))
+		return 0;
+	for (r = find_first_bit(c->hot, c->nr_regions); r < c->nr_regions;
+	     r = find_next_bit(c->hot, c->nr_regions, r + 1)) {
+		clear_bit(r, c->hot);
+		if (stream_md_is_copied(c->md, r) || test_bit(r, c->busy))
+			continue;
+		/* More may be left: look again next time. */
+		WRITE_ONCE(c->hot_any, 1);
+		*region = r;
+		return free_run_end(c, r, min(r + max, c->nr_regions)) - r;
+	}
+	return 0;
+}
+
+bool stream_copier_want(struct stream_copier *c, unsigned long region)
+{
+	if (test_bit(region, c->hot) || test_and_set_bit(region, c->hot))
+		return false;
+	/* Pairs with the xchg() in next_hot_run(). */
+	WRITE_ONCE(c->hot_any, 1);
+	return true;
+}
+
 /*---------------------------------------------------------------------------*/
 /* Limits: pieces, copying in flight and the rate */
 /* A rate in KiB/s, in sectors per second. */
@@ -410,18 +735,27 @@ static sector_t inflight_limit(struct stream_copier *c, unsigned int rate,
 }
 
 void stream_copier_set_limits(struct stream_copier *c, unsigned int rate,
-			      unsigned int max_inflight)
+			      unsigned int max_inflight, bool one_piece)
 {
 	c->rate = rate;
 	c->max_inflight = max_inflight;
+	c->one_piece = one_piece;
 	c->inflight_limit = inflight_limit(c, rate, max_inflight);
-	c->piece_sectors = piece_sectors(rate);
+	c->piece_sectors = min(piece_sectors(rate), c->pace_piece);
 }
 
-/* Room for @sectors more: always when nothing is in flight. */
+/*
+ * Room for @sectors more: always when nothing is in flight; otherwise
+ * within the limits and the window, and never while users are busy (and
+ * unpaced) or a bio waits for a copy: then one piece at a time.
+ */
 static bool inflight_room(struct stream_copier *c, sector_t sectors)
 {
-	return !c->inflight_sectors || c->inflight_sectors + sectors <= c->inflight_limit;
+	if (!c->inflight_sectors)
+		return true;
+	if (c->one_piece || c->fg_copies)
+		return false;
+	return c->inflight_sectors + sectors <= min(c->inflight_limit, c->window);
 }
 
 /*
@@ -490,36 +824,58 @@ void stream_copier_rewind(struct stream_copier *c)
 	c->cursor = 0;
 }
 
-enum stream_start stream_copier_start(struct stream_copier *c, unsigned long *wait)
+enum stream_start stream_copier_start(struct stream_copier *c, bool hot_only,
+				      unsigned long *wait)
 {
 	unsigned long merge = max_t(unsigned long, 1, c->piece_sectors >> c->region_shift);
-	unsigned long region, nr;
+	unsigned long region, nr, max;
+	struct stream_job *job;
+	enum stream_start ret;
+	bool hot = true;
 	sector_t first;
 
 	if (c->background_regions >= c->max_inflight)
 		return STREAM_START_FULL;
 
-	nr = next_run(c, min(merge, c->max_inflight - c->background_regions), &region);
-	if (!nr)
-		return STREAM_START_END;
+	max = min(merge, c->max_inflight - c->background_regions);
+	nr = next_hot_run(c, max, &region);
+	if (!nr) {
+		if (hot_only)
+			return STREAM_START_END;
+		hot = false;
+		nr = next_run(c, max, &region);
+		if (!nr)
+			return STREAM_START_END;
+	}
 
 	/* The first piece: the first region clipped to the target, the others whole. */
-	first = min(c->piece_sectors, run_sectors(c, region, 1) +
+	first = min(max(c->piece_sectors, c->min_piece), run_sectors(c, region, 1) +
 		    ((sector_t)(nr - 1) << c->region_shift));
 	if (!inflight_room(c, first)) {
-		c->cursor = region;
-		return STREAM_START_FULL;
+		ret = STREAM_START_FULL;
+		goto back;
 	}
 	*wait = throttle(c, first);
 	if (*wait) {
-		c->cursor = region;
-		return STREAM_START_THROTTLED;
+		ret = STREAM_START_THROTTLED;
+		goto back;
 	}
-	if (!copy_run(c, region, nr, true)) {
-		c->cursor = region;
-		return STREAM_START_NOMEM;
+	job = copy_run(c, region, nr, true);
+	if (!job) {
+		ret = STREAM_START_NOMEM;
+		goto back;
 	}
+	job->hot = hot;
 	return STREAM_START_COPYING;
+
+back:
+	if (hot) {
+		set_bit(region, c->hot);
+		WRITE_ONCE(c->hot_any, 1);
+	} else {
+		c->cursor = region;
+	}
+	return ret;
 }
 
 /*---------------------------------------------------------------------------*/
@@ -552,20 +908,38 @@ struct stream_copier *stream_copier_create(const struct stream_copier_setup *set
 	c->min_piece = max3((sector_t)STREAM_MIN_REGION_SECTORS,
 			    (sector_t)bdev_logical_block_size(c->origin) >> SECTOR_SHIFT,
 			    (sector_t)bdev_logical_block_size(c->dest) >> SECTOR_SHIFT);
+	c->skip_zeroes = setup->skip_zeroes;
 	c->wake = setup->wake;
 	c->wake_context = setup->wake_context;
 
 	/* One bit per region: up to 256 MiB, so not necessarily contiguous. */
 	c->busy = kvcalloc(BITS_TO_LONGS(c->nr_regions), sizeof(unsigned long), GFP_KERNEL);
-	if (!c->busy) {
+	c->hot = kvcalloc(BITS_TO_LONGS(c->nr_regions), sizeof(unsigned long), GFP_KERNEL);
+	if (!c->busy || !c->hot) {
 		r = -ENOMEM;
 		goto bad_busy;
 	}
 
 	r = mempool_init_slab_pool(&c->job_pool, MIN_JOBS, _job_cache);
 	if (r)
-		goto bad_pool;
+		goto bad_busy;
+	r = mempool_init_kmalloc_pool(&c->pl_pool, 1, PIECE_PAGES * sizeof(struct page_list));
+	if (r)
+		goto bad_pl_pool;
+	r = mempool_init_page_pool(&c->page_pool, PIECE_PAGES, 0);
+	if (r)
+		goto bad_page_pool;
 
+	c->io_wq = alloc_workqueue("dm-stream-io", WQ_MEM_RECLAIM, 0);
+	if (!c->io_wq) {
+		r = -ENOMEM;
+		goto bad_io_wq;
+	}
+	c->io = dm_io_client_create();
+	if (IS_ERR(c->io)) {
+		r = PTR_ERR(c->io);
+		goto bad_io;
+	}
 	c->kc = dm_kcopyd_client_create(NULL);
 	if (IS_ERR(c->kc)) {
 		r = PTR_ERR(c->kc);
@@ -577,21 +951,43 @@ struct stream_copier *stream_copier_create(const struct stream_copier_setup *set
 	INIT_LIST_HEAD(&c->pending);
 	INIT_LIST_HEAD(&c->completed);
 	spin_lock_init(&c->lock);
-	c->piece_sectors = MERGE_SECTORS;
 	c->last_refill = jiffies;
+	c->pace_piece = pace_piece(c);
+	c->piece_sectors = c->pace_piece;
+	c->window = 2 * c->pace_piece;
+	pace_new_epoch(c, ktime_get(), true);
 	return c;
 
 bad_kcopyd:
+	dm_io_client_destroy(c->io);
+bad_io:
+	destroy_workqueue(c->io_wq);
+bad_io_wq:
+	mempool_exit(&c->page_pool);
+bad_page_pool:
+	mempool_exit(&c->pl_pool);
+bad_pl_pool:
 	mempool_exit(&c->job_pool);
-bad_pool:
-	kvfree(c->busy);
 bad_busy:
+	kvfree(c->hot);
+	kvfree(c->busy);
 	kfree(c);
 	return ERR_PTR(r);
 }
 
 void stream_copier_stop(struct stream_copier *c)
 {
+	/*
+	 * dm_kcopyd_client_destroy() waits for the client's jobs and their
+	 * callbacks; dm-io keeps no count, so first wait for the background
+	 * pieces (read, looked at, written or skipped): every piece ends in
+	 * piece_done(), whose last touch of the copier is the count.
+	 */
+	if (c->io) {
+		wait_var_event(&c->io_inflight, !atomic_read(&c->io_inflight));
+		dm_io_client_destroy(c->io);
+	}
+	c->io = NULL;
 	if (c->kc)
 		dm_kcopyd_client_destroy(c->kc);
 	c->kc = NULL;
@@ -601,7 +997,11 @@ void stream_copier_destroy(struct stream_copier *c)
 {
 	WARN_ON(c->nr_jobs);
 	stream_copier_stop(c);
+	destroy_workqueue(c->io_wq);
+	mempool_exit(&c->page_pool);
+	mempool_exit(&c->pl_pool);
 	mempool_exit(&c->job_pool);
+	kvfree(c->hot);
 	kvfree(c->busy);
 	kfree(c);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * dm-stream copier: region copy jobs on dm-kcopyd, the scan cursor, merging
- * of neighbouring regions, retries and the rate limit.
+ * dm-stream copier: region copy jobs, the scan cursor, merging of
+ * neighbouring regions, retries, the rate limit and the pacing of
+ * background copies behind the users' I/O.
  *
  * The copier owns which regions are owned by a job (a region is owned by at
  * most one), what to copy next in the background, how neighbouring regions
@@ -11,17 +12,24 @@
  * says when copying is allowed, gives the user's settings, and decides
  * about each job the copier hands back.
  *
- * A background job copies its run in pieces, one piece in flight at a
- * time, so that the bytes in flight are bounded whatever the region size:
- * between two pieces the job waits on the pending list, where the caller
- * can continue it or drop it (a suspend). A job started for a bio copies
- * its region in one piece.
+ * A background job copies its run in pieces, one piece in flight at a time,
+ * so that the bytes in flight are bounded whatever the region size: between
+ * two pieces the job waits on the pending list, where the caller can
+ * continue it or drop it (a suspend). A piece is read from the origin with
+ * dm-io into the job's own pages, looked at on the copier's own workqueue
+ * and written to the destination from there: an all-zero piece becomes a
+ * WRITE_ZEROES, or no write at all with skip_zeroes. The piece ends
+ * (stream_copier_job_done()) once written, skipped or failed. A job started
+ * for a bio copies its region in one piece, with dm-kcopyd, on a client of
+ * its own: it never queues behind background pieces, and while it runs the
+ * background keeps at most one piece in flight. The background's window in
+ * flight adapts to its pieces' latency (see "Pacing" in stream-copier.c).
  *
- * A job ends (the kcopyd copy or the overwriting bio completed) in any
- * context: stream_copier_job_done() puts it on the completed list under
- * the copier's completion spinlock and calls the wake callback under that
- * lock. The caller's worker takes the completed jobs, hands each copy job
- * to stream_copier_piece_done() and, once it is over, releases it with
+ * A job ends (the kcopyd copy, the piece or the overwriting bio completed)
+ * in any context: stream_copier_job_done() puts it on the completed list
+ * under the copier's completion spinlock and calls the wake callback under
+ * that lock. The caller's worker takes the completed jobs, hands each copy
+ * job to stream_copier_piece_done() and, once it is over, releases it with
  * stream_copier_release() (after stream_copier_failed() for a failure).
  *
  * Concurrency contract:
@@ -30,14 +38,16 @@
  *   is left). They may block: create allocates with GFP_KERNEL, destroy
  *   waits like stream_copier_stop().
  * - stream_copier_stop() runs in the destructor; it blocks until every
- *   kcopyd job ended and its callback (stream_copier_job_done() and the
- *   wake it calls) returned.
+ *   kcopyd job and dm-io piece ended and its callback
+ *   (stream_copier_job_done() and the wake it calls) returned.
  * - stream_copier_job_done() runs in any context (kcopyd callback, bio
  *   end_io, interrupts too) and takes only the completion spinlock, with
  *   interrupts saved.
  * - stream_copier_idle() and stream_copier_copying() never block and may
  *   be called from any context without locks (postsuspend, status); they
  *   read counters the worker writes.
+ * - stream_copier_want() never blocks and may be called from any context
+ *   (map): it only sets bits atomically.
  * - Every other function must be serialised by the caller: the target
  *   calls them from its single worker only, in process context. They hold
  *   no lock of the caller's. Jobs are allocated with GFP_NOWAIT (a
@@ -52,9 +62,12 @@
 #define DM_STREAM_COPIER_H
 
 #include <linux/bio.h>
+#include <linux/dm-io.h>
+#include <linux/ktime.h>
 #include <linux/blkdev.h>
 #include <linux/list.h>
 #include <linux/rbtree.h>
+#include <linux/workqueue.h>
 
 struct stream_copier;
 struct stream_metadata;
@@ -73,11 +86,17 @@ struct stream_job {
 	unsigned long region;
 	unsigned long nr;
 	bool background;		/* started by the cursor, not by a bio */
+	bool hot;			/* a background job asked for by a read */
 	bool overwrite;			/* no copy: a bio writes the whole region */
 	unsigned int tries;		/* of the current piece */
 	unsigned long retry_at;		/* jiffies */
 	sector_t done;			/* sectors of the run copied so far */
 	sector_t piece;			/* sectors of the piece in flight */
+	bool write_zeroes;		/* background: the piece was a WRITE_ZEROES */
+	struct work_struct work;	/* background: write the piece read */
+	ktime_t issued;			/* background: when the piece was issued */
+	struct page_list *pl;		/* background: the piece's buffer */
+	unsigned int nr_pages;
 	int error;
 	struct bio *bio;		/* the overwriting bio */
 	struct bio_list waiters;	/* bios to replay when the job ends */
@@ -91,6 +110,7 @@ struct stream_copier_setup {
 	sector_t target_len;
 	sector_t region_size;		/* a power of two */
 	unsigned long nr_regions;
+	bool skip_zeroes;		/* the destination reads zeros where unwritten */
 	/*
 	 * Called when a job completes, with the copier's completion spinlock
 	 * held, in any context (interrupt too): must not block, nor call the
@@ -106,9 +126,9 @@ void stream_copier_module_exit(void);
 /* Returns the copier, or an ERR_PTR. */
 struct stream_copier *stream_copier_create(const struct stream_copier_setup *setup);
 /*
- * Destroys the kcopyd client: blocks until every kcopyd job ended and its
- * callback (stream_copier_job_done() and the wake it calls) returned. No
- * wake is called after it returns.
+ * Destroys the dm-io and kcopyd clients: blocks until every piece and
+ * kcopyd job ended and its callback (stream_copier_job_done() and the
+ * wake it calls) returned. No wake is called after it returns.
  */
 void stream_copier_stop(struct stream_copier *c);
 /* With no job left; stops first if that was not done. Frees @c. */
@@ -182,13 +202,22 @@ bool stream_copier_retry(struct stream_copier *c, struct stream_job *job, unsign
 /*
  * Background copies. Before each round, stream_copier_set_limits() gives
  * the user's settings: @rate KiB/s (0 = unlimited) for the token bucket,
- * and at most @max_inflight regions in flight. From them the copier takes
- * its own bounds: pieces and merged runs of at most 1 MiB, and a quarter
- * second of the rate when limited; in flight at most 16 MiB and one second
- * of the rate.
+ * at most @max_inflight regions in flight, and @one_piece when the users
+ * are busy and no rate paces the copying: one piece in flight at a time.
+ * From them the copier takes its own bounds: pieces and merged runs of at
+ * most 1 MiB, about 20 ms of the measured throughput, and a quarter second
+ * of the rate when limited; in flight at most 16 MiB, one second of the
+ * rate and the adaptive window.
  */
 void stream_copier_set_limits(struct stream_copier *c, unsigned int rate,
-			      unsigned int max_inflight);
+			      unsigned int max_inflight, bool one_piece);
+
+/*
+ * copy_on_read: a read of uncopied @region wants it copied ahead of the
+ * cursor. Any context, never blocks. Returns true when the region was
+ * not wanted yet: the caller wakes its worker.
+ */
+bool stream_copier_want(struct stream_copier *c, unsigned long region);
 
 /* Moves the background jobs between two pieces to @list. */
 void stream_copier_take_pending(struct stream_copier *c, struct list_head *list);
@@ -216,10 +245,13 @@ enum stream_start {
 
 /*
  * Starts a background copy of the next run of regions that are neither
- * copied nor owned by a job, from the cursor on, merging neighbours within
- * the limits (regions below a split failed run one by one).
+ * copied nor owned by a job: first from a region a read wanted
+ * (stream_copier_want(); the job is hot), then, unless @hot_only, from the
+ * cursor on, merging neighbours within the limits (regions below a split
+ * failed run one by one). With @hot_only and nothing wanted: END.
  */
-enum stream_start stream_copier_start(struct stream_copier *c, unsigned long *wait);
+enum stream_start stream_copier_start(struct stream_copier *c, bool hot_only,
+				      unsigned long *wait);
 /* No background job: none in flight, between pieces or waiting to retry. */
 bool stream_copier_background_idle(struct stream_copier *c);
 /* Moves the cursor back to region 0, for a new pass. */

@@ -26,6 +26,7 @@
 #include <linux/jiffies.h>
 #include <linux/log2.h>
 #include <linux/module.h>
+#include <linux/part_stat.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/workqueue.h>
@@ -43,6 +44,8 @@
 #define COMMIT_PERIOD		HZ
 /* Wait before trying again when a job cannot be allocated. */
 #define NOMEM_DELAY		(HZ / 10)
+/* Background regions given up in a row that stop streaming at once. */
+#define STALL_STREAK		4
 
 /* Bits in stream_c.flags. */
 enum {
@@ -58,6 +61,8 @@ enum {
 	STREAM_DYING,		/* the destructor runs: do not arm the waker */
 	STREAM_FROZEN,		/* suspended: the worker does nothing */
 	STREAM_MIRROR_OFF_REQ,	/* the "mirror off" message asks the worker */
+	STREAM_COPY_ON_READ,	/* reads of uncopied regions want them copied */
+	STREAM_SKIP_ZEROES,	/* the destination reads zeros where unwritten */
 };
 
 /* sc->mirror: whether writes reach the origin too (STREAM_STATUS_MIRROR). */
@@ -81,7 +86,9 @@ struct stream_c {
 	struct stream_copier *copier;
 
 	unsigned long flags;
-	unsigned int rate;		/* KiB/s, 0 = unlimited */
+	unsigned int rate;		/* KiB/s, 0 = unlimited: a cap at all times */
+	unsigned int min_rate;		/* KiB/s while users are busy, 0 = unpaced */
+	unsigned int max_rate;		/* KiB/s while they are idle, 0 = unlimited */
 	unsigned int max_inflight;	/* background regions */
 	enum stream_mode announced;	/* the last mode logged and evented */
 	unsigned long copy_errors;	/* regions given up after retries */
@@ -109,6 +116,9 @@ struct stream_c {
 	unsigned long last_commit;
 	unsigned long next_wake;	/* 0 or the jiffies the worker wants to run at */
 	bool pass_errors;
+	unsigned int fail_streak;	/* background regions given up in a row */
+	unsigned long user_sectors;	/* the device's I/O statistics, last seen */
+	unsigned long busy_until;	/* jiffies: users count as busy until then */
 
 	struct workqueue_struct *wq;
 	struct work_struct worker;
@@ -835,14 +845,32 @@ static void overwrite_done(struct stream_c *sc, struct stream_job *job)
 	release_job(sc, job, BLK_STS_OK);
 }
 
-/* A copy that is not tried again: its waiters fail. */
+/* Stops background copying until "continue" (STREAM_STATE_STALLED). */
+static void stall(struct stream_c *sc, const char *why)
+{
+	if (test_and_set_bit(STREAM_STALLED, &sc->flags))
+		return;
+	DMERR("%s: streaming stopped: %s", sc_name(sc), why);
+	dm_table_event(sc->ti->table);
+}
+
+/*
+ * A copy that is not tried again: its waiters fail. A bad spot on the
+ * origin costs its regions only, and the pass goes on; an origin that is
+ * gone fails every region, and streaming stops once STALL_STREAK of them
+ * failed in a row, with no good copy in between.
+ */
 static void give_up(struct stream_c *sc, struct stream_job *job)
 {
 	DMERR_LIMIT("%s: copy of regions %lu-%lu failed %u times: left uncopied",
 		    sc_name(sc), job->region, job->region + job->nr - 1, job->tries);
 	WRITE_ONCE(sc->copy_errors, sc->copy_errors + job->nr);
-	if (job->background)
+	if (job->background) {
 		sc->pass_errors = true;
+		sc->fail_streak += job->nr;
+		if (sc->fail_streak >= STALL_STREAK)
+			stall(sc, "the origin fails every copy");
+	}
 	release_job(sc, job, BLK_STS_IOERR);
 }
 
@@ -900,6 +928,8 @@ static void process_completed(struct stream_c *sc)
 		} else if (job->error) {
 			copy_failed(sc, job);
 		} else {
+			if (job->background)
+				sc->fail_streak = 0;
 			mark_copied(sc, job->region, job->nr);
 			release_job(sc, job, BLK_STS_OK);
 		}
@@ -927,12 +957,17 @@ static void process_retries(struct stream_c *sc)
 
 /*---------------------------------------------------------------------------*/
 /* Background streaming */
-static bool streaming_allowed(struct stream_c *sc)
+/* Copies nobody waits for may start: hot ones (copy_on_read) even paused. */
+static bool copying_allowed(struct stream_c *sc)
 {
 	return get_mode(sc) == STREAM_MODE_RW &&
 	       !test_bit(STREAM_SUSPENDED, &sc->flags) &&
-	       !test_bit(STREAM_PAUSED, &sc->flags) &&
 	       !test_bit(STREAM_STALLED, &sc->flags);
+}
+
+static bool streaming_allowed(struct stream_c *sc)
+{
+	return copying_allowed(sc) && !test_bit(STREAM_PAUSED, &sc->flags);
 }
 
 /* The cursor reached the end. Returns true to scan again from region 0. */
@@ -949,10 +984,7 @@ static bool end_of_pass(struct stream_c *sc)
 		return false;
 
 	if (sc->pass_errors) {
-		DMERR("%s: streaming stopped: some regions could not be copied",
-		      sc_name(sc));
-		set_bit(STREAM_STALLED, &sc->flags);
-		dm_table_event(sc->ti->table);
+		stall(sc, "some regions could not be copied");
 		return false;
 	}
 	stream_copier_rewind(sc->copier);
@@ -981,7 +1013,7 @@ static void process_pending(struct stream_c *sc)
 			stream_copier_continue(c, job);
 		else if (get_mode(sc) != STREAM_MODE_RW)
 			release_job(sc, job, BLK_STS_OK);
-		else if (!streaming_allowed(sc))
+		else if (!streaming_allowed(sc) && !(job->hot && copying_allowed(sc)))
 			stream_copier_hold(c, job);
 		else if (!stream_copier_continue_limited(c, job, &wait) && wait)
 			want_wake(sc, jiffies + wait);
@@ -991,20 +1023,26 @@ static void process_pending(struct stream_c *sc)
 static void start_copies(struct stream_c *sc)
 {
 	struct stream_copier *c = sc->copier;
-	bool wrapped = false;
+	bool wrapped = false, hot_only;
 	unsigned long wait;
 
 	if (test_and_clear_bit(STREAM_RESTART, &sc->flags)) {
 		stream_copier_rewind(c);
 		sc->pass_errors = false;
+		sc->fail_streak = 0;
 	}
 
-	while (streaming_allowed(sc)) {
-		switch (stream_copier_start(c, &wait)) {
+	/* Paused, only what reads asked for is copied (copy_on_read). */
+	hot_only = test_bit(STREAM_PAUSED, &sc->flags);
+	if (hot_only && !test_bit(STREAM_COPY_ON_READ, &sc->flags))
+		return;
+
+	while (copying_allowed(sc)) {
+		switch (stream_copier_start(c, hot_only, &wait)) {
 		case STREAM_START_COPYING:
 			break;
 		case STREAM_START_END:
-			if (wrapped || !end_of_pass(sc))
+			if (hot_only || wrapped || !end_of_pass(sc))
 				return;
 			wrapped = true;
 			break;
@@ -1020,10 +1058,53 @@ static void start_copies(struct stream_c *sc)
 	}
 }
 
-/* Continues background jobs between pieces, then starts new ones. */
+/*
+ * Users are busy when I/O through the device completed in the last
+ * STREAM_BUSY_MS: the device's own statistics tell (as md's resync does
+ * with its members'), so map() pays nothing for it. Copies a bio waits for
+ * count too, in the copier.
+ */
+static bool users_busy(struct stream_c *sc)
+{
+	struct gendisk *disk = dm_disk(dm_table_get_md(sc->ti->table));
+	unsigned long sectors = part_stat_read_accum(disk->part0, sectors);
+
+	if (sectors != sc->user_sectors) {
+		sc->user_sectors = sectors;
+		sc->busy_until = jiffies + msecs_to_jiffies(STREAM_BUSY_MS);
+	}
+	if (!time_before(jiffies, sc->busy_until))
+		return false;
+	/* Look again when they may have become idle. */
+	want_wake(sc, sc->busy_until);
+	return true;
+}
+
+/* A rate capped by another; 0 is no limit for both. */
+static unsigned int capped_rate(unsigned int rate, unsigned int cap)
+{
+	if (!cap)
+		return rate;
+	return rate ? min(rate, cap) : cap;
+}
+
+/*
+ * Continues background jobs between pieces, then starts new ones, at
+ * max_rate while users are idle and at min_rate while they are busy
+ * (unpaced but one piece at a time when min_rate is 0); rate caps both.
+ */
 static void background_copies(struct stream_c *sc)
 {
-	stream_copier_set_limits(sc->copier, READ_ONCE(sc->rate), READ_ONCE(sc->max_inflight));
+	unsigned int rate = capped_rate(READ_ONCE(sc->max_rate), READ_ONCE(sc->rate));
+	unsigned int min_rate = READ_ONCE(sc->min_rate);
+	bool one_piece = false;
+
+	if (stream_md_nr_copied(sc->md) != sc->nr_regions && copying_allowed(sc) &&
+	    users_busy(sc)) {
+		one_piece = !min_rate;
+		rate = capped_rate(min_rate, rate);
+	}
+	stream_copier_set_limits(sc->copier, rate, READ_ONCE(sc->max_inflight), one_piece);
 	process_pending(sc);
 	start_copies(sc);
 }
@@ -1115,8 +1196,14 @@ static int stream_map(struct dm_target *ti, struct bio *bio)
 		 * Only this target writes the origin (mirror mode), in step
 		 * with the destination: read it even while a copy runs.
 		 */
-		remap(sc, bio, stream_md_is_copied(sc->md, region) ?
-			       sc->dest_dev : sc->origin_dev);
+		if (stream_md_is_copied(sc->md, region)) {
+			remap(sc, bio, sc->dest_dev);
+			return DM_MAPIO_REMAPPED;
+		}
+		if (test_bit(STREAM_COPY_ON_READ, &sc->flags) &&
+		    stream_copier_want(sc->copier, region))
+			wake_worker(sc);
+		remap(sc, bio, sc->origin_dev);
 		return DM_MAPIO_REMAPPED;
 	}
 
@@ -1167,8 +1254,13 @@ static void emit_opt_args(struct stream_c *sc, char *result, unsigned int maxlen
 	unsigned int rate = READ_ONCE(sc->rate);
 	unsigned int max_inflight = READ_ONCE(sc->max_inflight);
 	bool mirror = mirroring(sc);
+	unsigned int min_rate = READ_ONCE(sc->min_rate);
+	unsigned int max_rate = READ_ONCE(sc->max_rate);
+	bool cor = test_bit(STREAM_COPY_ON_READ, &sc->flags);
+	bool skip_zeroes = test_bit(STREAM_SKIP_ZEROES, &sc->flags);
 	unsigned int count = paused + no_passdown + mirror + (rate ? 2 : 0) +
-			     (max_inflight != STREAM_DEFAULT_MAX_INFLIGHT ? 2 : 0);
+			     (max_inflight != STREAM_DEFAULT_MAX_INFLIGHT ? 2 : 0) +
+			     (min_rate ? 2 : 0) + (max_rate ? 2 : 0) + cor + skip_zeroes;
 
 	DMEMIT("%u", count);
 	if (paused)
@@ -1181,6 +1273,14 @@ static void emit_opt_args(struct stream_c *sc, char *result, unsigned int maxlen
 		DMEMIT(" " STREAM_OPT_NO_DISCARD_PASSDOWN);
 	if (mirror)
 		DMEMIT(" " STREAM_OPT_MIRROR);
+	if (min_rate)
+		DMEMIT(" " STREAM_OPT_MIN_RATE " %u", min_rate);
+	if (max_rate)
+		DMEMIT(" " STREAM_OPT_MAX_RATE " %u", max_rate);
+	if (cor)
+		DMEMIT(" " STREAM_OPT_COPY_ON_READ);
+	if (skip_zeroes)
+		DMEMIT(" " STREAM_OPT_SKIP_ZEROES);
 	*sz_out = sz;
 }
 
@@ -1188,6 +1288,8 @@ static const char *state_name(struct stream_c *sc)
 {
 	if (stream_md_nr_copied(sc->md) == sc->nr_regions)
 		return STREAM_STATE_COMPLETE;
+	if (test_bit(STREAM_STALLED, &sc->flags))
+		return STREAM_STATE_STALLED;
 	if (test_bit(STREAM_PAUSED, &sc->flags))
 		return STREAM_STATE_PAUSED;
 	return STREAM_STATE_STREAMING;
@@ -1203,7 +1305,8 @@ static const char *state_name(struct stream_c *sc)
  *
  *   metadata block size: in sectors (8).
  *   regions copying: regions with a kcopyd copy in flight.
- *   state: streaming, paused or complete.
+ *   state: streaming, paused, stalled (background copying stopped on
+ *   copy errors until "continue") or complete.
  *   mode: rw, ro (metadata cannot be written) or fail.
  *   copy errors: regions whose copy failed every retry and were left uncopied.
  *   mirror: mirror (writes reach the origin too), one-way, or degraded (an
@@ -1254,9 +1357,13 @@ static void stream_status(struct dm_target *ti, status_type_t type, unsigned int
 		       (unsigned long long)sc->region_size,
 		       test_bit(STREAM_PAUSED, &sc->flags) ? 'y' : 'n',
 		       READ_ONCE(sc->rate), READ_ONCE(sc->max_inflight));
-		DMEMIT(",discard_passdown=%c,mode=%s,mirror=%s;",
+		DMEMIT(",discard_passdown=%c,mode=%s,mirror=%s",
 		       test_bit(STREAM_DISCARD_PASSDOWN, &sc->flags) ? 'y' : 'n',
 		       mode_name(mode), mirror_name(sc));
+		DMEMIT(",min_rate=%u,max_rate=%u,copy_on_read=%c,skip_zeroes=%c;",
+		       READ_ONCE(sc->min_rate), READ_ONCE(sc->max_rate),
+		       test_bit(STREAM_COPY_ON_READ, &sc->flags) ? 'y' : 'n',
+		       test_bit(STREAM_SKIP_ZEROES, &sc->flags) ? 'y' : 'n');
 		break;
 	}
 }
@@ -1318,9 +1425,25 @@ static int parse_opt_args(struct dm_arg_set *as, struct stream_c *sc, char **err
 			clear_bit(STREAM_DISCARD_PASSDOWN, &sc->flags);
 		} else if (!strcasecmp(arg, STREAM_OPT_MIRROR)) {
 			sc->mirror_table = true;
+		} else if (!strcasecmp(arg, STREAM_OPT_COPY_ON_READ)) {
+			set_bit(STREAM_COPY_ON_READ, &sc->flags);
+		} else if (!strcasecmp(arg, STREAM_OPT_SKIP_ZEROES)) {
+			set_bit(STREAM_SKIP_ZEROES, &sc->flags);
 		} else if (!strcasecmp(arg, STREAM_OPT_RATE)) {
 			if (!argc || parse_rate_kib(dm_shift_arg(as), &sc->rate)) {
 				*error = "Invalid rate: expected KiB/s as an unsigned 32-bit number";
+				return -EINVAL;
+			}
+			argc--;
+		} else if (!strcasecmp(arg, STREAM_OPT_MIN_RATE)) {
+			if (!argc || parse_rate_kib(dm_shift_arg(as), &sc->min_rate)) {
+				*error = "Invalid min_rate: expected KiB/s as an unsigned 32-bit number";
+				return -EINVAL;
+			}
+			argc--;
+		} else if (!strcasecmp(arg, STREAM_OPT_MAX_RATE)) {
+			if (!argc || parse_rate_kib(dm_shift_arg(as), &sc->max_rate)) {
+				*error = "Invalid max_rate: expected KiB/s as an unsigned 32-bit number";
 				return -EINVAL;
 			}
 			argc--;
@@ -1491,6 +1614,7 @@ static int create_copier(struct stream_c *sc)
 		.target_len = sc->ti->len,
 		.region_size = sc->region_size,
 		.nr_regions = sc->nr_regions,
+		.skip_zeroes = test_bit(STREAM_SKIP_ZEROES, &sc->flags),
 		.wake = wake_worker,
 		.wake_context = sc,
 	};
@@ -1791,6 +1915,9 @@ static void stream_resume(struct dm_target *ti)
 {
 	struct stream_c *sc = ti->private;
 
+	/* I/O before this resume does not make the users busy. */
+	sc->user_sectors = part_stat_read_accum(dm_disk(dm_table_get_md(ti->table))->part0,
+						sectors);
 	clear_bit(STREAM_FROZEN, &sc->flags);
 	clear_bit(STREAM_SUSPENDED, &sc->flags);
 	wake_worker(sc);
@@ -1846,6 +1973,25 @@ static int stream_message(struct dm_target *ti, unsigned int argc, char **argv,
 			return -EINVAL;
 		}
 		WRITE_ONCE(sc->rate, value);
+	} else if (argc == 2 && (!strcasecmp(argv[0], STREAM_MSG_MIN_RATE) ||
+				 !strcasecmp(argv[0], STREAM_MSG_MAX_RATE))) {
+		if (parse_rate_kib(argv[1], &value)) {
+			DMERR("invalid %s '%s': expected KiB/s", argv[0], argv[1]);
+			return -EINVAL;
+		}
+		if (!strcasecmp(argv[0], STREAM_MSG_MIN_RATE))
+			WRITE_ONCE(sc->min_rate, value);
+		else
+			WRITE_ONCE(sc->max_rate, value);
+	} else if (argc == 2 && !strcasecmp(argv[0], STREAM_MSG_COPY_ON_READ)) {
+		if (!strcasecmp(argv[1], STREAM_MSG_ON)) {
+			set_bit(STREAM_COPY_ON_READ, &sc->flags);
+		} else if (!strcasecmp(argv[1], STREAM_MSG_OFF)) {
+			clear_bit(STREAM_COPY_ON_READ, &sc->flags);
+		} else {
+			DMERR("invalid 'copy_on_read %s': expected on or off", argv[1]);
+			return -EINVAL;
+		}
 	} else if (argc == 2 && !strcasecmp(argv[0], STREAM_MSG_MAX_INFLIGHT)) {
 		if (parse_max_inflight(argv[1], &value)) {
 			DMERR("invalid max_inflight '%s': expected 1 to %u",
@@ -1862,7 +2008,7 @@ static int stream_message(struct dm_target *ti, unsigned int argc, char **argv,
 		/* The worker records the stale origin, then stops mirroring. */
 		set_bit(STREAM_MIRROR_OFF_REQ, &sc->flags);
 	} else {
-		DMERR("unsupported message '%s' with %u argument(s): expected pause, continue, rate <KiB/s>, max_inflight <N> or mirror off",
+		DMERR("unsupported message '%s' with %u argument(s): expected pause, continue, rate <KiB/s>, min_rate <KiB/s>, max_rate <KiB/s>, max_inflight <N>, copy_on_read on|off or mirror off",
 		      argc ? argv[0] : "", argc ? argc - 1 : 0);
 		return -EINVAL;
 	}
