@@ -7,7 +7,8 @@ Usage:
   fgtool.py sample NAME INTERVAL OUTFILE
       Every INTERVAL s, read NAME's status (DM_TABLE_STATUS ioctl, noflush,
       as bench/dmwait.py) and append "<epoch s> <copied> <total> <in flight>
-      <state>" to OUTFILE, until SIGTERM. Works for dm-stream (<copied>/<total>
+      <state> <user I/Os completed>" to OUTFILE, until SIGTERM ("-" for what
+      a target does not tell; the I/Os from /sys/block/dm-N/stat). Works for dm-stream (<copied>/<total>
       regions, regions copying, state) and dm-clone (<hydrated>/<total>,
       hydrating regions; state "-", or "complete"). Creates OUTFILE.ready
       once it polls.
@@ -26,9 +27,10 @@ Usage:
       --log_avg_msec=1000, or "-") and the progress SAMPLES of the same run
       (or "-") to "<read iops> <write iops> <p99 read us> <p99 write us>
       <MiB copied during fio> <copying s> <copy MiB/s> <IOPS while copying>
-      <complete during fio 0|1>". The copy window runs from T_COPY (epoch s:
-      background copying started) or fio's start, whichever is later, to
-      fio's end or the copy's completion, whichever is sooner. Appends the
+      <complete during fio 0|1>". fio's start and end are taken from the
+      samples' I/O counts (else from its JSON). The copy window runs from
+      T_COPY (epoch s: background copying started) or fio's start, whichever
+      is later, to fio's end or the copy's completion, whichever is sooner. Appends the
       time series (seconds after T_COPY) to the CSV SERIES:
       "CFG,REP,copied_pct,t,value" and "CFG,REP,iops,t,value".
 
@@ -68,21 +70,49 @@ def parse_status(st):
     return c, t, inflight, state
 
 
+def dm_stat(name):
+    """/sys/block/dm-N/stat of the dm device NAME, or None."""
+    for d in os.listdir("/sys/block"):
+        try:
+            with open("/sys/block/%s/dm/name" % d) as f:
+                if f.read().strip() == name:
+                    return "/sys/block/%s/stat" % d
+        except OSError:
+            continue
+    return None
+
+
+def user_ios(path):
+    """Reads plus writes completed on the dm device: user I/O only (a
+    target's own copies do not pass through it)."""
+    try:
+        with open(path) as f:
+            w = f.read().split()
+        return int(w[0]) + int(w[4])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def cmd_sample(name, interval, path):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     ctl = os.open("/dev/mapper/control", os.O_RDWR)
+    stat = None
     with open(path, "a", buffering=1) as f:
         # Ready: the caller creates the device once this file exists.
         open(path + ".ready", "w").close()
         while not stop:
             try:
-                p = parse_status(table_status(ctl, name))
+                st = table_status(ctl, name)
             except OSError:
-                p = None
-            if p:
-                f.write("%.3f %d %d %d %s\n" % (time.time(), *p))
+                st = None
+            if st is not None:
+                stat = stat or dm_stat(name)
+                ios = user_ios(stat) if stat else None
+                p = parse_status(st) or ("-", "-", "-", "-")
+                f.write("%.3f %s %s %s %s %s\n" % (time.time(), *p,
+                                                   "-" if ios is None else ios))
             time.sleep(interval)
     return 0
 
@@ -135,16 +165,32 @@ def cmd_pwlat(name, kind, table, region, delays, lo, hi, seed):
 
 
 def read_samples(path):
-    """[(epoch, copied, total)]"""
-    out = []
+    """([(epoch, copied, total)], [(epoch, user ios)])"""
+    prog, ios = [], []
     if path == "-" or not os.path.exists(path):
-        return out
+        return prog, ios
     with open(path) as f:
         for line in f:
             w = line.split()
-            if len(w) >= 3:
-                out.append((float(w[0]), int(w[1]), int(w[2])))
-    return out
+            if len(w) < 6:
+                continue
+            if w[1] != "-":
+                prog.append((float(w[0]), int(w[1]), int(w[2])))
+            if w[5] != "-":
+                ios.append((float(w[0]), int(w[5])))
+    return prog, ios
+
+
+def io_span(ios, interval=0.5):
+    """(first, last) epoch at which user I/O was seen completing, each taken
+    half a sampling interval before the sample that saw it; or None."""
+    first = last = None
+    for (ta, a), (tb, b) in zip(ios, ios[1:]):
+        if b > a:
+            if first is None:
+                first = tb - interval / 2
+            last = tb - interval / 2
+    return (first, last) if first is not None else None
 
 
 def at(samples, t):
@@ -182,9 +228,15 @@ def cmd_analyze(cfg, rep, region, t_copy, spath, jpath, lpath, series):
     mib = region * SECTOR / 1048576
     job = json.load(open(jpath))
     j = job["jobs"][0]
-    runtime = j.get("job_runtime", 0) / 1000
-    t_end = job.get("timestamp_ms", time.time() * 1000) / 1000
-    t_start = t_end - runtime
+    samples, ios = read_samples(spath)
+    # When fio's I/O ran: from the device's own statistics (its JSON's
+    # timestamp is taken after its teardown, a second or so late under TCG).
+    span = io_span(ios)
+    if span:
+        t_start, t_end = span
+    else:
+        t_end = job.get("timestamp_ms", time.time() * 1000) / 1000
+        t_start = t_end - j.get("job_runtime", 0) / 1000
     iops = {}
     if lpath != "-" and os.path.exists(lpath):
         with open(lpath) as f:
@@ -197,7 +249,6 @@ def cmd_analyze(cfg, rep, region, t_copy, spath, jpath, lpath, series):
                     iops[k] = iops.get(k, 0) + float(w[1])
     # A sample at second k averages the second before it.
     iops = sorted((t_start + k - 0.5, v) for k, v in iops.items() if k > 0)
-    samples = read_samples(spath)
     write_series(series, cfg, rep, t_copy, samples, iops)
     out = ["%.0f" % j["read"]["iops"], "%.0f" % j["write"]["iops"],
            "%.0f" % p99(j["read"]), "%.0f" % p99(j["write"])]
@@ -220,7 +271,7 @@ def cmd_analyze(cfg, rep, region, t_copy, spath, jpath, lpath, series):
 
 def cmd_idle(region, start, end, spath, cfg, rep, series):
     mib = region * SECTOR / 1048576
-    samples = read_samples(spath)
+    samples = read_samples(spath)[0]
     if not samples:
         print("- - - 0")
         return 1

@@ -230,7 +230,7 @@ run_load() {	# cfg rep
 	local cfg=$1 rep=$2 kind table t0 nums="" ok=1 note="" i bad fio_pid log=$WORK/fio_iops.1.log
 	read -r kind table <<< "$(table_of "$cfg")"
 	[ "$kind" != linear ] && zero_meta
-	[ "$kind" != linear ] && start_sampler "$WORK/samples"
+	start_sampler "$WORK/samples"
 	rm -f "$log" "$WORK/fio.json"
 	if ! dmsetup create "$NAME" --table "$table"; then
 		stop_sampler
@@ -255,7 +255,7 @@ run_load() {	# cfg rep
 	stop_sampler
 	if [ $ok = 1 ]; then
 		nums=$($TOOL analyze "$cfg" "$rep" "$REGION" "$t0" \
-			"$([ "$kind" = linear ] && echo - || echo "$WORK/samples")" \
+			"$WORK/samples" \
 			"$WORK/fio.json" "$log" "$SERIES") || { ok=0; note="fio output unreadable"; }
 	fi
 	local ri wi pr pw mib secs rate ic done_
