@@ -22,16 +22,21 @@ Usage:
       one line per write: "<at s> <region> <cursor %> <ahead 0|1> <ms> <ok
       0|1> <error>". Exit status 1 when the create failed.
 
-  fgtool.py analyze CFG REP REGION_SECTORS T_COPY SAMPLES FIO_JSON FIO_IOPS_LOG SERIES
-      Reduce one fio run (FIO_JSON; FIO_IOPS_LOG from --write_iops_log with
-      --log_avg_msec=1000, or "-") and the progress SAMPLES of the same run
-      (or "-") to "<read iops> <write iops> <p99 read us> <p99 write us>
-      <MiB copied during fio> <copying s> <copy MiB/s> <IOPS while copying>
-      <complete during fio 0|1>". fio's start and end are taken from the
+  fgtool.py analyze CFG REP REGION_SECTORS T_COPY SAMPLES FIO_JSON IOPS_LOG HIST_LOG IOLOG SERIES
+      Reduce one fio run and the progress SAMPLES of the same run (or "-")
+      to "<read iops> <write iops> <p99 read us> <p99 write us> (whole run,
+      FIO_JSON) <MiB copied during fio> <copying s> <copy MiB/s> <IOPS while
+      copying> <complete during fio 0|1> <p99 read us> <p99 write us> (while
+      copying) <MiB copied because fio wrote there> <background copy MiB/s>"
+      ("-" for what does not apply). fio's start and end are taken from the
       samples' I/O counts (else from its JSON). The copy window runs from
       T_COPY (epoch s: background copying started) or fio's start, whichever
-      is later, to fio's end or the copy's completion, whichever is sooner. Appends the
-      time series (seconds after T_COPY) to the CSV SERIES:
+      is later, to fio's end or the copy's completion, whichever is sooner
+      (no copy: the whole run). IOPS_LOG: --write_iops_log with
+      --log_avg_msec=1000; HIST_LOG: --write_hist_log with
+      --log_hist_msec=1000 (the p99s in the window); IOLOG: --write_iolog
+      (version 3, with times: which writes found their region uncopied).
+      Appends the time series (seconds after T_COPY) to the CSV SERIES:
       "CFG,REP,copied_pct,t,value" and "CFG,REP,iops,t,value".
 
   fgtool.py idle REGION_SECTORS START END SAMPLES CFG REP SERIES
@@ -40,6 +45,7 @@ Usage:
       the progress samples also go to SERIES.
 """
 
+import bisect
 import json
 import mmap
 import os
@@ -224,7 +230,94 @@ def p99(j):
     return j["clat_ns"].get("percentile", {}).get("99.000000", 0) / 1000
 
 
-def cmd_analyze(cfg, rep, region, t_copy, spath, jpath, lpath, series):
+def plat_val(idx, bits=6):
+    """The latency (ns) in the middle of fio's histogram bin idx (as fio's
+    tools/hist/fiologparser_hist.py)."""
+    if idx < (1 << bits) << 1:
+        return idx
+    err = (idx >> bits) - 1
+    return (1 << (err + bits)) + ((idx % (1 << bits)) + 0.5) * (1 << err)
+
+
+def hist_p99(path, t0, lo, hi):
+    """p99 completion latency (us) of reads and of writes whose one-second
+    histogram interval (fio --write_hist_log --log_hist_msec=1000) lies in
+    [lo, hi] (epoch; the log's times count from t0)."""
+    sums = {0: None, 1: None}
+    if path == "-" or not os.path.exists(path):
+        return None, None
+    with open(path) as f:
+        for line in f:
+            w = line.split(",")
+            if len(w) < 4:
+                continue
+            t, d = t0 + int(w[0]) / 1000, int(w[1])
+            if d not in sums or t - 1 < lo - 0.01 or t > hi + 0.01:
+                continue
+            bins = [int(x) for x in w[3:]]
+            sums[d] = bins if sums[d] is None else [x + y for x, y in zip(sums[d], bins)]
+    res = []
+    for d in (0, 1):
+        b = sums[d]
+        n = sum(b) if b else 0
+        if not n:
+            res.append(None)
+            continue
+        acc = 0
+        for i, c in enumerate(b):
+            acc += c
+            if acc >= 0.99 * n:
+                res.append(plat_val(i) / 1000)
+                break
+    return tuple(res)
+
+
+def write_copies(path, t0, region, samples, lo, hi):
+    """Regions copied because fio wrote into them while uncopied, between
+    epoch lo and hi, estimated from fio's I/O log (--write_iolog, version 3:
+    microseconds from t0) and the progress samples: the background copies
+    in order and skips copied regions, so the copied set is [0, B) plus the
+    write-copied regions W, |copied| = B + |W above B|; a write at region r
+    copies it when r is at or above B and not in W."""
+    if path == "-" or not os.path.exists(path) or len(samples) < 2:
+        return None
+    rbytes = region * SECTOR
+    writes = []
+    with open(path) as f:
+        for line in f:
+            w = line.split()
+            if len(w) == 5 and w[2] == "write" and w[0].isdigit():
+                writes.append((t0 + int(w[0]) / 1e6, int(w[3]) // rbytes))
+    writes.sort()
+    wset, wsorted, counted, i = set(), [], 0, 0
+
+    def cursor(c):
+        # The least B with B + |{w in W: w >= B}| >= c.
+        lo_, hi_ = 0, c
+        while lo_ < hi_:
+            mid = (lo_ + hi_) // 2
+            above = len(wsorted) - bisect.bisect_left(wsorted, mid)
+            if mid + above >= c:
+                hi_ = mid
+            else:
+                lo_ = mid + 1
+        return lo_
+
+    b = cursor(samples[0][1])
+    for (ta, _, _), (tb, cb, _) in zip(samples, samples[1:]):
+        while i < len(writes) and writes[i][0] <= tb:
+            t, r = writes[i]
+            i += 1
+            if r >= b and r not in wset:
+                wset.add(r)
+                bisect.insort(wsorted, r)
+                if lo <= t <= hi:
+                    counted += 1
+        b = cursor(cb)
+    return counted
+
+
+def cmd_analyze(cfg, rep, region, t_copy, spath, jpath, lpath, hpath, ipath, series):
     mib = region * SECTOR / 1048576
     job = json.load(open(jpath))
     j = job["jobs"][0]
@@ -250,21 +343,34 @@ def cmd_analyze(cfg, rep, region, t_copy, spath, jpath, lpath, series):
     # A sample at second k averages the second before it.
     iops = sorted((t_start + k - 0.5, v) for k, v in iops.items() if k > 0)
     write_series(series, cfg, rep, t_copy, samples, iops)
-    out = ["%.0f" % j["read"]["iops"], "%.0f" % j["write"]["iops"],
-           "%.0f" % p99(j["read"]), "%.0f" % p99(j["write"])]
+    whole = ["%.0f" % j["read"]["iops"], "%.0f" % j["write"]["iops"],
+             "%.0f" % p99(j["read"]), "%.0f" % p99(j["write"])]
     if not samples:
-        return print(" ".join(out + ["-"] * 4 + ["0"]))
+        # No copy: the whole run is the window.
+        ic = [v for t, v in iops]
+        pr, pw = hist_p99(hpath, t_start, t_start, t_end)
+        print(" ".join(whole + ["-", "%.2f" % (t_end - t_start), "-",
+                                "%.0f" % (sum(ic) / len(ic)) if ic else "-", "0",
+                                "-" if pr is None else "%.0f" % pr,
+                                "-" if pw is None else "%.0f" % pw, "-", "-"]))
+        return 0
     tc = completion(samples)
     w_start = max(t_start, t_copy)
     w_end = min(t_end, tc) if tc else t_end
     done_during = 1 if tc and tc < t_end else 0
     copied = (at(samples, t_end) - at(samples, t_start)) * mib
     span = max(w_end - w_start, 0)
-    rate = (at(samples, w_end) - at(samples, w_start)) * mib / span if span > 0.2 else None
+    in_win = (at(samples, w_end) - at(samples, w_start)) * mib
+    rate = in_win / span if span > 0.2 else None
     inside = [v for t, v in iops if t - 0.5 >= w_start - 0.01 and t + 0.5 <= w_end + 0.01]
     ic = sum(inside) / len(inside) if inside else None
-    out += ["%.1f" % copied, "%.2f" % span, "-" if rate is None else "%.1f" % rate,
-            "-" if ic is None else "%.0f" % ic, str(done_during)]
+    pr, pw = hist_p99(hpath, t_start, w_start, w_end)
+    wc = write_copies(ipath, t_start, region, samples, w_start, w_end)
+    bg = (in_win - wc * mib) / span if wc is not None and span > 0.2 else None
+    out = whole + ["%.1f" % copied, "%.2f" % span, "-" if rate is None else "%.1f" % rate,
+                   "-" if ic is None else "%.0f" % ic, str(done_during),
+                   "-" if pr is None else "%.0f" % pr, "-" if pw is None else "%.0f" % pw,
+                   "-" if wc is None else "%.1f" % (wc * mib), "-" if bg is None else "%.1f" % bg]
     print(" ".join(out))
     return 0
 
@@ -291,8 +397,8 @@ def main(a):
     if len(a) == 9 and a[0] == "pwlat":
         return cmd_pwlat(a[1], a[2], a[3], int(a[4]), [float(x) for x in a[5].split()],
                          float(a[6]), float(a[7]), int(a[8]))
-    if len(a) == 9 and a[0] == "analyze":
-        return cmd_analyze(a[1], a[2], int(a[3]), float(a[4]), a[5], a[6], a[7], a[8])
+    if len(a) == 11 and a[0] == "analyze":
+        return cmd_analyze(a[1], a[2], int(a[3]), float(a[4]), *a[5:11])
     if len(a) == 8 and a[0] == "idle":
         return cmd_idle(int(a[1]), float(a[2]), float(a[3]), a[4], a[5], a[6], a[7])
     sys.exit(__doc__)

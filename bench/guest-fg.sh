@@ -14,19 +14,26 @@
 #         fg-stream  dm-stream, default settings, streaming
 #         fg-clone   dm-clone, hydration_threshold/batch $BENCH_CLONE_TUNED,
 #                    hydrating
-#         fg-rate    dm-stream, rate $BENCH_FG_RATE KiB/s (the old run)
-#         fg-mirror  dm-stream in mirror mode, rate $BENCH_FG_RATE, on the
-#                    bench's own devices; then the copy completes and the
+#         fg-stream-paused, fg-clone-nohyd  the same, background copying
+#                    never started (`paused`, `no_hydration`): what fio's
+#                    writes into uncopied regions cost without it
+#         fg-rate    dm-stream, rate $BENCH_FG_RATE KiB/s
+#         fg-oneway  the same on the bench's own (smaller) devices (the old
+#                    run)
+#         fg-mirror  that in mirror mode; then the copy completes and the
 #                    origin must equal the destination
 #       The targets are created with background copying stopped; it starts
 #       1 s after fio's first reads completed (fio's own start takes seconds
 #       under TCG). Then idle-stream and idle-clone: the same devices with
 #       no fio, copying from the create for $BENCH_FG_IDLE_SECONDS s: the
-#       idle copy rate. Copy progress is sampled
-#       every 0.5 s (bench/fgtool.py sample), fio logs its IOPS every second.
-#       Recorded: read/write IOPS, p99 read/write completion latency, MiB
-#       copied during fio, the copy rate while fio ran (until the copy
-#       completed, if it did), IOPS while copying.
+#       idle copy rate. Copy progress and the device's I/O counts are
+#       sampled every 0.5 s (bench/fgtool.py sample); fio logs IOPS and
+#       latency histograms every second, and every I/O (--write_iolog).
+#       Recorded: read/write IOPS and p99 completion latencies of the whole
+#       run and while copying (until the copy completed, if it did), MiB
+#       copied during fio and the copy rate while copying, and how much of
+#       it fio's writes caused (writes into uncopied regions, from the I/O
+#       log), so the background's own rate.
 # pwlat first partial write latency: one 4 KiB O_DIRECT write into an uncopied
 #       region ahead of the cursor (50-98% of the device) while the
 #       background copies at full speed, 1, 2 and 3 s after the create,
@@ -158,9 +165,10 @@ table_of() {	# config -> "kind table"
 	fg-linear) echo "linear 0 $FG_SECTORS linear $FG_DEST 0" ;;
 	idle-stream) echo "stream 0 $FG_SECTORS $st" ;;
 	idle-clone) echo "clone 0 $FG_SECTORS $cl $CLONE_ARGS" ;;
-	fg-stream) echo "stream 0 $FG_SECTORS $st 1 paused" ;;
-	fg-clone) echo "clone 0 $FG_SECTORS $cl 1 no_hydration 4 hydration_threshold $CT hydration_batch_size $CB" ;;
+	fg-stream|fg-stream-paused) echo "stream 0 $FG_SECTORS $st 1 paused" ;;
+	fg-clone|fg-clone-nohyd) echo "clone 0 $FG_SECTORS $cl 1 no_hydration 4 hydration_threshold $CT hydration_batch_size $CB" ;;
 	fg-rate) echo "stream 0 $FG_SECTORS $st 3 paused rate $RATE" ;;
+	fg-oneway) echo "stream 0 $SECTORS stream $META $DEST $ORIG $REGION 3 paused rate $RATE" ;;
 	fg-mirror) echo "stream 0 $SECTORS stream $META $DEST $ORIG $REGION 4 paused rate $RATE mirror" ;;
 	esac
 }
@@ -208,7 +216,7 @@ run_idle() {	# cfg rep
 	t0=$(now)
 	if ! dmsetup create "$NAME" --table "$table"; then
 		stop_sampler
-		emit fg.csv "$cfg,$rep,,,,,,,,,,0,dmsetup create failed: $(kmsg)"
+		emit fg.csv "$cfg,$rep,,,,,,,,,,,,,,0,dmsetup create failed: $(kmsg)"
 		return 1
 	fi
 	sleep "$(awk -v s="$IDLE_S" 'BEGIN { print s + 0.5 }')"
@@ -222,7 +230,7 @@ run_idle() {	# cfg rep
 		"$WORK/samples" "$cfg" "$rep" "$SERIES") || { ok=0; note="${note:+$note; }no samples"; }
 	local mib secs rate done_
 	read -r mib secs rate done_ <<< "$nums"
-	emit fg.csv "$cfg,$rep,,,,,$mib,$secs,$rate,,$done_,$ok,${note//,/;}"
+	emit fg.csv "$cfg,$rep,,,,,$mib,$secs,$rate,,$done_,,,,,$ok,${note//,/;}"
 	[ $ok = 1 ]
 }
 
@@ -231,16 +239,17 @@ run_load() {	# cfg rep
 	read -r kind table <<< "$(table_of "$cfg")"
 	[ "$kind" != linear ] && zero_meta
 	start_sampler "$WORK/samples"
-	rm -f "$log" "$WORK/fio.json"
+	rm -f "$log" "$WORK/fio.json" "$WORK/fio_clat_hist.1.log" "$WORK/fio.iolog"
 	if ! dmsetup create "$NAME" --table "$table"; then
 		stop_sampler
-		emit fg.csv "$cfg,$rep,,,,,,,,,,0,dmsetup create failed: $(kmsg)"
+		emit fg.csv "$cfg,$rep,,,,,,,,,,,,,,0,dmsetup create failed: $(kmsg)"
 		return 1
 	fi
 	fio --name=fg --filename="/dev/mapper/$NAME" --rw=randrw --rwmixread=70 --bs=4k \
 		--iodepth=8 --ioengine=libaio --direct=1 --time_based --runtime="$SECONDS_FG" \
 		--norandommap --randrepeat=0 --output-format=json --output="$WORK/fio.json" \
-		--write_iops_log="$WORK/fio" --log_avg_msec=1000 >/dev/null 2>&1 &
+		--write_iops_log="$WORK/fio" --log_avg_msec=1000 --write_hist_log="$WORK/fio" \
+		--log_hist_msec=1000 --write_iolog="$WORK/fio.iolog" >/dev/null 2>&1 &
 	fio_pid=$!
 	# fio takes seconds to start under TCG: start copying 1 s after its
 	# first reads completed (the same moment for linear, for the plot).
@@ -250,17 +259,20 @@ run_load() {	# cfg rep
 	done
 	sleep 1
 	t0=$(now)
-	go_message "$kind" || { ok=0; note="cannot start copying"; }
+	case $cfg in
+	*-paused|*-nohyd) ;;
+	*) go_message "$kind" || { ok=0; note="cannot start copying"; } ;;
+	esac
 	wait "$fio_pid" || { ok=0; note="${note:+$note; }fio failed"; }
 	stop_sampler
 	if [ $ok = 1 ]; then
 		nums=$($TOOL analyze "$cfg" "$rep" "$REGION" "$t0" \
-			"$WORK/samples" \
-			"$WORK/fio.json" "$log" "$SERIES") || { ok=0; note="fio output unreadable"; }
+			"$WORK/samples" "$WORK/fio.json" "$log" "$WORK/fio_clat_hist.1.log" \
+			"$WORK/fio.iolog" "$SERIES") || { ok=0; note="fio output unreadable"; }
 	fi
-	local ri wi pr pw mib secs rate ic done_
-	read -r ri wi pr pw mib secs rate ic done_ <<< "${nums:-}"
-	[ "$kind" = linear ] && mib="" secs="" rate="" ic="" done_=""
+	local ri wi pr pw mib secs rate ic done_ prc pwc wmib bg
+	read -r ri wi pr pw mib secs rate ic done_ prc pwc wmib bg <<< "${nums:-}"
+	[ "$kind" = linear ] && mib="" rate="" done_="" wmib="" bg=""
 	if [ "$kind" != linear ]; then
 		bad=$(judge "$NAME" "$kind")
 		[ -n "$bad" ] && { ok=0; note="${note:+$note; }$bad"; }
@@ -279,15 +291,16 @@ run_load() {	# cfg rep
 	if [ "$cfg" = fg-mirror ] && [ $ok = 1 ] && ! cmp -s "$ORIG" "$DEST"; then
 		ok=0; note="${note:+$note; }mirror: origin and destination differ after the copy"
 	fi
-	emit fg.csv "$cfg,$rep,${ri:-},${wi:-},${pr:-},${pw:-},${mib:-},${secs:-},${rate:-},${ic:-},${done_:-},$ok,${note//,/;}"
+	emit fg.csv "$cfg,$rep,${ri:-},${wi:-},${pr:-},${pw:-},${mib:-},${secs:-},${rate:-},${ic:-},${done_:-},${prc:-},${pwc:-},${wmib:-},${bg:-},$ok,${note//,/;}"
 	[ $ok = 1 ]
 }
 
 group_load() {
 	local cfgs=(fg-linear) idle=() rep i
-	[ "$STREAM_OK" = 1 ] && { cfgs+=(fg-stream fg-rate fg-mirror); idle+=(idle-stream); }
-	[ "$CLONE_OK" = 1 ] && { cfgs+=(fg-clone); idle+=(idle-clone); }
-	echo "config,rep,read_iops,write_iops,p99_read_us,p99_write_us,copied_mib,copying_s,copy_mib_s,iops_copying,complete,valid,note" > "$OUT/fg.csv"
+	[ "$STREAM_OK" = 1 ] &&
+		{ cfgs+=(fg-stream fg-stream-paused fg-rate fg-oneway fg-mirror); idle+=(idle-stream); }
+	[ "$CLONE_OK" = 1 ] && { cfgs+=(fg-clone fg-clone-nohyd); idle+=(idle-clone); }
+	echo "config,rep,read_iops,write_iops,p99_read_us,p99_write_us,copied_mib,copying_s,copy_mib_s,iops_copying,complete,p99_read_copying_us,p99_write_copying_us,write_copied_mib,bg_copy_mib_s,valid,note" > "$OUT/fg.csv"
 	echo "fg: fio randrw 70/30 bs=4k iodepth=8 direct ${SECONDS_FG}s; idle window ${IDLE_S}s; rate rows $RATE KiB/s" >> "$OUT/env.txt"
 	for ((rep = 1; rep <= REPS; rep++)); do
 		for ((i = 0; i < ${#idle[@]}; i++)); do

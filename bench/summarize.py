@@ -65,18 +65,29 @@ FG_DESCR = {
     "fg-linear": "`linear` over the destination (the ceiling)",
     "fg-stream": "dm-stream, default settings, streaming",
     "fg-clone": "dm-clone, hydration_threshold {t} hydration_batch_size {b}, hydrating",
-    "fg-rate": "dm-stream, rate {r} KiB/s (the old run)",
-    "fg-mirror": "dm-stream, mirror mode, rate {r} KiB/s, on the bench's own devices",
+    "fg-stream-paused": "dm-stream, `paused` (no background copying)",
+    "fg-clone-nohyd": "dm-clone, `no_hydration` (no background copying)",
+    "fg-rate": "dm-stream, rate {r} KiB/s",
+    "fg-oneway": "dm-stream, rate {r} KiB/s, on the bench's own {s} MiB devices (the old run)",
+    "fg-mirror": "the same in mirror mode",
     "idle-stream": "dm-stream, default settings, nothing else running",
     "idle-clone": "dm-clone, hydration_threshold {t} hydration_batch_size {b}, nothing else running",
 }
+FG_ORDER = ["fg-linear", "fg-stream", "fg-stream-paused", "fg-clone", "fg-clone-nohyd", "fg-rate",
+            "fg-oneway", "fg-mirror"]
+# The same target without background copying: what the background costs.
+FG_PAUSED = {"fg-stream": "fg-stream-paused", "fg-clone": "fg-clone-nohyd",
+             "fg-rate": "fg-stream-paused"}
 # Which idle rate a foreground row is held against.
-FG_IDLE = {"fg-stream": "idle-stream", "fg-rate": "idle-stream", "fg-mirror": "idle-stream",
-           "fg-clone": "idle-clone"}
+FG_IDLE = {"fg-stream": "idle-stream", "fg-rate": "idle-stream", "fg-oneway": "idle-stream",
+           "fg-mirror": "idle-stream", "fg-clone": "idle-clone"}
+# Rows on the foreground device, comparable with fg-linear.
+FG_SAME_DEVICE = ("fg-stream", "fg-clone", "fg-rate", "fg-stream-paused", "fg-clone-nohyd")
 FG_KEYS = ["read_iops", "write_iops", "p99_read_us", "p99_write_us", "copied_mib", "copying_s",
-           "copy_mib_s", "iops_copying"]
+           "copy_mib_s", "iops_copying", "p99_read_copying_us", "p99_write_copying_us",
+           "write_copied_mib", "bg_copy_mib_s"]
 GOAL_IOPS = 0.90        # foreground IOPS while copying / linear
-GOAL_PROGRESS = 0.25    # copy rate under load / idle copy rate
+GOAL_PROGRESS = 0.25    # background copy rate under load / idle copy rate
 GOAL_PW = 2.0           # p99 first partial write / one-region copy time
 
 
@@ -130,6 +141,7 @@ def fg_load(out, env):
     for w in env.get("fg", "").split(";"):
         if "rate rows" in w:
             rate = w.split()[2]
+    desc = {c: d.format(t=t, b=b, r=rate, s=env.get("size_mib", "?")) for c, d in FG_DESCR.items()}
     res, order, notes = {}, [], []
     for r in rows:
         c = r["config"]
@@ -146,68 +158,92 @@ def fg_load(out, env):
             notes.append("%s rep %s: %s" % (c, r["rep"], r["note"]))
 
     def m(c, k):
-        return med([num(r[k]) for r in res.get(c, {"ok": []})["ok"]])
+        return med([num(r.get(k)) for r in res.get(c, {"ok": []})["ok"]])
 
     def iops(c):
         v = [num(r["read_iops"]) + num(r["write_iops"]) for r in res.get(c, {"ok": []})["ok"]
              if num(r["read_iops"]) is not None and num(r["write_iops"]) is not None]
         return med(v)
 
-    ceiling = iops("fg-linear")
+    ceiling = m("fg-linear", "iops_copying") or iops("fg-linear")
     table, csvrows = [], []
-    for c in [x for x in ["fg-linear", "fg-stream", "fg-clone", "fg-rate", "fg-mirror"]
-              if x in res] + [x for x in order if x.startswith("fg-") and x not in FG_DESCR]:
+    for c in [x for x in FG_ORDER if x in res] + \
+            [x for x in order if x.startswith("fg-") and x not in FG_ORDER]:
         e = res[c]
-        io = iops(c)
-        vs = io / ceiling if io and ceiling else None
-        ic = m(c, "iops_copying")
-        vsc = ic / ceiling if ic and ceiling else None
-        cr = m(c, "copy_mib_s")
+        io, ic = iops(c), m(c, "iops_copying")
+        vsc = ic / ceiling if ic and ceiling and c in FG_SAME_DEVICE else None
+        pz = iops(FG_PAUSED.get(c))
+        vsp = ic / pz if ic and pz and c in FG_PAUSED else None
+        cr, bg = m(c, "copy_mib_s"), m(c, "bg_copy_mib_s")
+        span = m(c, "copying_s")
+        wr = m(c, "write_copied_mib")
         idle = m(FG_IDLE.get(c), "copy_mib_s") if c in FG_IDLE else None
         prog = cr / idle if cr is not None and idle else None
+        bprog = bg / idle if bg is not None and idle else None
         row = {"config": c, "valid_runs": len(e["ok"]), "runs": e["runs"], "iops": io,
-               "iops_vs_linear": vs, "iops_copying_vs_linear": vsc, "idle_copy_mib_s": idle,
-               "progress_vs_idle": prog, "complete_during_fio": e["complete"]}
+               "iops_copying_vs_linear": vsc, "iops_copying_vs_paused": vsp,
+               "idle_copy_mib_s": idle,
+               "progress_vs_idle": prog, "bg_progress_vs_idle": bprog,
+               "complete_during_fio": e["complete"]}
         row.update({k: m(c, k) for k in FG_KEYS})
         csvrows.append(row)
-        p = lambda k: fmt(row[k] / 1000 if row[k] is not None else None, ".2f")  # noqa: E731
+        lin = c == "fg-linear"
+        goals = c in ("fg-stream", "fg-clone")
+
+        def ms(k):
+            return fmt(row[k] / 1000 if row[k] is not None else None, ".2f")
         table.append("| %s | %s | %d/%d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s "
                      "| %s | %s | %s |" % (
-                         c, FG_DESCR.get(c, c).format(t=t, b=b, r=rate), len(e["ok"]), e["runs"],
-                         fmt(io, ".0f"), fmt(row["read_iops"], ".0f"),
-                         fmt(row["write_iops"], ".0f"), fmt(vs),
-                         goal(vs, GOAL_IOPS) if c in ("fg-stream", "fg-clone") else "-",
-                         p("p99_read_us"), p("p99_write_us"), fmt(row["copied_mib"], ".0f"),
-                         fmt(cr, ".1f"), fmt(idle, ".1f"),
-                         fmt(100 * prog if prog is not None else None, ".0f"),
-                         goal(prog, GOAL_PROGRESS) if c in ("fg-stream", "fg-clone") else "-",
-                         fmt(ic, ".0f") if c != "fg-linear" else "-",
-                         "%d/%d" % (e["complete"], len(e["ok"])) if c != "fg-linear" else "-"))
+                         c, desc.get(c, c), len(e["ok"]), e["runs"], fmt(io, ".0f"),
+                         fmt(ic, ".0f"), "1.00" if lin else fmt(vsc),
+                         goal(vsc, GOAL_IOPS) if goals else "-", fmt(vsp),
+                         ms("p99_read_copying_us"), ms("p99_write_copying_us"),
+                         "-" if lin else fmt(span, ".1f"), "-" if lin else fmt(cr, ".1f"),
+                         "-" if lin or wr is None or not span else fmt(wr / span, ".1f"),
+                         "-" if lin else fmt(bg, ".1f"), "-" if lin else fmt(idle, ".1f"),
+                         "-" if lin else "%s / %s" % (
+                             fmt(100 * prog if prog is not None else None, ".0f"),
+                             fmt(100 * bprog if bprog is not None else None, ".0f")),
+                         goal(bprog, GOAL_PROGRESS) if goals else "-"))
+        table[-1] += " %s |" % ("-" if lin else "%d/%d" % (e["complete"], len(e["ok"])))
     for c in ("idle-stream", "idle-clone"):
         if c in res:
             csvrows.append({"config": c, "valid_runs": len(res[c]["ok"]), "runs": res[c]["runs"],
                             "complete_during_fio": res[c]["complete"],
                             **{k: m(c, k) for k in FG_KEYS}})
-    fields = ["config", "valid_runs", "runs", "iops", "read_iops", "write_iops", "iops_vs_linear",
-              "p99_read_us", "p99_write_us", "copied_mib", "copying_s", "copy_mib_s",
-              "idle_copy_mib_s", "progress_vs_idle", "iops_copying", "iops_copying_vs_linear",
+    fields = ["config", "valid_runs", "runs", "iops", "read_iops", "write_iops", "p99_read_us",
+              "p99_write_us", "iops_copying", "iops_copying_vs_linear", "iops_copying_vs_paused",
+              "p99_read_copying_us",
+              "p99_write_copying_us", "copying_s", "copied_mib", "copy_mib_s", "write_copied_mib",
+              "bg_copy_mib_s", "idle_copy_mib_s", "progress_vs_idle", "bg_progress_vs_idle",
               "complete_during_fio"]
     write_csv(out, "fg-results.csv", csvrows, fields)
 
+    idle_s = env.get("fg", "").split("idle window ")[-1].split("s")[0] or "?"
     lines = ["", "## Foreground I/O while copying\n",
-             "%s; device %s. IOPS are read+write over the whole fio run; *copy MiB/s under "
-             "load* is the copy rate while fio ran (until the copy completed, if it did: last "
-             "column), *idle* the rate of the same target with nothing else running (%s s "
-             "window, same devices). Goals: IOPS >= %.2f of linear's; progress under load "
-             ">= %d%% of idle. Medians of valid runs.\n" % (
-                 env.get("fg", "?"), env.get("fg_device", "?"), "?" if "fg" not in env else
-                 env["fg"].split("idle window ")[-1].split("s")[0], GOAL_IOPS,
+             "%s; device %s. Copying starts 1 s after fio's first reads; *while copying* is "
+             "from then until fio ends or the copy completes (`linear`: the whole run). "
+             "*copy MiB/s* counts every region copied meanwhile; fio's random writes into "
+             "uncopied regions copy them too (*by fio's writes*, from fio's I/O log), the "
+             "rest is the *background*'s. *vs no background*: IOPS while copying over the "
+             "IOPS of the same target with background copying never started (fio's writes "
+             "still copy the regions they hit). *idle* is the rate of the same target with nothing "
+             "else running (%s s, same devices). Goals, for dm-stream at its defaults: IOPS "
+             "while copying >= %.2f of linear's; background progress under load >= %d%% of "
+             "idle. Medians of valid runs; the rows on the bench's own devices are not "
+             "held against `fg-linear` (a smaller device is faster under TCG).\n" % (
+                 env.get("fg", "?"), env.get("fg_device", "?"), idle_s, GOAL_IOPS,
                  100 * GOAL_PROGRESS),
-             "| config | what | valid/runs | IOPS r+w | read IOPS | write IOPS | vs linear "
-             "| goal >= %.2f | p99 read ms | p99 write ms | MiB copied during fio "
-             "| copy MiB/s under load | idle copy MiB/s | under load, %% of idle | goal >= %d%% "
-             "| IOPS while copying | copy completed during fio |" % (GOAL_IOPS, 100 * GOAL_PROGRESS),
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"] + table
+             "| config | what | valid/runs | IOPS r+w, whole run | IOPS while copying "
+             "| vs linear | goal >= %.2f | vs no background | p99 read ms | p99 write ms "
+             "| s copying "
+             "| copy MiB/s | by fio's writes MiB/s | background MiB/s | idle MiB/s "
+             "| under load, %% of idle: all / background | goal >= %d%% | completed during fio |"
+             % (GOAL_IOPS, 100 * GOAL_PROGRESS),
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"] + table
+    a, b = iops("fg-mirror"), iops("fg-oneway")
+    if a and b:
+        lines += ["", "Mirror mode IOPS / one-way (same devices, same rate): %s" % fmt(a / b)]
     idle = [c for c in ("idle-stream", "idle-clone") if c in res]
     if idle:
         lines += ["", "| idle run | what | valid/runs | MiB copied | s | MiB/s | completed |",
@@ -215,7 +251,7 @@ def fg_load(out, env):
         for c in idle:
             e = res[c]
             lines.append("| %s | %s | %d/%d | %s | %s | %s | %d/%d |" % (
-                c, FG_DESCR[c].format(t=t, b=b, r=rate), len(e["ok"]), e["runs"],
+                c, desc[c], len(e["ok"]), e["runs"],
                 fmt(m(c, "copied_mib"), ".0f"), fmt(m(c, "copying_s"), ".2f"),
                 fmt(m(c, "copy_mib_s"), ".1f"), e["complete"], len(e["ok"])))
     png = fg_plot(out)
