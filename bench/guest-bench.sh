@@ -438,12 +438,16 @@ done
 log "all runs: $(elapsed "$t_all" "$(now)") s"
 awk -F, 'NR > 1 && $5 == 0 { bad = 1 } END { exit !bad }' "$CSV" && fail=1
 
-# Foreground I/O while streaming (bench/guest-fg.sh), on the same devices.
-if has_part fg && [ "${BENCH_FG_SECONDS:-20}" -gt 0 ] && [ $STREAM_OK = 1 ] &&
+# Foreground I/O while copying, partial write latency, an NBD origin, a thin
+# destination (bench/guest-fg.sh), on the same devices.
+if has_part fg && [ "${BENCH_FG_SECONDS:-20}" -gt 0 ] && { [ $STREAM_OK = 1 ] || [ $CLONE_OK = 1 ]; } &&
    command -v fio >/dev/null; then
 	BENCH_ORIG=$ORIG BENCH_DEST=$DEST BENCH_META=$META BENCH_SECTORS=$SECTORS \
-		BENCH_REGION=$REGION BENCH_PREPARE="$WORK" \
+		BENCH_REGION=$REGION BENCH_PREPARE="$WORK" BENCH_REPS=$REPS \
+		BENCH_CLONE_TUNED="$CLONE_TUNED" CLONE_OK=$CLONE_OK STREAM_OK=$STREAM_OK \
 		bash bench/guest-fg.sh --out "$OUT" || fail=1
+elif has_part fg; then
+	log "fg part skipped (no fio, or neither target available)"
 fi
 
 # Merging a snapshot back (bench/guest-merge.sh): the destination serves as

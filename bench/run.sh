@@ -25,8 +25,9 @@
 #                     builds the tool too)
 #   --merge-pcts LIST percentages of the volume's chunks changed through the
 #                     snapshot before a merge (default "5 30")
-#   --mem SIZE        guest RAM (default 3G)
-#   --timeout SEC     guest timeout (default 1200)
+#   --mem SIZE        guest RAM (default 3G; 5G with the fg part, whose
+#                     foreground device is 2 GiB)
+#   --timeout SEC     guest timeout (default 1200; 2400 with the fg part)
 #   --out DIR         results directory (default bench/out)
 #   --no-build        do not run `make modules` first
 #   --ko FILE         benchmark this dm-stream.ko (built for the guest kernel)
@@ -43,7 +44,15 @@
 #
 # Output in DIR: results.md (tables: medians, MiB/s, ratios, max_inflight
 # sweep), results.csv (one line per configuration), runs.csv (every run),
-# env.txt, dmesg.txt, console.log.
+# env.txt, dmesg.txt, console.log; with the fg part fg.csv, fg-series.csv,
+# pwlat.csv, nbd.csv, thin.csv, their medians in fg-results.csv,
+# pwlat-results.csv, nbd-results.csv, thin-results.csv, and fg.png (copy
+# progress and IOPS over time, by gnuplot).
+#
+# The fg part's knobs are environment variables, passed into the guest:
+# BENCH_FG_SECONDS, BENCH_FG_IDLE_SECONDS, BENCH_FG_RATE, BENCH_FG_MIB,
+# BENCH_FG_GROUPS, BENCH_PW_SAMPLES, BENCH_NBD_MIB, BENCH_NBD_NETEM,
+# BENCH_NBD_PW_SAMPLES, BENCH_THIN_MIB (see bench/guest-fg.sh).
 #
 # Exit status: 0 when every attempted run was valid (destination == origin)
 # and dmesg stayed clean, 1 otherwise, 2 on setup errors.
@@ -57,7 +66,7 @@ usage() { sed -n '3,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 die() { echo "bench: $*" >&2; exit 2; }
 
 size=256 reps=3 inflight="16 64" clone_tuned="256 64" configs="" region=128
-mem=3G timeout=1200 out=$REPO/bench/out build=1 idle_wait=600 ko=
+mem="" timeout="" out=$REPO/bench/out build=1 idle_wait=600 ko=
 parts="copy fg" merge_pcts="5 30"
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -86,6 +95,16 @@ for p in $parts; do
 	case $p in copy|fg|merge) ;; *) die "bad --parts '$parts' (copy, fg, merge)" ;; esac
 done
 [[ $merge_pcts =~ ^[0-9\ ]+$ ]] || die "bad --merge-pcts '$merge_pcts'"
+if [[ " $parts " == *" fg "* ]]; then
+	mem=${mem:-5G} timeout=${timeout:-2400}
+else
+	mem=${mem:-3G} timeout=${timeout:-1200}
+fi
+# The fg part's knobs (bench/guest-fg.sh), from the environment.
+fgenv=()
+for v in $(compgen -e); do
+	case $v in BENCH_FG_*|BENCH_PW_*|BENCH_NBD_*|BENCH_THIN_*) fgenv+=(-e "$v=${!v}") ;; esac
+done
 
 scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh || die "scripts/deps.sh failed"
 abi=$(scripts/deps.sh --abi) || die "cannot derive the kernel ABI"
@@ -105,7 +124,8 @@ clone_ko=$(KABI=$abi bench/build-dm-clone.sh) ||
 mkdir -p "$out" || die "cannot create $out"
 out=$(cd "$out" && pwd -P)
 rm -f "$out"/{runs.csv,results.md,results.csv,ratios.csv,env.txt,dmesg.txt,dmesg-bad.txt}
-rm -f "$out"/{fg.csv,merge.csv}
+rm -f "$out"/{fg.csv,fg-series.csv,pwlat.csv,nbd.csv,thin.csv,merge.csv,fg.png,fg.gp}
+rm -f "$out"/{fg-results.csv,pwlat-results.csv,nbd-results.csv,thin-results.csv}
 
 # What was measured: the commit (noting local changes to dm-stream/) and a
 # hash of the module; the host and QEMU.
@@ -134,7 +154,7 @@ host="$(nproc) CPUs, $(qemu-system-x86_64 --version 2>/dev/null | head -n1)"
 other_guests() {	# QEMU processes other than the bench's own guest
 	local p n=0
 	for p in $(pgrep -x qemu-system-x86 2>/dev/null); do
-		tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null |
+		{ tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null |
 			grep -q -- "dmstream.out=$out " || n=$((n + 1))
 	done
 	echo $n
@@ -172,7 +192,7 @@ selftests/run-guest --quiet --timeout "$timeout" --mem "$mem" --out "$out" \
 	-e "BENCH_PARTS=$parts" -e "BENCH_MERGE_PCTS=$merge_pcts" \
 	-e "BENCH_REV=$rev" -e "BENCH_HOST=$host" -e "BENCH_HOST_STATE=$out/.host-state" \
 	-e "BENCH_STREAM_DEFAULT_INFLIGHT=$defmi" \
-	-e "DMSTREAM_KO=$ko" \
+	-e "DMSTREAM_KO=$ko" "${fgenv[@]}" \
 	-- bash bench/guest-bench.sh --out "$out"
 rc=$?
 kill $sampler 2>/dev/null
@@ -183,10 +203,10 @@ if [ -f "$out/env.txt" ]; then
 fi
 echo "bench: guest finished with status $rc after $(( $(date +%s) - t0 )) s" >&2
 # The guest's own log lines (stderr goes to the console).
-grep -E '^(guest-bench|guest-merge|BENCH|BENCH-MERGE) ' "$out/console.log" >&2 || true
+grep -E '^(guest-bench|guest-fg|guest-merge|BENCH|BENCH-FG|BENCH-MERGE) ' "$out/console.log" >&2 || true
 
 lines=0
-for f in runs.csv fg.csv merge.csv; do
+for f in runs.csv fg.csv pwlat.csv nbd.csv thin.csv merge.csv; do
 	[ -s "$out/$f" ] && lines=$((lines + $(wc -l < "$out/$f") - 1))
 done
 if [ ! -s "$out/runs.csv" ] || [ "$lines" -lt 1 ]; then

@@ -29,14 +29,14 @@ CACHE=${DMSTREAM_CACHE:-/var/cache/dm-stream}
 # (scripts/debug-kernel.sh) from linux-source-6.1. lvm2 is for the LVM
 # tests (test_lvm_01), nbd-server, nbd-client and iproute2 (tc netem) for
 # the network origin of test_nbd_01: the guest runs the host's tools from
-# its shared root.
+# its shared root. gnuplot-nox draws the bench's fg.png (bench/summarize.py).
 PACKAGES=(
 	make gcc libc6-dev pkg-config
 	linux-headers-amd64 linux-source-6.1 sparse
 	libdevmapper-dev libisal-dev libjson-c-dev python3-docutils
 	qemu-system-x86 busybox-static cpio xz-utils
 	kmod dmsetup util-linux coreutils e2fsprogs
-	fio bc blktrace python3 bsdutils strace stress-ng lvm2
+	fio bc blktrace python3 bsdutils strace stress-ng lvm2 gnuplot-nox
 	nbd-server nbd-client iproute2
 	flex bison libelf-dev libssl-dev
 )
