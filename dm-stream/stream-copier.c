@@ -65,7 +65,7 @@ struct stream_copier {
 	unsigned int region_shift;
 	unsigned long nr_regions;
 	sector_t min_piece;		/* a multiple of the logical block sizes */
-	bool skip_zeroes;		/* the destination reads zeros where unwritten */
+	bool skip_zeroes;		/* zeros not written where the destination has them */
 	bool no_write_zeroes;		/* the destination failed a WRITE_ZEROES */
 
 	/*
@@ -91,6 +91,7 @@ struct stream_copier {
 	unsigned long no_merge_end;	/* regions below: copied one by one */
 	unsigned long nr_jobs;		/* read locklessly by stream_copier_idle() */
 	unsigned long background_regions;	/* in flight */
+	unsigned long failing;		/* background jobs to be tried again */
 	s64 tokens;			/* sectors * HZ */
 	unsigned long last_refill;
 
@@ -274,7 +275,7 @@ static void copy_done(int read_err, unsigned long write_err, void *context)
 	stream_copier_job_done(context, (read_err || write_err) ? -EIO : 0);
 }
 
-static void piece_write(struct work_struct *ws);
+static void piece_work(struct work_struct *ws);
 
 /* A background piece ended (written, skipped or failed): any context. */
 static void piece_done(struct stream_job *job, int error)
@@ -291,20 +292,36 @@ static void piece_done(struct stream_job *job, int error)
 		wake_up_var(&c->io_inflight);
 }
 
-static void piece_write_done(unsigned long error, void *context)
-{
-	piece_done(context, error ? -EIO : 0);
-}
-
-/* The read went well: the piece is looked at and written in process context. */
-static void piece_read_done(unsigned long error, void *context)
+/*
+ * One I/O of a background piece ended: any context. When the last I/O of
+ * a read stage ends well, piece_work() looks at the data; when the last
+ * write ends, or any I/O failed, the piece is done.
+ */
+static void piece_io_done(unsigned long error, void *context)
 {
 	struct stream_job *job = context;
 
 	if (error)
+		WRITE_ONCE(job->io_failed, true);
+	if (!atomic_dec_and_test(&job->ios))
+		return;
+	/* Every I/O's io_failed store is seen: atomic_dec_and_test() is ordered. */
+	if (job->io_failed)
 		piece_done(job, -EIO);
+	else if (job->stage == STREAM_PIECE_WRITE)
+		piece_done(job, 0);
 	else
 		queue_work(job->copier->io_wq, &job->work);
+}
+
+/* A WRITE_ZEROES of a background piece ended. */
+static void piece_zeroes_done(unsigned long error, void *context)
+{
+	struct stream_job *job = context;
+
+	if (error)
+		WRITE_ONCE(job->zeroes_failed, true);
+	piece_io_done(error, context);
 }
 
 /* The size of a job's next piece: a background piece fits its buffer. */
@@ -318,25 +335,32 @@ static sector_t next_piece(struct stream_copier *c, struct stream_job *job)
 		    (sector_t)job->nr_pages << (PAGE_SHIFT - SECTOR_SHIFT));
 }
 
-/* A background piece's read (from the origin) or write (to the destination). */
+/*
+ * One I/O of a background piece: @count sectors from @offset into the
+ * piece, read from the origin or the destination into the piece's buffer,
+ * or written from it to the destination. Counted in job->ios.
+ */
 static void piece_io(struct stream_copier *c, struct stream_job *job, blk_opf_t op,
-		     struct block_device *bdev, io_notify_fn fn)
+		     struct block_device *bdev, sector_t offset, sector_t count)
 {
+	size_t byte = to_bytes(offset);
 	struct dm_io_region where = {
 		.bdev = bdev,
-		.sector = region_to_sector(c, job->region) + job->done,
-		.count = job->piece,
+		.sector = region_to_sector(c, job->region) + job->done + offset,
+		.count = count,
 	};
 	struct dm_io_request req = {
 		.bi_opf = op,
 		.mem.type = DM_IO_PAGE_LIST,
-		.mem.ptr.pl = job->pl,
-		.notify.fn = fn,
+		.mem.offset = offset_in_page(byte),
+		.mem.ptr.pl = &job->pl[byte >> PAGE_SHIFT],
+		.notify.fn = op == REQ_OP_WRITE_ZEROES ? piece_zeroes_done : piece_io_done,
 		.notify.context = job,
 		.client = c->io,
 	};
 
-	/* Asynchronous, one region: errors reach @fn. */
+	atomic_inc(&job->ios);
+	/* Asynchronous, one region: errors reach the notify function. */
 	dm_io(&req, 1, &where, NULL, IOPRIO_DEFAULT);
 }
 
@@ -353,10 +377,14 @@ static void issue_copy(struct stream_copier *c, struct stream_job *job)
 			c->delivered = 0;
 		}
 		c->inflight_sectors += job->piece;
-		job->write_zeroes = false;
+		job->stage = STREAM_PIECE_READ;
+		job->io_failed = false;
+		job->zeroes_failed = false;
 		job->issued = ktime_get();
 		atomic_inc(&c->io_inflight);
-		piece_io(c, job, REQ_OP_READ, c->origin, piece_read_done);
+		atomic_set(&job->ios, 1);
+		piece_io(c, job, REQ_OP_READ, c->origin, 0, job->piece);
+		piece_io_done(0, job);	/* the bias */
 		return;
 	}
 
@@ -381,7 +409,7 @@ static struct stream_job *copy_run(struct stream_copier *c, unsigned long region
 		return NULL;
 	}
 	if (background)
-		INIT_WORK(&job->work, piece_write);
+		INIT_WORK(&job->work, piece_work);
 	if (background)
 		c->background_regions += nr;
 	else
@@ -422,6 +450,10 @@ enum stream_copy_failure stream_copier_failed(struct stream_copier *c, struct st
 	}
 
 	if (job->tries < MAX_COPY_TRIES && may_copy) {
+		if (job->background && !job->failing) {
+			job->failing = true;
+			c->failing++;
+		}
 		job->retry_at = jiffies + (RETRY_DELAY << (job->tries - 1));
 		list_add_tail(&job->list, &c->retry);
 		return STREAM_COPY_RETRY;
@@ -446,47 +478,138 @@ bool stream_copier_retry(struct stream_copier *c, struct stream_job *job, unsign
 	return true;
 }
 
-/* All the bytes of a background piece's buffer are zero. */
-static bool piece_is_zero(struct stream_job *job)
+/*
+ * Zeros are looked for in chunks of a background piece: at most
+ * BITS_PER_LONG of them, so a chunk is at least 16 KiB.
+ */
+static sector_t zero_chunk(struct stream_copier *c)
 {
-	size_t left = to_bytes(job->piece);
-	struct page_list *pl;
+	return max_t(sector_t, c->min_piece, MERGE_SECTORS / BITS_PER_LONG);
+}
+
+/* The bytes [@offset, @offset + @count) sectors of a piece's buffer: all zero? */
+static bool chunk_is_zero(struct stream_job *job, sector_t offset, sector_t count)
+{
+	size_t byte = to_bytes(offset), left = to_bytes(count);
 	bool zero = true;
 
-	for (pl = job->pl; zero && left; pl = pl->next) {
-		size_t n = min_t(size_t, left, PAGE_SIZE);
-		void *p = kmap_local_page(pl->page);
+	while (zero && left) {
+		size_t in = offset_in_page(byte), n = min(left, PAGE_SIZE - in);
+		void *p = kmap_local_page(job->pl[byte >> PAGE_SHIFT].page);
 
-		zero = !memchr_inv(p, 0, n);
+		zero = !memchr_inv(p + in, 0, n);
 		kunmap_local(p);
+		byte += n;
 		left -= n;
 	}
 	return zero;
 }
 
+static void chunk_zero_out(struct stream_job *job, sector_t offset, sector_t count)
+{
+	size_t byte = to_bytes(offset), left = to_bytes(count);
+
+	while (left) {
+		size_t in = offset_in_page(byte), n = min(left, PAGE_SIZE - in);
+
+		memzero_page(job->pl[byte >> PAGE_SHIFT].page, in, n);
+		byte += n;
+		left -= n;
+	}
+}
+
+/* The chunks of a piece (bit i: chunk i) whose buffer bytes are all zero. */
+static unsigned long zero_chunks(struct stream_copier *c, struct stream_job *job,
+				 unsigned long among)
+{
+	sector_t chunk = zero_chunk(c), off;
+	unsigned long zeros = 0;
+	unsigned int i;
+
+	for (i = 0, off = 0; off < job->piece; i++, off += chunk)
+		if ((among & BIT(i)) && chunk_is_zero(job, off, min(chunk, job->piece - off)))
+			zeros |= BIT(i);
+	return zeros;
+}
+
 /*
- * A background piece was read (the copier's io_wq, not the worker): writes
- * it to the destination, as WRITE_ZEROES when it is all zeros and the
- * destination takes them, or not at all when it is all zeros and the
- * destination reads zeros anyway (skip_zeroes). Touches the job and the
- * copier's constant fields only; no_write_zeroes is the worker's, read once.
+ * Issues one I/O per run of chunks of the piece that are in @mask (or
+ * not, with @in false): @op on @bdev.
  */
-static void piece_write(struct work_struct *ws)
+static void chunk_runs_io(struct stream_copier *c, struct stream_job *job, unsigned long mask,
+			  bool in, blk_opf_t op, struct block_device *bdev)
+{
+	sector_t chunk = zero_chunk(c), off = 0, start;
+
+	while (off < job->piece) {
+		if (!(mask & BIT(off / chunk)) == in) {
+			off += chunk;
+			continue;
+		}
+		start = off;
+		while (off < job->piece && !(mask & BIT(off / chunk)) != in)
+			off += chunk;
+		piece_io(c, job, op, bdev, start, min(off, job->piece) - start);
+	}
+}
+
+/*
+ * The writes of a background piece: what the origin holds, except that
+ * the chunks in @zeros (all zero) go as WRITE_ZEROES when the destination
+ * takes them, and the chunks in @skip are not written at all.
+ */
+static void piece_write(struct stream_copier *c, struct stream_job *job, unsigned long zeros,
+			unsigned long skip)
+{
+	job->stage = STREAM_PIECE_WRITE;
+	atomic_set(&job->ios, 1);
+	if (zeros && !READ_ONCE(c->no_write_zeroes) && bdev_write_zeroes_sectors(c->dest)) {
+		chunk_runs_io(c, job, zeros, true, REQ_OP_WRITE_ZEROES, c->dest);
+		skip |= zeros;
+	}
+	chunk_runs_io(c, job, skip, false, REQ_OP_WRITE, c->dest);
+	piece_io_done(0, job);	/* the bias */
+}
+
+/*
+ * A read stage of a background piece ended well (the copier's io_wq, not
+ * the worker). After the origin's read, the all-zero chunks are looked
+ * for; with skip_zeroes, the destination is read where they are, and a
+ * chunk is left alone where the destination reads zeros too: so nothing
+ * it held before (a write whose region's bit a crash lost, say) can show
+ * through. Touches the job and the copier's constant fields only;
+ * no_write_zeroes is the worker's, read once.
+ */
+static void piece_work(struct work_struct *ws)
 {
 	struct stream_job *job = container_of(ws, struct stream_job, work);
 	struct stream_copier *c = job->copier;
-	blk_opf_t op = REQ_OP_WRITE;
+	unsigned long skip;
 
-	if (piece_is_zero(job)) {
-		if (c->skip_zeroes) {
-			piece_done(job, 0);
+	if (job->stage == STREAM_PIECE_READ) {
+		job->zeros = zero_chunks(c, job, ~0UL);
+		if (job->zeros && c->skip_zeroes) {
+			job->stage = STREAM_PIECE_READ_DEST;
+			atomic_set(&job->ios, 1);
+			chunk_runs_io(c, job, job->zeros, true, REQ_OP_READ, c->dest);
+			piece_io_done(0, job);	/* the bias */
 			return;
 		}
-		if (!READ_ONCE(c->no_write_zeroes) && bdev_write_zeroes_sectors(c->dest))
-			op = REQ_OP_WRITE_ZEROES;
+		piece_write(c, job, job->zeros, 0);
+		return;
 	}
-	job->write_zeroes = op == REQ_OP_WRITE_ZEROES;
-	piece_io(c, job, op, c->dest, piece_write_done);
+
+	/* STREAM_PIECE_READ_DEST: the zero chunks hold the destination's data. */
+	skip = zero_chunks(c, job, job->zeros);
+	if (job->zeros & ~skip) {
+		sector_t chunk = zero_chunk(c), off;
+		unsigned int i;
+
+		for (i = 0, off = 0; off < job->piece; i++, off += chunk)
+			if ((job->zeros & ~skip) & BIT(i))
+				chunk_zero_out(job, off, min(chunk, job->piece - off));
+	}
+	piece_write(c, job, job->zeros & ~skip, skip);
 }
 
 /*---------------------------------------------------------------------------*/
@@ -562,7 +685,7 @@ bool stream_copier_piece_done(struct stream_copier *c, struct stream_job *job)
 	bool window_full;
 
 	if (job->background) {
-		if (job->error && job->write_zeroes && !c->no_write_zeroes) {
+		if (job->error && job->zeroes_failed && !c->no_write_zeroes) {
 			DMWARN_LIMIT("destination failed WRITE_ZEROES: zeros are written from now on");
 			/* Pairs with READ_ONCE() in piece_write(). */
 			WRITE_ONCE(c->no_write_zeroes, true);
@@ -572,8 +695,13 @@ bool stream_copier_piece_done(struct stream_copier *c, struct stream_job *job)
 		if (!job->error)
 			pace_sample(c, job, window_full);
 	}
-	if (!job->error)
+	if (!job->error) {
 		job->done += job->piece;
+		if (job->failing) {
+			job->failing = false;
+			c->failing--;
+		}
+	}
 	job->piece = 0;
 	if (job->error || job->done == run_sectors(c, job->region, job->nr))
 		return true;
@@ -597,6 +725,8 @@ void stream_copier_take_completed(struct stream_copier *c, struct list_head *lis
 
 void stream_copier_release(struct stream_copier *c, struct stream_job *job)
 {
+	if (job->failing)
+		c->failing--;
 	if (job->background)
 		c->background_regions -= job->nr;
 	else if (!job->overwrite)
@@ -802,7 +932,8 @@ void stream_copier_take_pending(struct stream_copier *c, struct list_head *list)
 	list_splice_tail_init(&c->pending, list);
 }
 
-void stream_copier_hold(struct stream_copier *c, struct stream_job *job)
+/* Puts a job taken with stream_copier_take_pending() back on the list. */
+static void stream_copier_hold(struct stream_copier *c, struct stream_job *job)
 {
 	list_add_tail(&job->list, &c->pending);
 }
@@ -842,7 +973,8 @@ enum stream_start stream_copier_start(struct stream_copier *c, bool hot_only,
 	bool hot = true;
 	sector_t first;
 
-	if (c->background_regions >= c->max_inflight)
+	/* Nothing new while a copy fails: its retries tell how the origin is. */
+	if (c->background_regions >= c->max_inflight || c->failing)
 		return STREAM_START_FULL;
 
 	max = min(merge, c->max_inflight - c->background_regions);

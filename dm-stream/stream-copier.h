@@ -79,6 +79,13 @@ struct stream_metadata;
  * from the copier (and must take the job off it before handing the job
  * back). The rest is the copier's.
  */
+/* A background piece is read from the origin, perhaps from the destination, then written. */
+enum stream_piece_stage {
+	STREAM_PIECE_READ,
+	STREAM_PIECE_READ_DEST,
+	STREAM_PIECE_WRITE,
+};
+
 struct stream_job {
 	struct rb_node node;		/* in the copier's tree, keyed by region */
 	struct list_head list;		/* on a completed, retry or pending list */
@@ -88,12 +95,18 @@ struct stream_job {
 	bool background;		/* started by the cursor, not by a bio */
 	bool hot;			/* a background job asked for by a read */
 	bool overwrite;			/* no copy: a bio writes the whole region */
+	bool failing;			/* background: its piece is to be tried again */
 	unsigned int tries;		/* of the current piece */
 	unsigned long retry_at;		/* jiffies */
 	sector_t done;			/* sectors of the run copied so far */
 	sector_t piece;			/* sectors of the piece in flight */
-	bool write_zeroes;		/* background: the piece was a WRITE_ZEROES */
-	struct work_struct work;	/* background: write the piece read */
+	/* Background: the piece's stage, its I/Os in flight, what failed. */
+	enum stream_piece_stage stage;
+	atomic_t ios;
+	bool io_failed;
+	bool zeroes_failed;		/* a WRITE_ZEROES */
+	unsigned long zeros;		/* chunks the origin holds zeros in */
+	struct work_struct work;	/* background: look at what was read */
 	ktime_t issued;			/* background: when the piece was issued */
 	struct page_list *pl;		/* background: the piece's buffer */
 	unsigned int nr_pages;
@@ -110,7 +123,7 @@ struct stream_copier_setup {
 	sector_t target_len;
 	sector_t region_size;		/* a power of two */
 	unsigned long nr_regions;
-	bool skip_zeroes;		/* the destination reads zeros where unwritten */
+	bool skip_zeroes;		/* zeros not written where the destination has them */
 	/*
 	 * Called when a job completes, with the copier's completion spinlock
 	 * held, in any context (interrupt too): must not block, nor call the
@@ -231,8 +244,6 @@ void stream_copier_continue(struct stream_copier *c, struct stream_job *job);
  */
 bool stream_copier_continue_limited(struct stream_copier *c, struct stream_job *job,
 				    unsigned long *wait);
-/* Puts a job taken with stream_copier_take_pending() back on the list. */
-void stream_copier_hold(struct stream_copier *c, struct stream_job *job);
 
 /* What stream_copier_start() did. */
 enum stream_start {
@@ -248,7 +259,9 @@ enum stream_start {
  * copied nor owned by a job: first from a region a read wanted
  * (stream_copier_want(); the job is hot), then, unless @hot_only, from the
  * cursor on, merging neighbours within the limits (regions below a split
- * failed run one by one). With @hot_only and nothing wanted: END.
+ * failed run one by one). With @hot_only and nothing wanted: END. While
+ * a background copy waits to be tried again, none starts (FULL): an origin
+ * that fails costs a few regions, not every one.
  */
 enum stream_start stream_copier_start(struct stream_copier *c, bool hot_only,
 				      unsigned long *wait);

@@ -936,7 +936,14 @@ static void process_completed(struct stream_c *sc)
 	}
 }
 
-/* Retries are issued in rw mode only; see drop_for_suspend() for suspends. */
+static bool may_go_on(struct stream_c *sc, struct stream_job *job);
+
+/*
+ * Retries are issued in rw mode only; see drop_for_suspend() for suspends.
+ * A background copy nobody waits for is not tried again while streaming is
+ * stopped (paused or stalled, unless copy_on_read wants it): its regions
+ * stay uncopied, and are not counted as given up.
+ */
 static void process_retries(struct stream_c *sc)
 {
 	struct stream_job *job, *tmp;
@@ -950,6 +957,8 @@ static void process_retries(struct stream_c *sc)
 			continue;
 		if (get_mode(sc) != STREAM_MODE_RW)
 			give_up(sc, job);
+		else if (!may_go_on(sc, job))
+			release_job(sc, job, BLK_STS_OK);
 		else if (!stream_copier_retry(sc->copier, job, &due))
 			want_wake(sc, due);
 	}
@@ -968,6 +977,13 @@ static bool copying_allowed(struct stream_c *sc)
 static bool streaming_allowed(struct stream_c *sc)
 {
 	return copying_allowed(sc) && !test_bit(STREAM_PAUSED, &sc->flags);
+}
+
+/* A started copy (rw mode) goes on: a bio waits for it, or copying it is allowed. */
+static bool may_go_on(struct stream_c *sc, struct stream_job *job)
+{
+	return !bio_list_empty(&job->waiters) || streaming_allowed(sc) ||
+	       (job->hot && copying_allowed(sc));
 }
 
 /* The cursor reached the end. Returns true to scan again from region 0. */
@@ -994,8 +1010,9 @@ static bool end_of_pass(struct stream_c *sc)
 /*
  * Background jobs between two pieces. One that a bio waits for goes on at
  * once. The others go on while streaming is allowed, within the copier's
- * limits; a suspend drops them, and so does ro mode: their regions stay
- * uncopied.
+ * limits; a suspend drops them, and so do ro mode, a pause and a stall:
+ * their regions stay uncopied, and a paused copy_on_read finds the copier
+ * free for the regions reads ask for.
  */
 static void process_pending(struct stream_c *sc)
 {
@@ -1011,10 +1028,8 @@ static void process_pending(struct stream_c *sc)
 			continue;
 		if (!bio_list_empty(&job->waiters))
 			stream_copier_continue(c, job);
-		else if (get_mode(sc) != STREAM_MODE_RW)
+		else if (get_mode(sc) != STREAM_MODE_RW || !may_go_on(sc, job))
 			release_job(sc, job, BLK_STS_OK);
-		else if (!streaming_allowed(sc) && !(job->hot && copying_allowed(sc)))
-			stream_copier_hold(c, job);
 		else if (!stream_copier_continue_limited(c, job, &wait) && wait)
 			want_wake(sc, jiffies + wait);
 	}
