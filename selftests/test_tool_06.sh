@@ -7,7 +7,7 @@
 #
 # - Usage: bad rates, set without options, set --copy-on-read without on
 #   or off or with another word, --copy-on-read=on for create, merge
-#   --skip-zeroes (its destination is no blank device): exit 1.
+#   --skip-zeroes (a merge copies only what changed): exit 1.
 # - create with every option: the table line holds them in the kernel's
 #   order; status (text and JSON) shows them; dump --json records the
 #   rates and the copy_on_read and skip_zeroes bits; check passes.

@@ -199,9 +199,8 @@ static const struct command commands[] = {
 	  XSTR(STREAM_MAX_MAX_INFLIGHT) " (" XSTR(STREAM_DEFAULT_MAX_INFLIGHT) ")\n"
 	  "  --copy-on-read      a read of an uncopied region queues it for copying\n"
 	  "                      ahead of the rest, even while paused\n"
-	  "  --skip-zeroes       DEST reads zeros where it was never written (a new thin\n"
-	  "                      volume, a discarded disk): all-zero parts of the\n"
-	  "                      origin are not written to it\n"
+	  "  --skip-zeroes       all-zero parts of the origin are not written where\n"
+	  "                      DEST reads zeros already (DEST is read first)\n"
 	  "  --paused            create paused; 'dmstream continue NAME' starts it\n"
 	  "  --mirror            every write also goes to the origin (opened\n"
 	  "                      read-write), so that 'abort' loses nothing; off by\n"
@@ -302,7 +301,7 @@ static const struct command commands[] = {
 	  "                      whole\n"
 	  "  --rate, --min-rate, --max-rate, --max-inflight, --copy-on-read, --force,\n"
 	  "  --finish, --timeout, --quiet, --json, --interval: as for 'copy' (not\n"
-	  "  --skip-zeroes: REAL holds old data where the merge does not write)\n\n"
+	  "  --skip-zeroes: a merge copies only what changed)\n\n"
 	  SIZES_HELP },
 	{ "abort", "NAME [--force]",
 	  "Give up a stream: NAME maps its origin again, as before the copy.",
