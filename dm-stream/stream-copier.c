@@ -52,6 +52,8 @@
 /* Pages of one background piece at most, and those kept in reserve. */
 #define PIECE_PAGES		(MERGE_SECTORS >> (PAGE_SHIFT - SECTOR_SHIFT))
 #define RESERVE_PAGES		(MIN_PACE_SECTORS >> (PAGE_SHIFT - SECTOR_SHIFT))
+/* Zeros are looked for in chunks of 32 KiB at least: at most 34 in a piece. */
+#define MIN_CHUNK_SECTORS	64
 
 struct stream_copier {
 	struct dm_kcopyd_client *kc;	/* copies bios wait for: never behind background */
@@ -65,6 +67,7 @@ struct stream_copier {
 	unsigned int region_shift;
 	unsigned long nr_regions;
 	sector_t min_piece;		/* a multiple of the logical block sizes */
+	sector_t chunk;			/* where zeros are looked for, see piece_work() */
 	bool skip_zeroes;		/* zeros not written where the destination has them */
 	bool no_write_zeroes;		/* the destination failed a WRITE_ZEROES */
 
@@ -305,8 +308,12 @@ static void piece_io_done(unsigned long error, void *context)
 		WRITE_ONCE(job->io_failed, true);
 	if (!atomic_dec_and_test(&job->ios))
 		return;
-	/* Every I/O's io_failed store is seen: atomic_dec_and_test() is ordered. */
-	if (job->io_failed)
+	/*
+	 * Every I/O's io_failed store is seen: atomic_dec_and_test() is
+	 * ordered. A failed read of the destination only means zeros are
+	 * written there (piece_work()).
+	 */
+	if (job->io_failed && job->stage != STREAM_PIECE_READ_DEST)
 		piece_done(job, -EIO);
 	else if (job->stage == STREAM_PIECE_WRITE)
 		piece_done(job, 0);
@@ -479,12 +486,37 @@ bool stream_copier_retry(struct stream_copier *c, struct stream_job *job, unsign
 }
 
 /*
- * Zeros are looked for in chunks of a background piece: at most
- * BITS_PER_LONG of them, so a chunk is at least 16 KiB.
+ * Zeros are looked for in chunks of a background piece: whole chunks are
+ * aligned to the device (sector multiples of c->chunk), the piece's first
+ * and last may be parts of one. A piece holds at most MERGE_SECTORS /
+ * MIN_CHUNK_SECTORS + 2 chunks. They are walked as
+ *	for (i = 0, off = 0; off < job->piece; i++, off += len)
+ *		len = chunk_len(c, job, off); ...
  */
-static sector_t zero_chunk(struct stream_copier *c)
+
+/* The sectors from @off in the piece to the end of its chunk. */
+static sector_t chunk_len(struct stream_copier *c, struct stream_job *job, sector_t off)
 {
-	return max_t(sector_t, c->min_piece, MERGE_SECTORS / BITS_PER_LONG);
+	sector_t at = region_to_sector(c, job->region) + job->done + off;
+
+	return min(c->chunk - (at & (c->chunk - 1)), job->piece - off);
+}
+
+/* The piece's whole chunks (bit i: chunk i): those skip_zeroes may leave alone. */
+static unsigned long whole_chunks(struct stream_copier *c, struct stream_job *job)
+{
+	unsigned long whole = 0;
+	sector_t off, len;
+	unsigned int i;
+
+	if (c->chunk > MERGE_SECTORS)
+		return 0;
+	for (i = 0, off = 0; off < job->piece; i++, off += len) {
+		len = chunk_len(c, job, off);
+		if (len == c->chunk)
+			whole |= BIT(i);
+	}
+	return whole;
 }
 
 /* The bytes [@offset, @offset + @count) sectors of a piece's buffer: all zero? */
@@ -522,13 +554,15 @@ static void chunk_zero_out(struct stream_job *job, sector_t offset, sector_t cou
 static unsigned long zero_chunks(struct stream_copier *c, struct stream_job *job,
 				 unsigned long among)
 {
-	sector_t chunk = zero_chunk(c), off;
 	unsigned long zeros = 0;
+	sector_t off, len;
 	unsigned int i;
 
-	for (i = 0, off = 0; off < job->piece; i++, off += chunk)
-		if ((among & BIT(i)) && chunk_is_zero(job, off, min(chunk, job->piece - off)))
+	for (i = 0, off = 0; off < job->piece; i++, off += len) {
+		len = chunk_len(c, job, off);
+		if ((among & BIT(i)) && chunk_is_zero(job, off, len))
 			zeros |= BIT(i);
+	}
 	return zeros;
 }
 
@@ -539,18 +573,22 @@ static unsigned long zero_chunks(struct stream_copier *c, struct stream_job *job
 static void chunk_runs_io(struct stream_copier *c, struct stream_job *job, unsigned long mask,
 			  bool in, blk_opf_t op, struct block_device *bdev)
 {
-	sector_t chunk = zero_chunk(c), off = 0, start;
+	sector_t off, len, start = 0;
+	bool run = false;
+	unsigned int i;
 
-	while (off < job->piece) {
-		if (!(mask & BIT(off / chunk)) == in) {
-			off += chunk;
-			continue;
-		}
-		start = off;
-		while (off < job->piece && !(mask & BIT(off / chunk)) != in)
-			off += chunk;
-		piece_io(c, job, op, bdev, start, min(off, job->piece) - start);
+	for (i = 0, off = 0; off < job->piece; i++, off += len) {
+		bool want = !!(mask & BIT(i)) == in;
+
+		len = chunk_len(c, job, off);
+		if (want && !run)
+			start = off;
+		else if (!want && run)
+			piece_io(c, job, op, bdev, start, off - start);
+		run = want;
 	}
+	if (run)
+		piece_io(c, job, op, bdev, start, job->piece - start);
 }
 
 /*
@@ -572,26 +610,31 @@ static void piece_write(struct stream_copier *c, struct stream_job *job, unsigne
 }
 
 /*
- * A read stage of a background piece ended well (the copier's io_wq, not
- * the worker). After the origin's read, the all-zero chunks are looked
- * for; with skip_zeroes, the destination is read where they are, and a
- * chunk is left alone where the destination reads zeros too: so nothing
- * it held before (a write whose region's bit a crash lost, say) can show
- * through. Touches the job and the copier's constant fields only;
- * no_write_zeroes is the worker's, read once.
+ * A read stage of a background piece ended (the copier's io_wq, not the
+ * worker). After the origin's read, the all-zero chunks are looked for;
+ * with skip_zeroes, the destination is read over the whole ones (whole
+ * allocation units of a thin destination, see stream_copier_create()),
+ * and a chunk is left alone where the destination reads zeros too: so
+ * nothing it held before (a write whose region's bit a crash lost, say)
+ * can show through. Where that read fails, zeros are written. Touches the
+ * job and the copier's constant fields only; no_write_zeroes is the
+ * worker's, read once.
  */
 static void piece_work(struct work_struct *ws)
 {
 	struct stream_job *job = container_of(ws, struct stream_job, work);
 	struct stream_copier *c = job->copier;
-	unsigned long skip;
+	unsigned long maybe, skip = 0;
+	sector_t off, len;
+	unsigned int i;
 
 	if (job->stage == STREAM_PIECE_READ) {
 		job->zeros = zero_chunks(c, job, ~0UL);
-		if (job->zeros && c->skip_zeroes) {
+		maybe = c->skip_zeroes ? job->zeros & whole_chunks(c, job) : 0;
+		if (maybe) {
 			job->stage = STREAM_PIECE_READ_DEST;
 			atomic_set(&job->ios, 1);
-			chunk_runs_io(c, job, job->zeros, true, REQ_OP_READ, c->dest);
+			chunk_runs_io(c, job, maybe, true, REQ_OP_READ, c->dest);
 			piece_io_done(0, job);	/* the bias */
 			return;
 		}
@@ -599,15 +642,15 @@ static void piece_work(struct work_struct *ws)
 		return;
 	}
 
-	/* STREAM_PIECE_READ_DEST: the zero chunks hold the destination's data. */
-	skip = zero_chunks(c, job, job->zeros);
-	if (job->zeros & ~skip) {
-		sector_t chunk = zero_chunk(c), off;
-		unsigned int i;
-
-		for (i = 0, off = 0; off < job->piece; i++, off += chunk)
-			if ((job->zeros & ~skip) & BIT(i))
-				chunk_zero_out(job, off, min(chunk, job->piece - off));
+	/* STREAM_PIECE_READ_DEST: those chunks hold the destination's data. */
+	maybe = job->zeros & whole_chunks(c, job);
+	if (!job->io_failed)
+		skip = zero_chunks(c, job, maybe);
+	job->io_failed = false;
+	for (i = 0, off = 0; off < job->piece; i++, off += len) {
+		len = chunk_len(c, job, off);
+		if ((maybe & ~skip) & BIT(i))
+			chunk_zero_out(job, off, len);
 	}
 	piece_write(c, job, job->zeros & ~skip, skip);
 }
@@ -802,6 +845,7 @@ static unsigned long next_run(struct stream_copier *c, unsigned long max, unsign
 static unsigned long next_hot_run(struct stream_copier *c, unsigned long max,
 				  unsigned long *region)
 {
+	struct stream_job *job;
 	unsigned long r;
 
 	/*
@@ -814,8 +858,15 @@ static unsigned long next_hot_run(struct stream_copier *c, unsigned long max,
 	for (r = find_first_bit(c->hot, c->nr_regions); r < c->nr_regions;
 	     r = find_next_bit(c->hot, c->nr_regions, r + 1)) {
 		clear_bit(r, c->hot);
-		if (stream_md_is_copied(c->md, r) || test_bit(r, c->busy))
+		if (stream_md_is_copied(c->md, r))
 			continue;
+		if (test_bit(r, c->busy)) {
+			/* Its copy goes on even while paused (see ->hot). */
+			job = stream_copier_find(c, r);
+			if (job && job->background)
+				job->hot = true;
+			continue;
+		}
 		/* More may be left: look again next time. */
 		WRITE_ONCE(c->hot_any, 1);
 		*region = r;
@@ -1032,6 +1083,7 @@ unsigned long stream_copier_copying(struct stream_copier *c)
 
 struct stream_copier *stream_copier_create(const struct stream_copier_setup *setup)
 {
+	unsigned int unit;
 	struct stream_copier *c;
 	int r;
 
@@ -1049,6 +1101,17 @@ struct stream_copier *stream_copier_create(const struct stream_copier_setup *set
 			    (sector_t)bdev_logical_block_size(c->origin) >> SECTOR_SHIFT,
 			    (sector_t)bdev_logical_block_size(c->dest) >> SECTOR_SHIFT);
 	c->skip_zeroes = setup->skip_zeroes;
+	/*
+	 * A chunk the destination may allocate on its own: a thin volume
+	 * provisions whole blocks (its optimal I/O size and discard
+	 * granularity) and, with skip_block_zeroing, leaves the rest of a
+	 * block it provisions for a write as it was. A whole chunk that
+	 * reads as zeros is a whole unprovisioned block, which no write
+	 * elsewhere changes.
+	 */
+	unit = max_t(unsigned int, bdev_io_opt(c->dest), bdev_discard_granularity(c->dest));
+	c->chunk = roundup_pow_of_two(max3(c->min_piece, (sector_t)MIN_CHUNK_SECTORS,
+					   (sector_t)unit >> SECTOR_SHIFT));
 	c->wake = setup->wake;
 	c->wake_context = setup->wake_context;
 

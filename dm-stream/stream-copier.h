@@ -17,8 +17,9 @@
  * two pieces the job waits on the pending list, where the caller can
  * continue it or drop it (a suspend). A piece is read from the origin with
  * dm-io into the job's own pages, looked at on the copier's own workqueue
- * and written to the destination from there: an all-zero piece becomes a
- * WRITE_ZEROES, or no write at all with skip_zeroes. The piece ends
+ * and written to the destination from there: its all-zero chunks become
+ * WRITE_ZEROES, or no write at all with skip_zeroes where the destination
+ * reads zeros already (see piece_work()). The piece ends
  * (stream_copier_job_done()) once written, skipped or failed. A job started
  * for a bio copies its region in one piece, with dm-kcopyd, on a client of
  * its own: it never queues behind background pieces, and while it runs the

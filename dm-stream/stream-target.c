@@ -62,7 +62,7 @@ enum {
 	STREAM_FROZEN,		/* suspended: the worker does nothing */
 	STREAM_MIRROR_OFF_REQ,	/* the "mirror off" message asks the worker */
 	STREAM_COPY_ON_READ,	/* reads of uncopied regions want them copied */
-	STREAM_SKIP_ZEROES,	/* the destination reads zeros where unwritten */
+	STREAM_SKIP_ZEROES,	/* zeros not written where the destination has them */
 };
 
 /* sc->mirror: whether writes reach the origin too (STREAM_STATUS_MIRROR). */
