@@ -30,6 +30,9 @@ CACHE=${DMSTREAM_CACHE:-/var/cache/dm-stream}
 # tests (test_lvm_01), nbd-server, nbd-client and iproute2 (tc netem) for
 # the network origin of test_nbd_01: the guest runs the host's tools from
 # its shared root. gnuplot-nox draws the bench's fg.png (bench/summarize.py).
+# dkms builds the module as users install it (scripts/dkms-check.sh,
+# test_dkms_01); openssl makes the throw-away signing keys of test_sign_01
+# and of DKMS's module signing.
 PACKAGES=(
 	make gcc libc6-dev pkg-config
 	linux-headers-amd64 linux-source-6.1 sparse
@@ -39,6 +42,7 @@ PACKAGES=(
 	fio bc blktrace python3 bsdutils strace stress-ng lvm2 gnuplot-nox
 	nbd-server nbd-client iproute2
 	flex bison libelf-dev libssl-dev
+	dkms openssl
 )
 
 log() { printf 'deps: %s\n' "$*" >&2; }
