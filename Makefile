@@ -162,6 +162,7 @@ check:
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	@$(MAKE) --no-print-directory all \
 		$(if $(filter file,$(origin KDIR)),KDIR=/usr/src/linux-headers-$$(scripts/deps.sh --abi))
+	@scripts/dkms-check.sh --quiet --kernel "$$(scripts/deps.sh --abi)" || true
 	@selftests/run_tests.sh $(if $(TIMEOUT),--timeout $(TIMEOUT)) $(T)
 endif
 
