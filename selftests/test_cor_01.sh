@@ -28,13 +28,24 @@
 #    its region. Malformed copy_on_read messages are refused.
 #  - The device still reads as the origin; "continue" completes the stream
 #    and the destination equals the origin.
+#
+# Paused while a background region is held mid-copy: a stream of 16 MiB in
+# regions of 1 MiB with "rate 256" (KiB/s: pieces of 64 KiB, a region takes
+# 4 s) and copy_on_read streams for 1 s, so region 0 is partly copied (its
+# first 64 KiB on the destination, copied 0: else the check is skipped),
+# then gets "pause" and "rate 0": the background job stays held between two
+# pieces (a copying region, status field 5). A 4 KiB read of region 12 must
+# get that region copied within 10 s (its bytes on the destination are the
+# origin's), with max_inflight 1 (the held job fills the in-flight budget)
+# and with the default; "continue" then completes the stream. No dm-delay
+# here: the origin is the loop device itself.
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
 require_cmd cmp
 
-sh_start 26 dm-delay
+sh_start 30 dm-delay
 
 RS=128				# region size, sectors (64 KiB)
 RB=$((RS * 512))
@@ -319,4 +330,66 @@ else
 fi
 
 dm_remove $NAME
+
+# ---- paused with a background region held mid-copy -----------------------------
+
+HRS=2048			# region size, sectors (1 MiB)
+HRB=$((HRS * 512))
+HOT_R=12			# the region read, far from the held one
+
+# held_dest_ok DEST ORIG R: region R of DEST holds the bytes of ORIG's.
+held_dest_ok()
+{
+	[[ $(sh_region_md5 "$1" "$3" "$HRS") == "$(sh_region_md5 "$2" "$3" "$HRS")" ]]
+}
+
+# held_case DESC [OPT ARGS...]: the scenario of the header over fresh devices,
+# with OPT ARGS added to "rate 256 copy_on_read": two results.
+held_case()
+{
+	local desc=$1 name=cor01-held o d m opts n got exp
+
+	shift
+	opts="rate 256 copy_on_read $*"
+	n=$(wc -w <<<"$opts")
+	if ! o=$(make_loop 16 horig) || ! d=$(make_loop 16 hdest) ||
+	   ! m=$(make_loop 4 hmeta); then
+		ktap_skip_all "cannot set up a loop device"
+	fi
+	sh_fill_random "$o"
+	sh_setup dm_create $name "0 $(sectors "$o") stream $m $d $o $HRS $n $opts"
+	sleep 1
+	sh_setup dm_message $name pause
+	sh_setup dm_message $name rate 0
+	sleep 0.5
+	ktap_diag "$desc: paused after 1 s at 256 KiB/s: $(dm_status $name)"
+	# Region 0 mid-copy: its first piece on the destination, not copied.
+	got=$(sh_md5 "$d" 65536 0)
+	if [[ $got == "$(sh_zero_md5 65536)" || $(sh_copied $name) != 0 ]]; then
+		ktap_skip "$desc: a read of region $HOT_R gets it copied within 10 s" \
+			"region 0 not mid-copy at the pause (first 64 KiB $got): $(dm_status $name)"
+	else
+		got=$(sh_read "$(dm_dev $name)" 4096 $((HOT_R * HRB)) | md5sum | cut -d' ' -f1)
+		exp=$(sh_read "$o" 4096 $((HOT_R * HRB)) | md5sum | cut -d' ' -f1)
+		[[ $got == "$exp" ]] || ktap_diag "$desc: the read returned bytes that are not the origin's"
+		if sh_wait_for 10 held_dest_ok "$d" "$o" $HOT_R; then
+			ktap_ok "$desc: a read of region $HOT_R gets it copied within 10 s ($(dm_status $name))"
+		else
+			ktap_fail "$desc: a read of region $HOT_R gets it copied within 10 s" \
+				"10 s after the read: $(dm_status $name)"
+		fi
+	fi
+	sh_setup dm_message $name continue
+	if sh_wait_state $name complete 60 && sh_cmp "$d" "$o" >/dev/null; then
+		ktap_ok "$desc: continue: complete, the destination equals the origin"
+	else
+		ktap_fail "$desc: continue: complete, the destination equals the origin" \
+			"$(dm_status $name)"
+	fi
+	dm_remove $name
+}
+
+held_case "held mid-copy, max_inflight 1" max_inflight 1
+held_case "held mid-copy, default max_inflight"
+
 ktap_finish

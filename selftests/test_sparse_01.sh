@@ -35,8 +35,21 @@
 # In every case the stream completes with no copy error, and the stream
 # device and its destination read exactly as the origin (md5).
 #
+#  D. skip_zeroes never resurrects data the target itself left on the
+#     destination: an all-zero origin of 8 MiB, a paused stream with
+#     skip_zeroes over a dm-linear metadata device, which then fails every
+#     write (flakey error_writes). A 4 KiB write of 0xaa into uncopied
+#     region 5 is acknowledged (its copy and the write reach the
+#     destination), but its bit is never committed. The target is removed,
+#     the metadata device healed, and the stream created again with the
+#     same table (paused, skip_zeroes): region 5 is uncopied and reads as
+#     the origin (zeros). After "continue" and completion, with no write
+#     since, it must still read zeros, and the destination must equal the
+#     origin: the destination does not read zeros there, so the stream
+#     may not skip writing it.
+#
 # Not tested, by design: skip_zeroes over a destination that holds
-# garbage. skip_zeroes is the user's promise that the destination reads
+# garbage it was given (unlike D, where the target wrote it). skip_zeroes is the user's promise that the destination reads
 # zeros where it was never written; over garbage the zero extents of the
 # origin read back as that garbage once the stream completes. That is the
 # promise broken, not a bug of the target.
@@ -46,7 +59,7 @@
 
 require_cmd losetup stat
 
-sh_start 15 dm-thin-pool
+sh_start 20 dm-thin-pool
 
 RS=128				# region size, sectors (64 KiB) = thin block size
 MB=32
@@ -181,4 +194,58 @@ ktap_check "the pool is healthy at the end (rw, no needs_check: '$S')" \
 dm_remove $P-a
 dm_remove $P-b
 dm_remove $P-c
+
+# ---- D: an acknowledged write whose bit was never committed ----------------------
+
+DRS=128
+DLEN=16384			# 8 MiB, 128 regions
+DR=5				# the region written
+DNAME=$P-d
+DMETA=$P-dmeta
+if ! ZO=$(make_loop 8 zorig) || ! ZD=$(make_loop 8 zdest) || ! ZM=$(make_loop 1 zmeta); then
+	ktap_skip_all "cannot set up a loop device"
+fi
+DTAB="$ZD $ZO $DRS 2 paused skip_zeroes"
+ZERO4K=$(sh_zero_md5 4096)
+AA=$(sh_tmpfile)
+head -c 4096 /dev/zero | tr '\000' '\252' >"$AA"
+AA_MD5=$(md5sum <"$AA" | cut -d' ' -f1)
+
+# d_md5: md5 of the 4 KiB written, read through the stream device.
+d_md5()
+{
+	sh_md5 "$(dm_dev $DNAME)" 4096 $((DR * DRS * 512))
+}
+
+sh_setup sh_stream_over_linear_meta $DNAME $DMETA "$ZM" "$DTAB"
+sh_setup dm_reload $DMETA "$(sh_failing_table "$ZM")"
+sh_write_at "$(dm_dev $DNAME)" "$AA" $((DR * DRS))
+rc=$?
+S=$(dm_status $DNAME)
+if [[ $rc == 0 && $(d_md5) == "$AA_MD5" ]]; then
+	ktap_ok "D: a write into uncopied region $DR is acknowledged while the metadata fails ($S)"
+else
+	ktap_fail "D: a write into uncopied region $DR is acknowledged while the metadata fails" \
+		"dd rc $rc, status $S"
+fi
+sh_setup dm_remove $DNAME
+sh_setup dm_reload $DMETA "0 $(sectors "$ZM") linear $ZM 0"
+sh_setup dm_create $DNAME "0 $DLEN stream $(dm_dev $DMETA) $DTAB"
+ktap_diag "D: created again: $(dm_status $DNAME)"
+ktap_check "D: created again: the write's bit was never committed ($(sh_field $DNAME 4))" \
+	test "$(sh_copied $DNAME)" = 0
+ktap_check "D: paused, region $DR reads as the origin (zeros)" test "$(d_md5)" = "$ZERO4K"
+dm_message $DNAME continue
+if sh_wait_state $DNAME complete 60; then
+	ktap_diag "D: streamed: $(dm_status $DNAME)"
+	G=$(d_md5)
+	ktap_check "D: streamed, no write since: region $DR still reads zeros ($([[ $G == "$AA_MD5" ]] && echo "reads 0xaa" || echo "md5 $G"))" \
+		test "$G" = "$ZERO4K"
+else
+	ktap_fail "D: streamed, no write since: region $DR still reads zeros" \
+		"not complete within 60 s: $(dm_status $DNAME)"
+fi
+ktap_check "D: the destination equals the origin" sh_cmp "$ZD" "$ZO"
+
+dm_remove $DNAME
 ktap_finish
