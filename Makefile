@@ -26,6 +26,14 @@
 #                        cores) and cached in
 #                        $DMSTREAM_CACHE (/var/cache/dm-stream); the module
 #                        is built against it in build-debug/
+#   make check KVER=<name> [T=name]
+#                        the same booting another Debian kernel: KVER=6.12
+#                        (bookworm-security's 6.12), KVER=rt (6.1 PREEMPT_RT),
+#                        KVER=6.12-rt, KVER=6.1 or a release such as
+#                        6.12.117+deb12-amd64; scripts/kernels.sh installs
+#                        its headers and caches its image in
+#                        $DMSTREAM_CACHE like the stock one; the module is
+#                        built against it in build-<KVER>/
 #   make fuzz [SEED=n]   boot a QEMU guest once and run the fuzz and soak
 #                        selftests (selftests/test_fuzz_*, test_soak_*) at full
 #                        counts: 500 table lines, 300 messages, 1000 corrupted
@@ -76,6 +84,21 @@ DEBUG_TIMEOUT := 5400
 DEBUG_TIMEOUT_SCALE := 4
 DEBUG_APPEND := no5lvl kasan_multi_shot acpi=noirq
 
+# make check KVER=<name>: another Debian kernel (scripts/kernels.sh), the
+# module built against its headers in KVER_BUILD (links to the sources, as
+# for the debug kernel). KVER_TIMEOUT is the guest's overall timeout unless
+# TIMEOUT is given: the whole suite takes about 40 minutes on 6.1 here.
+ifneq ($(KVER),)
+ifneq ($(KERNEL),)
+$(error KVER and KERNEL=debug do not go together)
+endif
+ifneq ($(words $(KVER)),1)
+$(error KVER='$(KVER)': one name)
+endif
+endif
+KVER_BUILD := build-$(KVER)
+KVER_TIMEOUT := 5400
+
 # The release the module is built for (its vermagic), e.g. 6.1.0-56-amd64.
 KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
 	$(KDIR)/include/generated/utsrelease.h 2>/dev/null)
@@ -85,7 +108,8 @@ KRELEASE = $(shell sed -n 's/.*UTS_RELEASE "\(.*\)"/\1/p' \
 SIGN_KEY = $(wildcard $(KDIR)/certs/signing_key.pem $(KDIR)/output/signing_key.pem)
 
 .PHONY: all modules tools install modules_install tools_install clean \
-	deps check lint fuzz demo bench help kdir-check debug-kernel debug-modules
+	deps check lint fuzz demo bench help kdir-check debug-kernel debug-modules \
+	kver-modules
 
 all: modules tools
 
@@ -136,7 +160,7 @@ clean:
 ifneq ($(HAVE_TOOLS),)
 	$(MAKE) -C tools clean
 endif
-	rm -rf selftests/out $(DEBUG_BUILD)
+	rm -rf selftests/out $(DEBUG_BUILD) $(wildcard build-*)
 
 deps:
 	scripts/deps.sh
@@ -157,6 +181,15 @@ check:
 		--append "$(DEBUG_APPEND)" \
 		-e DMSTREAM_TIMEOUT_SCALE=$(DEBUG_TIMEOUT_SCALE) \
 		-e DMSTREAM_KO=$(CURDIR)/$(DEBUG_BUILD)/dm-stream/dm-stream.ko $(T)
+else ifneq ($(KVER),)
+check:
+	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@scripts/kernels.sh --check $(KVER) 2>/dev/null || scripts/kernels.sh $(KVER) >/dev/null
+	@$(MAKE) --no-print-directory kver-modules tools
+	@selftests/run_tests.sh --timeout $(or $(TIMEOUT),$(KVER_TIMEOUT)) \
+		--kernel "$$(scripts/kernels.sh --image $(KVER))" \
+		--modules "$$(scripts/kernels.sh --modules $(KVER))" \
+		-e DMSTREAM_KO=$(CURDIR)/$(KVER_BUILD)/dm-stream/dm-stream.ko $(T)
 else
 check:
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
@@ -172,15 +205,27 @@ debug-kernel:
 # kbuild of 6.1 writes objects beside the sources: build from links to the
 # sources (not to the stock build's generated dm-stream.mod.c, which kbuild
 # would write through the link).
-debug-modules: debug-kernel
-	@mkdir -p $(DEBUG_BUILD)/dm-stream
-	@ln -sfn ../Kbuild $(DEBUG_BUILD)/Kbuild
-	@cd $(DEBUG_BUILD)/dm-stream && \
+# $(call link-sources,DIR): DIR/Kbuild and DIR/dm-stream/ linking to the
+# sources.
+define link-sources
+	@mkdir -p $(1)/dm-stream
+	@ln -sfn ../Kbuild $(1)/Kbuild
+	@cd $(1)/dm-stream && \
 		for f in ../../dm-stream/Kbuild ../../dm-stream/*.[ch]; do \
 			case $$f in *.mod.c) continue ;; esac; \
 			ln -sfn "$$f" .; \
 		done
+endef
+
+debug-modules: debug-kernel
+	$(call link-sources,$(DEBUG_BUILD))
 	$(MAKE) -C "$$(scripts/debug-kernel.sh --kdir)" M=$(CURDIR)/$(DEBUG_BUILD) modules
+
+# The module for KVER (make check KVER=...), against its headers.
+kver-modules:
+	@[ -n "$(KVER)" ] || { echo "kver-modules needs KVER=<name>" >&2; exit 1; }
+	$(call link-sources,$(KVER_BUILD))
+	$(MAKE) -C "$$(scripts/kernels.sh --kdir $(KVER))" M=$(CURDIR)/$(KVER_BUILD) modules
 
 # Like check, with the fuzz and soak tests only, at full counts
 # (DMSTREAM_FUZZ=full); each may take up to an hour in the guest.

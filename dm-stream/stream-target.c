@@ -31,6 +31,7 @@
 #include <linux/string.h>
 #include <linux/workqueue.h>
 
+#include "compat.h"
 #include "stream-copier.h"
 #include "stream-format.h"
 #include "stream-interface.h"
@@ -1500,18 +1501,18 @@ static int get_devices(struct stream_c *sc, struct dm_arg_set *as, char **error)
 	struct dm_target *ti = sc->ti;
 	int r;
 
-	r = dm_get_device(ti, dm_shift_arg(as), FMODE_READ | FMODE_WRITE, &sc->meta_dev);
+	r = dm_get_device(ti, dm_shift_arg(as), STREAM_OPEN_RW, &sc->meta_dev);
 	if (r) {
 		*error = "Error opening metadata device";
 		return r;
 	}
-	r = dm_get_device(ti, dm_shift_arg(as), FMODE_READ | FMODE_WRITE, &sc->dest_dev);
+	r = dm_get_device(ti, dm_shift_arg(as), STREAM_OPEN_RW, &sc->dest_dev);
 	if (r) {
 		*error = "Error opening destination device";
 		return r;
 	}
 	sc->origin_path = dm_shift_arg(as);
-	r = dm_get_device(ti, sc->origin_path, FMODE_READ, &sc->origin_dev);
+	r = dm_get_device(ti, sc->origin_path, STREAM_OPEN_READ, &sc->origin_dev);
 	if (r) {
 		*error = "Error opening origin device";
 		return r;
@@ -1582,7 +1583,7 @@ static int open_origin_rw(struct stream_c *sc, char **error)
 	struct dm_dev *rw;
 	int r;
 
-	r = dm_get_device(sc->ti, sc->origin_path, FMODE_READ | FMODE_WRITE, &rw);
+	r = dm_get_device(sc->ti, sc->origin_path, STREAM_OPEN_RW, &rw);
 	if (r) {
 		*error = "Error opening origin device read-write (mirror)";
 		return r;
@@ -1946,8 +1947,8 @@ static void stream_io_hints(struct dm_target *ti, struct queue_limits *limits)
 	u64 io_opt_sectors = limits->io_opt >> SECTOR_SHIFT;
 
 	if (io_opt_sectors < sc->region_size || do_div(io_opt_sectors, sc->region_size)) {
-		blk_limits_io_min(limits, sc->region_size << SECTOR_SHIFT);
-		blk_limits_io_opt(limits, sc->region_size << SECTOR_SHIFT);
+		stream_limits_io_min_opt(limits, sc->region_size << SECTOR_SHIFT,
+					 sc->region_size << SECTOR_SHIFT);
 	}
 
 	/* Discards are ours to interpret, whatever the devices support. */

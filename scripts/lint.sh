@@ -7,7 +7,8 @@
 #   1. scripts/check-interface-docs.py: the docs state stream-interface.h
 #   2. shellcheck -x of every shell script in the tree
 #   3. checkpatch.pl --strict of dm-stream/ (from Debian's linux-source-6.1,
-#      extracted once into $DMSTREAM_CACHE/checkpatch)
+#      extracted once into $DMSTREAM_CACHE/checkpatch); LINUX_VERSION_CODE
+#      is allowed in dm-stream/compat.h only
 #   4. sparse over the module (kbuild's C=2) against the guest kernel's
 #      headers
 #
@@ -55,9 +56,22 @@ checkpatch() {
 	# messages are never split (coding style); long_lines checks the rest.
 	# PREFER_DEFINED_ATTRIBUTE_MACRO: stream-format.h defines __packed for
 	# userspace.
-	git ls-files 'dm-stream/*.[ch]' | xargs "$dir/scripts/checkpatch.pl" --no-tree --strict \
-		--quiet --show-types --ignore LONG_LINE,LONG_LINE_STRING,PREFER_DEFINED_ATTRIBUTE_MACRO -f &&
-		long_lines
+	# compat.h is where the kernel versions are tested: LINUX_VERSION_CODE
+	# (and its comparison with a constant) is allowed there and nowhere else.
+	local ign=LONG_LINE,LONG_LINE_STRING,PREFER_DEFINED_ATTRIBUTE_MACRO r=0
+
+	git ls-files 'dm-stream/*.[ch]' | grep -vx dm-stream/compat.h |
+		xargs "$dir/scripts/checkpatch.pl" --no-tree --strict --quiet --show-types \
+			--ignore "$ign" -f || r=1
+	"$dir/scripts/checkpatch.pl" --no-tree --strict --quiet --show-types \
+		--ignore "$ign,LINUX_VERSION_CODE,CONSTANT_COMPARISON" -f dm-stream/compat.h || r=1
+	if git ls-files 'dm-stream/*.[ch]' | grep -vx dm-stream/compat.h |
+		xargs grep -n 'LINUX_VERSION_CODE\|KERNEL_VERSION('; then
+		echo "kernel versions are tested in dm-stream/compat.h only"
+		r=1
+	fi
+	long_lines || r=1
+	return $r
 }
 
 # Lines over 100 columns (tabs of 8) that hold no string literal.

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """The devices a fuzz script set up, and how dm core turns a table word into
 one of them (drivers/md/dm-table.c dm_get_device(), init/do_mounts.c
-name_to_dev_t() in Linux 6.1)."""
+name_to_dev_t() in Linux 6.1; since 6.5 a loaded module's dm_get_device()
+takes "major:minor" or a path only, as seen on 6.12)."""
 
 import os
 import re
@@ -9,6 +10,17 @@ import re
 from .util import U32_MAX
 
 MINORBITS = 20
+
+
+def _release():
+    m = re.match(r"([0-9]+)\.([0-9]+)", os.uname().release)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+# Up to 6.4, dm_get_device() fell back on name_to_dev_t() (hex dev_t,
+# "major:minor:offset"); since 6.5 (dm_devt_from_path()) a word that is not
+# "major:minor" must be a path lookup_bdev() finds, or it fails (-ENOENT).
+NAME_TO_DEV_T = _release() < (6, 5)
 
 
 class Dev:
@@ -90,6 +102,8 @@ class Inventory:
             d = self._by_path(word)
             if d:
                 return d, None
+        if not NAME_TO_DEV_T:
+            return None, "ENOENT"
         # name_to_dev_t(): outside /dev/, "major:minor:offset" or a hex dev_t.
         m = re.fullmatch(r"([0-9]+):([0-9]+):([0-9]+)", word)
         if m and not word.startswith("/dev/"):
