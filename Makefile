@@ -186,6 +186,7 @@ check:
 	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
 	@scripts/kernels.sh --check $(KVER) 2>/dev/null || scripts/kernels.sh $(KVER) >/dev/null
 	@$(MAKE) --no-print-directory kver-modules tools
+	@scripts/dkms-check.sh --quiet --kernel "$$(scripts/kernels.sh --release $(KVER))" || true
 	@selftests/run_tests.sh --timeout $(or $(TIMEOUT),$(KVER_TIMEOUT)) \
 		--kernel "$$(scripts/kernels.sh --image $(KVER))" \
 		--modules "$$(scripts/kernels.sh --modules $(KVER))" \

@@ -184,12 +184,16 @@ check_kernel()
 			--installtree "$work/install" --no-depmod; then
 			reason="dkms install failed"
 		else
-			f=$(find "$work/install/$rel" -name "$NAME.ko" -print -quit)
-			if [[ -z $f ]]; then
-				reason="dkms install left no $NAME.ko under the install tree"
-			else
-				cp "$f" "$res/$NAME.ko"
-			fi
+			# Compressed as the kernel's own modules are (6.12: .ko.xz).
+			f=$(find "$work/install/$rel" -name "$NAME.ko*" -print -quit)
+			case $f in
+			"") reason="dkms install left no $NAME.ko under the install tree" ;;
+			*.ko) cp "$f" "$res/$NAME.ko" ;;
+			*.ko.xz) xz -dc "$f" >"$res/$NAME.ko" ;;
+			*.ko.zst) zstd -qdc "$f" >"$res/$NAME.ko" ;;
+			*.ko.gz) gzip -dc "$f" >"$res/$NAME.ko" ;;
+			*) reason="dkms installed $f: unknown compression" ;;
+			esac || reason="cannot decompress $f"
 		fi
 		unset sign_file mok_signing_key mok_certificate
 		if [[ -f $work/mok.der ]]; then
