@@ -1971,34 +1971,48 @@ static int stream_iterate_devices(struct dm_target *ti, iterate_devices_callout_
 
 /*---------------------------------------------------------------------------*/
 /* Messages (never block) */
+/*
+ * The rate field a message word names, and the name the kernel log uses
+ * for it (the user may spell it in any case). NULL for other words.
+ */
+static unsigned int *rate_by_name(struct stream_c *sc, const char *word,
+				  const char **name)
+{
+	if (!strcasecmp(word, STREAM_MSG_RATE)) {
+		*name = STREAM_MSG_RATE;
+		return &sc->rate;
+	}
+	if (!strcasecmp(word, STREAM_MSG_MIN_RATE)) {
+		*name = STREAM_MSG_MIN_RATE;
+		return &sc->min_rate;
+	}
+	if (!strcasecmp(word, STREAM_MSG_MAX_RATE)) {
+		*name = STREAM_MSG_MAX_RATE;
+		return &sc->max_rate;
+	}
+	return NULL;
+}
+
 static int stream_message(struct dm_target *ti, unsigned int argc, char **argv,
 			  char *result, unsigned int maxlen)
 {
 	struct stream_c *sc = ti->private;
-	unsigned int value;
+	unsigned int value, *rate;
+	const char *name;
 
+	rate = argc == 2 ? rate_by_name(sc, argv[0], &name) : NULL;
 	if (argc == 1 && !strcasecmp(argv[0], STREAM_MSG_PAUSE)) {
 		set_bit(STREAM_PAUSED, &sc->flags);
 	} else if (argc == 1 && !strcasecmp(argv[0], STREAM_MSG_CONTINUE)) {
 		clear_bit(STREAM_PAUSED, &sc->flags);
 		if (test_and_clear_bit(STREAM_STALLED, &sc->flags))
 			set_bit(STREAM_RESTART, &sc->flags);
-	} else if (argc == 2 && !strcasecmp(argv[0], STREAM_MSG_RATE)) {
+	} else if (rate) {
 		if (parse_rate_kib(argv[1], &value)) {
-			DMERR("invalid rate '%s': expected KiB/s", argv[1]);
+			DMERR("invalid %s '%s': expected KiB/s", name, argv[1]);
 			return -EINVAL;
 		}
-		WRITE_ONCE(sc->rate, value);
-	} else if (argc == 2 && (!strcasecmp(argv[0], STREAM_MSG_MIN_RATE) ||
-				 !strcasecmp(argv[0], STREAM_MSG_MAX_RATE))) {
-		if (parse_rate_kib(argv[1], &value)) {
-			DMERR("invalid %s '%s': expected KiB/s", argv[0], argv[1]);
-			return -EINVAL;
-		}
-		if (!strcasecmp(argv[0], STREAM_MSG_MIN_RATE))
-			WRITE_ONCE(sc->min_rate, value);
-		else
-			WRITE_ONCE(sc->max_rate, value);
+		WRITE_ONCE(*rate, value);
 	} else if (argc == 2 && !strcasecmp(argv[0], STREAM_MSG_COPY_ON_READ)) {
 		if (!strcasecmp(argv[1], STREAM_MSG_ON)) {
 			set_bit(STREAM_COPY_ON_READ, &sc->flags);

@@ -80,7 +80,7 @@ def predict(words, sector, length, st):
     elif argc == 2 and a0 in ("rate", "min_rate", "max_rate"):
         v = decimal(args[1])
         if v is None or v > U32_MAX:
-            return "refuse", "invalid %s '%s': expected KiB/s" % (args[0], args[1]), st
+            return "refuse", "invalid %s '%s': expected KiB/s" % (a0, args[1]), st
         new[a0] = v
     elif argc == 2 and a0 == "copy_on_read":
         v = ascii_lower(args[1])
