@@ -11,9 +11,7 @@
 #     blocks, a fresh thin id) with skip_zeroes: the pool's used data
 #     blocks grow by about half the volume, not all of it: at least the 256
 #     blocks of the data extents, at most 320 of 512 (62.5%). Zeros are
-#     found per piece (up to 1 MiB): a piece that straddles a data/zero
-#     border is written whole, so a zero check per region (or pieces
-#     aligned to their size) gives 256, one per piece somewhat more.
+#     found per chunk, here the pool's 64 KiB block: 256 expected.
 #  B. a fresh thin volume of the same pool without skip_zeroes. On Linux
 #     6.1 dm-thin does not take REQ_OP_WRITE_ZEROES (thin sets no
 #     num_write_zeroes_bios, so the thin device's
@@ -48,18 +46,23 @@
 #     origin: the destination does not read zeros there, so the stream
 #     may not skip writing it.
 #
-# Not tested, by design: skip_zeroes over a destination that holds
-# garbage it was given (unlike D, where the target wrote it). skip_zeroes is the user's promise that the destination reads
-# zeros where it was never written; over garbage the zero extents of the
-# origin read back as that garbage once the stream completes. That is the
-# promise broken, not a bug of the target.
+#  E. skip_zeroes where the destination cannot be read: a loop device
+#     holding 0xa5 behind a dm-delay that fails every read (sent to an
+#     "error" device) and passes writes. The
+#     zero chunks cannot be checked against the destination, so they are
+#     written: the stream completes with no copy error (a failed read of
+#     the destination is not a copy error) and the destination equals the
+#     origin. Left alone, they would keep the 0xa5.
+#
+# skip_zeroes over a thin pool that does not zero new blocks (garbage the
+# target never wrote): test_sparse_02.
 
 . "$(dirname "$0")/common.sh"
 . "$(dirname "$0")/stream_helpers.sh"
 
 require_cmd losetup stat
 
-sh_start 20 dm-thin-pool
+sh_start 23 dm-thin-pool
 
 RS=128				# region size, sectors (64 KiB) = thin block size
 MB=32
@@ -246,6 +249,28 @@ else
 		"not complete within 60 s: $(dm_status $DNAME)"
 fi
 ktap_check "D: the destination equals the origin" sh_cmp "$ZD" "$ZO"
-
 dm_remove $DNAME
+
+# ---- E: skip_zeroes, the destination's reads fail -----------------------------------
+
+EDEST=$(make_loop $MB edest) || ktap_skip_all "cannot set up a loop device"
+sh_fill_byte "$EDEST" 245	# 0xa5
+# Reads fail, writes pass: dm-delay (no delay) sends reads to an "error"
+# device and writes and flushes to the loop device.
+sh_setup dm_create $P-eerr "0 $LEN error"
+sh_setup dm_create $P-esplit "0 $LEN delay $(dm_dev $P-eerr) 0 0 $EDEST 0 0 $EDEST 0 0"
+ES=$(dm_dev $P-esplit)
+A5=$(sh_tmpfile)
+head -c 4096 /dev/zero | tr '\000' '\245' >"$A5"
+if ! dd if="$ES" of=/dev/null bs=4096 count=1 iflag=direct status=none 2>/dev/null &&
+   sh_write_at "$ES" "$A5" 0; then
+	ktap_ok "E: the destination fails reads and takes writes"
+else
+	ktap_fail "E: the destination fails reads and takes writes" "$(dmsetup table $P-esplit)"
+fi
+stream_run "E (reads of the destination fail, skip_zeroes)" $P-e "$ES" skip_zeroes
+sh_setup dm_remove $P-e
+md5_is "E: the destination (zeros written over 0xa5 where the origin has zeros)" "$EDEST"
+dm_remove $P-esplit
+dm_remove $P-eerr
 ktap_finish
