@@ -11,7 +11,8 @@
 #     blocks, a fresh thin id) with skip_zeroes: the pool's used data
 #     blocks grow by about half the volume, not all of it: at least the 256
 #     blocks of the data extents, at most 320 of 512 (62.5%). Zeros are
-#     found per chunk, here the pool's 64 KiB block: 256 expected.
+#     found per chunk, here the pool's 64 KiB block: 256 when every
+#     all-zero chunk is left unprovisioned.
 #  B. a fresh thin volume of the same pool without skip_zeroes. On Linux
 #     6.1 dm-thin does not take REQ_OP_WRITE_ZEROES (thin sets no
 #     num_write_zeroes_bios, so the thin device's
@@ -52,7 +53,8 @@
 #     zero chunks cannot be checked against the destination, so they are
 #     written: the stream completes with no copy error (a failed read of
 #     the destination is not a copy error) and the destination equals the
-#     origin. Left alone, they would keep the 0xa5.
+#     origin (and the destination's read count shows it was read). Left
+#     alone, they would keep the 0xa5.
 #
 # skip_zeroes over a thin pool that does not zero new blocks (garbage the
 # target never wrote): test_sparse_02.
@@ -62,7 +64,7 @@
 
 require_cmd losetup stat
 
-sh_start 23 dm-thin-pool
+sh_start 24 dm-thin-pool
 
 RS=128				# region size, sectors (64 KiB) = thin block size
 MB=32
@@ -268,7 +270,11 @@ if ! dd if="$ES" of=/dev/null bs=4096 count=1 iflag=direct status=none 2>/dev/nu
 else
 	ktap_fail "E: the destination fails reads and takes writes" "$(dmsetup table $P-esplit)"
 fi
+# read I/Os of the split device (diskstats count failed ones too)
+R0=$(sh_stat "$ES" 1)
 stream_run "E (reads of the destination fail, skip_zeroes)" $P-e "$ES" skip_zeroes
+R1=$(sh_stat "$ES" 1)
+ktap_check "E: the stream read the destination (read I/Os $R0 -> $R1)" test "$R1" -gt "$R0"
 sh_setup dm_remove $P-e
 md5_is "E: the destination (zeros written over 0xa5 where the origin has zeros)" "$EDEST"
 dm_remove $P-esplit
