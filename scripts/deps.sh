@@ -48,6 +48,10 @@ PACKAGES=(
 log() { printf 'deps: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+# kernel_dir, kernel_ok, fetch_kernel
+# shellcheck source=scripts/kernel-cache.sh
+. "$(dirname "${BASH_SOURCE[0]}")/kernel-cache.sh"
+
 # ABI (uname -r of the guest kernel) from the headers meta package's
 # dependency, e.g. "linux-headers-6.1.0-56-amd64 (= 6.1.192-2)".
 abi() {
@@ -67,40 +71,6 @@ missing_packages() {
 		st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || st=
 		[[ $st == installed ]] || printf '%s\n' "$p"
 	done
-}
-
-kernel_dir() { printf '%s/kernel-%s\n' "$CACHE" "$1"; }
-
-kernel_ok() {
-	local d
-
-	d=$(kernel_dir "$1")
-	[[ -f $d/.complete && -f $d/boot/vmlinuz-$1 && -f $d/lib/modules/$1/modules.dep ]]
-}
-
-fetch_kernel() {
-	local a=$1 d stage pkg
-
-	d=$(kernel_dir "$a")
-	pkg=linux-image-$a-unsigned
-	mkdir -p "$CACHE"
-	stage=$(mktemp -d "$CACHE/.kernel-$a.XXXXXX")
-	# apt-get download drops to the _apt user: let it write here.
-	chmod 0755 "$stage"
-	chown _apt "$stage" 2>/dev/null || true
-	log "fetching $pkg into $d"
-	(cd "$stage" && apt-get download -q "$pkg") ||
-		{ rm -rf "$stage"; return 1; }
-	mkdir "$stage/root"
-	dpkg -x "$stage"/"$pkg"_*.deb "$stage/root"
-	rm -f "$stage"/*.deb
-	[[ -f $stage/root/boot/vmlinuz-$a ]] ||
-		{ rm -rf "$stage"; die "$pkg has no boot/vmlinuz-$a"; }
-	depmod -b "$stage/root" "$a"
-	touch "$stage/root/.complete"
-	rm -rf "$d"
-	mv "$stage/root" "$d"
-	rmdir "$stage"
 }
 
 case ${1:-} in

@@ -41,6 +41,10 @@ log() { printf 'kernels: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 usage() { sed -n '3,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
+# kernel_dir, kernel_ok, fetch_kernel
+# shellcheck source=scripts/kernel-cache.sh
+. "$REPO/scripts/kernel-cache.sh"
+
 # meta_dep PKG: the linux-headers-<release> the candidate of PKG depends on.
 meta_dep()
 {
@@ -83,49 +87,7 @@ release()
 	esac
 }
 
-kernel_dir() { printf '%s/kernel-%s\n' "$CACHE" "$1"; }
-
-image_ok()
-{
-	local d
-
-	d=$(kernel_dir "$1")
-	[[ -f $d/.complete && -f $d/boot/vmlinuz-$1 && -f $d/lib/modules/$1/modules.dep ]]
-}
-
 headers_ok() { [[ -f /usr/src/linux-headers-$1/Makefile ]]; }
-
-fetch_image()
-{
-	local r=$1 d stage pkg
-
-	d=$(kernel_dir "$r")
-	pkg=linux-image-$r-unsigned
-	mkdir -p "$CACHE"
-	stage=$(mktemp -d "$CACHE/.kernel-$r.XXXXXX")
-	# apt-get download drops to the _apt user: let it write here.
-	chmod 0755 "$stage"
-	chown _apt "$stage" 2>/dev/null || true
-	log "fetching $pkg into $d"
-	(cd "$stage" && apt-get download -q "$pkg" >&2) ||
-		{ rm -rf "$stage"; return 1; }
-	mkdir "$stage/root"
-	dpkg -x "$stage"/"$pkg"_*.deb "$stage/root"
-	rm -f "$stage"/*.deb
-	# A merged-/usr package would ship usr/lib/modules.
-	if [[ ! -d $stage/root/lib/modules && -d $stage/root/usr/lib/modules ]]; then
-		mv "$stage/root/usr/lib/modules" "$stage/root/lib/modules" 2>/dev/null ||
-			{ mkdir -p "$stage/root/lib" &&
-			  mv "$stage/root/usr/lib/modules" "$stage/root/lib/modules"; }
-	fi
-	[[ -f $stage/root/boot/vmlinuz-$r && -d $stage/root/lib/modules/$r ]] ||
-		{ rm -rf "$stage"; die "$pkg has no boot/vmlinuz-$r or lib/modules/$r"; }
-	depmod -b "$stage/root" "$r"
-	touch "$stage/root/.complete"
-	rm -rf "$d"
-	mv "$stage/root" "$d"
-	rmdir "$stage"
-}
 
 install_headers()
 {
@@ -150,22 +112,22 @@ release)
 	echo "$r"
 	;;
 check)
-	headers_ok "$r" && image_ok "$r"
+	headers_ok "$r" && kernel_ok "$r"
 	;;
 kdir)
 	headers_ok "$r" || die "no headers for $r (run: scripts/kernels.sh $1)"
 	echo "/usr/src/linux-headers-$r"
 	;;
 image)
-	image_ok "$r" || die "no image for $r (run: scripts/kernels.sh $1)"
+	kernel_ok "$r" || die "no image for $r (run: scripts/kernels.sh $1)"
 	echo "$d/boot/vmlinuz-$r"
 	;;
 modules)
-	image_ok "$r" || die "no image for $r (run: scripts/kernels.sh $1)"
+	kernel_ok "$r" || die "no image for $r (run: scripts/kernels.sh $1)"
 	echo "$d/lib/modules"
 	;;
 fetch)
-	if ! headers_ok "$r" || ! image_ok "$r"; then
+	if ! headers_ok "$r" || ! kernel_ok "$r"; then
 		[[ $(id -u) -eq 0 ]] || die "must run as root to fetch kernel $r"
 		# The package lists may be stale: update once and retry.
 		updated=
@@ -174,9 +136,9 @@ fetch)
 				{ apt-get update -q >&2; updated=1; install_headers "$r"; } ||
 				die "cannot install linux-headers-$r"
 		fi
-		if ! image_ok "$r"; then
-			fetch_image "$r" ||
-				{ [[ -z $updated ]] && apt-get update -q >&2 && fetch_image "$r"; } ||
+		if ! kernel_ok "$r"; then
+			fetch_kernel "$r" ||
+				{ [[ -z $updated ]] && apt-get update -q >&2 && fetch_kernel "$r"; } ||
 				die "cannot fetch linux-image-$r-unsigned"
 		fi
 	fi
