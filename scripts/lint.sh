@@ -58,15 +58,14 @@ checkpatch() {
 	# userspace.
 	# compat.h is where the kernel versions are tested: LINUX_VERSION_CODE
 	# (and its comparison with a constant) is allowed there and nowhere else.
-	local ign=LONG_LINE,LONG_LINE_STRING,PREFER_DEFINED_ATTRIBUTE_MACRO r=0
+	local ign=LONG_LINE,LONG_LINE_STRING,PREFER_DEFINED_ATTRIBUTE_MACRO r=0 rest
 
-	git ls-files 'dm-stream/*.[ch]' | grep -vx dm-stream/compat.h |
-		xargs "$dir/scripts/checkpatch.pl" --no-tree --strict --quiet --show-types \
-			--ignore "$ign" -f || r=1
+	mapfile -t rest < <(git ls-files 'dm-stream/*.[ch]' | grep -vx dm-stream/compat.h)
+	"$dir/scripts/checkpatch.pl" --no-tree --strict --quiet --show-types \
+		--ignore "$ign" -f "${rest[@]}" || r=1
 	"$dir/scripts/checkpatch.pl" --no-tree --strict --quiet --show-types \
 		--ignore "$ign,LINUX_VERSION_CODE,CONSTANT_COMPARISON" -f dm-stream/compat.h || r=1
-	if git ls-files 'dm-stream/*.[ch]' | grep -vx dm-stream/compat.h |
-		xargs grep -n 'LINUX_VERSION_CODE\|KERNEL_VERSION('; then
+	if grep -n 'LINUX_VERSION_CODE\|KERNEL_VERSION(' "${rest[@]}"; then
 		echo "kernel versions are tested in dm-stream/compat.h only"
 		r=1
 	fi
