@@ -414,6 +414,13 @@ sh_region_md5()
 	sh_md5 "$1" $((${4:-1} * $3 * 512)) $(($2 * $3 * 512))
 }
 
+# sh_region_same A B REGION REGION_SECTORS [NREGIONS]: 0 when A and B hold
+# the same bytes in those regions (md5 of each; sh_wait_for can poll it).
+sh_region_same()
+{
+	[[ $(sh_region_md5 "$1" "$3" "$4" "${5:-1}") == "$(sh_region_md5 "$2" "$3" "$4" "${5:-1}")" ]]
+}
+
 # sh_zero_md5 BYTES: md5 of BYTES zero bytes.
 sh_zero_md5()
 {

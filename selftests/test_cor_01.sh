@@ -153,10 +153,20 @@ _differ()
 
 	shift
 	for r in "$@"; do
-		[[ $(sh_region_md5 "$DEST" "$r" $RS) == "$(sh_region_md5 "$f" "$r" $RS)" ]] ||
-			out="$out $r"
+		sh_region_same "$DEST" "$f" "$r" $RS || out="$out $r"
 	done
 	echo "${out# }"
+}
+
+# completes_equal DESC NAME DEST ORIG SECS: one result: NAME completes
+# within SECS and DEST then equals ORIG.
+completes_equal()
+{
+	if sh_wait_state "$2" complete "$5" && sh_cmp "$3" "$4" >/dev/null; then
+		ktap_ok "$1"
+	else
+		ktap_fail "$1" "$(dm_status "$2")"
+	fi
 }
 
 # written [REGION...]: the regions of the destination that differ from its
@@ -322,12 +332,8 @@ opts_are "the refused messages changed nothing" "2 paused copy_on_read"
 ktap_check "copy_on_read: the device reads as the origin" \
 	test "$(sh_md5 "$DEV")" = "$ORIG_MD5"
 dm_message $NAME continue
-if sh_wait_state $NAME complete 120 && sh_cmp "$DEST" "$IMG" >/dev/null; then
-	ktap_ok "continue: the stream completes, the destination equals the origin"
-else
-	ktap_fail "continue: the stream completes, the destination equals the origin" \
-		"$(dm_status $NAME)"
-fi
+completes_equal "continue: the stream completes, the destination equals the origin" \
+	$NAME "$DEST" "$IMG" 120
 
 dm_remove $NAME
 
@@ -336,12 +342,6 @@ dm_remove $NAME
 HRS=2048			# region size, sectors (1 MiB)
 HRB=$((HRS * 512))
 HOT_R=12			# the region read, far from the held one
-
-# held_dest_ok DEST ORIG R: region R of DEST holds the bytes of ORIG's.
-held_dest_ok()
-{
-	[[ $(sh_region_md5 "$1" "$3" "$HRS") == "$(sh_region_md5 "$2" "$3" "$HRS")" ]]
-}
 
 # held_case DESC [OPT ARGS...]: the scenario of the header over fresh devices,
 # with OPT ARGS added to "rate 256 copy_on_read": two results.
@@ -369,10 +369,10 @@ held_case()
 		ktap_skip "$desc: a read of region $HOT_R gets it copied within 10 s" \
 			"region 0 not mid-copy at the pause (first 64 KiB $got): $(dm_status $name)"
 	else
-		got=$(sh_read "$(dm_dev $name)" 4096 $((HOT_R * HRB)) | md5sum | cut -d' ' -f1)
-		exp=$(sh_read "$o" 4096 $((HOT_R * HRB)) | md5sum | cut -d' ' -f1)
+		got=$(sh_md5 "$(dm_dev $name)" 4096 $((HOT_R * HRB)))
+		exp=$(sh_md5 "$o" 4096 $((HOT_R * HRB)))
 		[[ $got == "$exp" ]] || ktap_diag "$desc: the read returned bytes that are not the origin's"
-		if sh_wait_for 10 held_dest_ok "$d" "$o" $HOT_R; then
+		if sh_wait_for 10 sh_region_same "$d" "$o" $HOT_R $HRS; then
 			ktap_ok "$desc: a read of region $HOT_R gets it copied within 10 s ($(dm_status $name))"
 		else
 			ktap_fail "$desc: a read of region $HOT_R gets it copied within 10 s" \
@@ -380,12 +380,8 @@ held_case()
 		fi
 	fi
 	sh_setup dm_message $name continue
-	if sh_wait_state $name complete 60 && sh_cmp "$d" "$o" >/dev/null; then
-		ktap_ok "$desc: continue: complete, the destination equals the origin"
-	else
-		ktap_fail "$desc: continue: complete, the destination equals the origin" \
-			"$(dm_status $name)"
-	fi
+	completes_equal "$desc: continue: complete, the destination equals the origin" \
+		$name "$d" "$o" 60
 	dm_remove $name
 }
 

@@ -21,7 +21,6 @@
 sh_start 4 dm-delay
 
 RS=256				# 128 KiB
-RB=$((RS * 512))
 NAME=cor02
 
 sh_stream_loops 8 1
@@ -36,20 +35,14 @@ done
 sh_setup dm_message $NAME pause
 ktap_diag "paused: $(dm_status $NAME)"
 ktap_check "region 0 was not copied yet (its first piece takes 3 s)" \
-	test "$(sh_read "$DEST" $RB 0 | md5sum)" != "$(sh_read "$ORIG" $RB 0 | md5sum)"
+	test "$(sh_region_md5 "$DEST" 0 $RS)" != "$(sh_region_md5 "$ORIG" 0 $RS)"
 
 # The read goes to the origin (3 s) and asks for region 0.
 ktap_check "a 4 KiB read of region 0 while paused" \
 	dd if="$(dm_dev $NAME)" of=/dev/null bs=4096 count=1 skip=8 iflag=direct status=none
 
 ok=
-for ((i = 0; i < 40; i++)); do
-	if [[ $(sh_read "$DEST" $RB 0 | md5sum) == "$(sh_read "$ORIG" $RB 0 | md5sum)" ]]; then
-		ok=1
-		break
-	fi
-	sleep 0.5
-done
+sh_wait_for 20 sh_region_same "$DEST" "$ORIG" 0 $RS && ok=1
 ktap_diag "after the read: $(dm_status $NAME)"
 ktap_check "region 0 reaches the destination within 20 s, paused" test -n "$ok"
 ktap_check "the stream is still paused" test "$(sh_state $NAME)" = paused
